@@ -1,0 +1,70 @@
+//! `exec`: handle one message, print what the bot posts (plain or JSON lines), exit with the
+//! outcome's code (interface.md, "exec --json").
+
+use std::io::Write;
+
+use crate::engine::Engine;
+use crate::policy::Actor;
+use crate::reply::Reply;
+
+use super::Conversation;
+
+/// Prints each message as soon as it is posted, so a long command streams its progress.
+pub struct StdoutConversation {
+    pub json: bool,
+}
+
+#[async_trait::async_trait]
+impl Conversation for StdoutConversation {
+    async fn post(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let line = if self.json {
+            serde_json::json!({ "type": "message", "text": text }).to_string()
+        } else {
+            text.to_string()
+        };
+        // A closed stdout (`| head`) must not abort the command half-way: its effects are
+        // already journaled, only the printing is lost.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Runs one message through the engine and returns the process exit code.
+pub async fn run(engine: &Engine, actor: &Actor, text: &str, json: bool) -> i32 {
+    let conv = StdoutConversation { json };
+    let reply = handle_addressed(engine, actor, text, &conv).await;
+    if json {
+        let mut result = serde_json::json!({
+            "type": "result",
+            "outcome": reply.outcome.as_str(),
+            "message": reply.message,
+        });
+        if let Some(id) = reply.deploy_id {
+            result["deploy_id"] = serde_json::json!(id);
+        }
+        println!("{result}");
+    }
+    reply.outcome.exit_code()
+}
+
+/// On a terminal everything typed is meant for the bot, so `help` works like `!help`.
+pub async fn handle_addressed(
+    engine: &Engine,
+    actor: &Actor,
+    text: &str,
+    conv: &dyn Conversation,
+) -> Reply {
+    if let Some(reply) = engine.handle(actor, text, conv).await {
+        return reply;
+    }
+    let prefixed = format!("{}{}", engine.ctx().config.chat.prefix, text.trim_start());
+    match engine.handle(actor, &prefixed, conv).await {
+        Some(reply) => reply,
+        // Unreachable in practice (a prefixed text is always addressed); answer rather than panic.
+        None => Reply::new(
+            crate::reply::Outcome::Invalid,
+            "That is not a command; try `!help`.",
+        ),
+    }
+}

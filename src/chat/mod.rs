@@ -1,0 +1,44 @@
+//! The front ends' side of the engine: a [`Conversation`] is where the bot's words go. Discord,
+//! the console and `exec` each implement it; handlers only ever see this trait.
+
+pub mod console;
+pub mod exec;
+
+use std::sync::Mutex;
+
+/// Where the bot posts what it has to say about one command (a channel, a thread, a terminal).
+#[async_trait::async_trait]
+pub trait Conversation: Send + Sync {
+    /// Posts one message. Text is already redacted and within the platform's limits is the
+    /// adapter's business (it splits or attaches).
+    async fn post(&self, text: &str);
+}
+
+/// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    messages: Mutex<Vec<String>>,
+}
+
+impl Transcript {
+    pub fn new() -> Transcript {
+        Transcript::default()
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Conversation for Transcript {
+    async fn post(&self, text: &str) {
+        match self.messages.lock() {
+            Ok(mut m) => m.push(text.to_string()),
+            Err(poisoned) => poisoned.into_inner().push(text.to_string()),
+        }
+    }
+}

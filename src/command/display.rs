@@ -1,0 +1,200 @@
+//! The canonical text of a [`Command`] (`!deploy catalog v1.2.3 --force`), used in replies, thread
+//! titles and the audit log.
+//!
+//! It is the inverse of [`parse()`](super::parse()): parsing the rendered text with the same prefix
+//! yields the same command, which the property tests check.
+
+use std::fmt;
+
+use super::{Command, Resolution};
+
+impl Command {
+    /// The command as the user would type it with `prefix`.
+    pub fn to_text(&self, prefix: &str) -> String {
+        let mut text = String::from(prefix);
+        // Writing into a String cannot fail.
+        let _ = self.write_words(&mut text);
+        text
+    }
+
+    fn write_words(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            Command::Help { topic: None } => f.write_str("help"),
+            Command::Help { topic: Some(t) } => write!(f, "help {t}"),
+            Command::Deploy {
+                target,
+                version,
+                force,
+            } => {
+                write!(f, "deploy {target} {version}")?;
+                if *force {
+                    f.write_str(" --force")?;
+                }
+                Ok(())
+            }
+            Command::DeployCheck { target, version } => {
+                write!(f, "deploy check {target} {version}")
+            }
+            Command::DeployApprove { id } => write!(f, "deploy approve {id}"),
+            Command::DeployCancel { id } => write!(f, "deploy cancel {id}"),
+            Command::DeployStatus { id: None } => f.write_str("deploy status"),
+            Command::DeployStatus { id: Some(id) } => write!(f, "deploy status {id}"),
+            Command::DeployHistory { target: None } => f.write_str("deploy history"),
+            Command::DeployHistory { target: Some(t) } => write!(f, "deploy history {t}"),
+            Command::DeployResolve { id, resolution } => {
+                write!(f, "deploy resolve {id} {resolution}")
+            }
+            Command::DeployRollback { target } => write!(f, "deploy rollback {target}"),
+            Command::Locks => f.write_str("locks"),
+            Command::DagSyncStatus => f.write_str("dag-sync status"),
+            Command::AirflowStatus => f.write_str("airflow status"),
+            Command::DagsNew { days: None } => f.write_str("dags new"),
+            Command::DagsNew { days: Some(d) } => write!(f, "dags new --days {d}"),
+            Command::DagEnable { dag_id, confirm } => {
+                write!(f, "dag enable {dag_id}")?;
+                if *confirm {
+                    f.write_str(" --confirm")?;
+                }
+                Ok(())
+            }
+            Command::MigrationsStatus => f.write_str("migrations status"),
+            Command::MigrationsApply { name } => write!(f, "migrations apply {name}"),
+            Command::Audit { limit: None } => f.write_str("audit"),
+            Command::Audit { limit: Some(n) } => write!(f, "audit {n}"),
+        }
+    }
+}
+
+/// With the default prefix `!`; use [`Command::to_text`] for another one.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("!")?;
+        self.write_words(f)
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resolution::Succeeded => "succeeded",
+            Resolution::Failed => "failed",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Version;
+
+    fn semver(s: &str) -> Version {
+        Version::Semver(s.to_owned())
+    }
+
+    #[test]
+    fn renders_every_form() {
+        let cases = [
+            (Command::Help { topic: None }, "!help"),
+            (
+                Command::Help {
+                    topic: Some("deploy".into()),
+                },
+                "!help deploy",
+            ),
+            (
+                Command::Deploy {
+                    target: "catalog".into(),
+                    version: semver("v1.2.3"),
+                    force: true,
+                },
+                "!deploy catalog v1.2.3 --force",
+            ),
+            (
+                Command::Deploy {
+                    target: "catalog".into(),
+                    version: Version::Latest,
+                    force: false,
+                },
+                "!deploy catalog latest",
+            ),
+            (
+                Command::DeployCheck {
+                    target: "catalog".into(),
+                    version: Version::Timestamp("2023.07.03.17.52.00".into()),
+                },
+                "!deploy check catalog 2023.07.03.17.52.00",
+            ),
+            (Command::DeployApprove { id: 7 }, "!deploy approve 7"),
+            (Command::DeployCancel { id: 7 }, "!deploy cancel 7"),
+            (Command::DeployStatus { id: None }, "!deploy status"),
+            (Command::DeployStatus { id: Some(3) }, "!deploy status 3"),
+            (Command::DeployHistory { target: None }, "!deploy history"),
+            (
+                Command::DeployHistory {
+                    target: Some("catalog".into()),
+                },
+                "!deploy history catalog",
+            ),
+            (
+                Command::DeployResolve {
+                    id: 7,
+                    resolution: Resolution::Succeeded,
+                },
+                "!deploy resolve 7 succeeded",
+            ),
+            (
+                Command::DeployResolve {
+                    id: 8,
+                    resolution: Resolution::Failed,
+                },
+                "!deploy resolve 8 failed",
+            ),
+            (
+                Command::DeployRollback {
+                    target: "catalog".into(),
+                },
+                "!deploy rollback catalog",
+            ),
+            (Command::Locks, "!locks"),
+            (Command::DagSyncStatus, "!dag-sync status"),
+            (Command::AirflowStatus, "!airflow status"),
+            (Command::DagsNew { days: None }, "!dags new"),
+            (Command::DagsNew { days: Some(7) }, "!dags new --days 7"),
+            (
+                Command::DagEnable {
+                    dag_id: "flickr_workflow".into(),
+                    confirm: true,
+                },
+                "!dag enable flickr_workflow --confirm",
+            ),
+            (
+                Command::DagEnable {
+                    dag_id: "flickr_workflow".into(),
+                    confirm: false,
+                },
+                "!dag enable flickr_workflow",
+            ),
+            (Command::MigrationsStatus, "!migrations status"),
+            (
+                Command::MigrationsApply {
+                    name: "0042_add_index".into(),
+                },
+                "!migrations apply 0042_add_index",
+            ),
+            (Command::Audit { limit: None }, "!audit"),
+            (Command::Audit { limit: Some(20) }, "!audit 20"),
+        ];
+        for (command, text) in cases {
+            assert_eq!(command.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn to_text_uses_the_given_prefix() {
+        assert_eq!(Command::Locks.to_text("?"), "?locks");
+        assert_eq!(
+            Command::DeployApprove { id: 7 }.to_text(""),
+            "deploy approve 7"
+        );
+    }
+}

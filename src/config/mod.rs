@@ -1,0 +1,159 @@
+//! Typed configuration: a TOML file plus `CATALOG_CHATOPS__SECTION__KEY` env overrides,
+//! validated as a whole so that `check-config` can report every problem at once.
+//!
+//! Secrets never live in the file: they are read from the environment only (see [`Secrets`]).
+
+mod load;
+mod validate;
+
+pub use load::{ConfigError, ConfigProblems, load, load_from_str};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub chat: ChatConfig,
+    pub github: GithubConfig,
+    pub registry: RegistryConfig,
+    pub airflow: AirflowConfig,
+    /// action name (e.g. `deploy.start`) → roles allowed; `*` means everyone.
+    pub permissions: BTreeMap<String, Vec<String>>,
+    pub limits: LimitsConfig,
+    pub local: LocalConfig,
+    /// target name → target; ordered so listings are stable.
+    pub targets: BTreeMap<String, TargetConfig>,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub url: String,
+}
+
+/// Which Airflow REST API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AirflowApi {
+    /// Airflow 2: `/api/v1`, basic auth.
+    V1,
+    /// Airflow 3: `/api/v2`, JWT from `POST /auth/token`.
+    V2,
+    /// Ask the server (`/api/v2/version`, then `/api/v1/version`).
+    Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct AirflowConfig {
+    pub url: String,
+    pub api: AirflowApi,
+    pub username: String,
+}
+
+/// Per-user command rate limit (governor quota).
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub commands_per_minute: u32,
+    pub burst: u32,
+}
+
+/// What `exec`/`console` users may claim with `--role`.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// `None` means any role may be claimed.
+    pub allowed_roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub repo: String,
+    pub release_tag: String,
+    pub image: String,
+    pub image_tag: String,
+    pub environment: String,
+    pub approvals: u32,
+    pub block_on_running_dags: bool,
+    pub ignore_dags: Vec<String>,
+    pub workdir: String,
+    pub bump: Vec<String>,
+    pub plan: Vec<String>,
+    pub apply: Vec<String>,
+    pub step_timeout: Duration,
+    pub env_passthrough: Vec<String>,
+    /// Extra environment for the steps (fixed values, not secrets of the bot).
+    pub env: BTreeMap<String, String>,
+}
+
+/// Secrets come from the environment only and never from the file.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    pub discord_token: Option<SecretString>,
+    pub github_token: Option<SecretString>,
+    pub registry_username: Option<String>,
+    pub registry_password: Option<SecretString>,
+    pub airflow_password: Option<SecretString>,
+}
+
+impl Secrets {
+    /// Names of the env vars that hold the bot's own secrets; steps never inherit them.
+    pub const ENV_VARS: [&'static str; 5] = [
+        "DISCORD_TOKEN",
+        "GITHUB_TOKEN",
+        "REGISTRY_USERNAME",
+        "REGISTRY_PASSWORD",
+        "AIRFLOW_PASSWORD",
+    ];
+
+    pub fn from_env() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            discord_token: get("DISCORD_TOKEN").map(SecretString::from),
+            github_token: get("GITHUB_TOKEN").map(SecretString::from),
+            registry_username: get("REGISTRY_USERNAME"),
+            registry_password: get("REGISTRY_PASSWORD").map(SecretString::from),
+            airflow_password: get("AIRFLOW_PASSWORD").map(SecretString::from),
+        }
+    }
+
+    /// The secret values themselves, for redaction of anything posted, logged or stored.
+    pub fn values(&self) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        [
+            &self.discord_token,
+            &self.github_token,
+            &self.registry_password,
+            &self.airflow_password,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose_secret().to_string())
+        .filter(|s| s.len() >= 4)
+        .collect()
+    }
+}
+
+impl Config {
+    /// Target names in configuration order (sorted), for messages that list them.
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets.keys().cloned().collect()
+    }
+}

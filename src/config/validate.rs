@@ -1,0 +1,1475 @@
+//! Checking the merged config document and turning it into a typed [`Config`].
+//!
+//! The walk never stops at the first problem: `check-config` must list everything that is wrong
+//! in one go, so every check records a sentence (dotted key, what is wrong, what would be right)
+//! and carries on with a placeholder value. The placeholders never escape, because any problem
+//! makes the whole result an error.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use figment::value::{Dict, Num, Value};
+
+use super::load::Origins;
+use super::{
+    AirflowApi, AirflowConfig, ChatConfig, Config, GithubConfig, LimitsConfig, LocalConfig,
+    RegistryConfig, Secrets, StoreConfig, TargetConfig,
+};
+
+/// Every action a permission can be granted for, in the order we list them in messages.
+const KNOWN_PERMISSIONS: [&str; 8] = [
+    "read",
+    "deploy.check",
+    "deploy.start",
+    "deploy.approve",
+    "deploy.cancel",
+    "deploy.force",
+    "dag.enable",
+    "migrations.apply",
+];
+
+/// Used only when the file has no `[permissions]` section (interface.md's example).
+const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
+    ("read", "*"),
+    ("deploy.check", "*"),
+    ("deploy.start", "core-maintainer"),
+    ("deploy.approve", "core-maintainer"),
+    ("deploy.cancel", "core-maintainer"),
+    ("deploy.force", "core-maintainer"),
+    ("dag.enable", "core-maintainer"),
+    ("migrations.apply", "core-maintainer"),
+];
+
+const SECTIONS: [&str; 9] = [
+    "store",
+    "chat",
+    "github",
+    "registry",
+    "airflow",
+    "permissions",
+    "limits",
+    "local",
+    "targets",
+];
+
+const TARGET_KEYS: [&str; 15] = [
+    "repo",
+    "release_tag",
+    "image",
+    "image_tag",
+    "environment",
+    "approvals",
+    "block_on_running_dags",
+    "ignore_dags",
+    "workdir",
+    "bump",
+    "plan",
+    "apply",
+    "step_timeout",
+    "env_passthrough",
+    "env",
+];
+
+/// Words that follow `!deploy` as subcommands; a target with such a name could not be addressed.
+const RESERVED_TARGET_NAMES: [&str; 7] = [
+    "check", "approve", "cancel", "status", "history", "resolve", "rollback",
+];
+
+/// A step that runs longer than this is surely stuck; the cap also keeps deadline arithmetic
+/// (`Instant + timeout`) far from overflow.
+const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+const ARGV_PROBLEM: &str = "must be a non-empty list of strings";
+
+/// The defaults as a document table, so an env override of one permission can start from them.
+pub(super) fn default_permissions_dict() -> Dict {
+    DEFAULT_PERMISSIONS
+        .iter()
+        .map(|(k, role)| {
+            (
+                k.to_string(),
+                Value::from(vec![Value::from(role.to_string())]),
+            )
+        })
+        .collect()
+}
+
+fn default_permissions() -> BTreeMap<String, Vec<String>> {
+    DEFAULT_PERMISSIONS
+        .iter()
+        .map(|(k, role)| (k.to_string(), vec![role.to_string()]))
+        .collect()
+}
+
+/// Checks `doc` completely; `problems` may already hold problems found while merging the env.
+pub(super) fn validate(
+    doc: &Dict,
+    origins: &Origins,
+    problems: Vec<String>,
+    secrets: Secrets,
+) -> Result<Config, Vec<String>> {
+    let mut c = Checker { problems, origins };
+    c.top_level_keys(doc);
+
+    let store = c.section(doc, "store", &["url"]);
+    let url = c.store_url(store);
+
+    let chat = c.section(doc, "chat", &["prefix"]);
+    let prefix = c.prefix(chat);
+
+    let github = c.section(doc, "github", &["api_url"]);
+    let api_url = c.http_url(github, "github", "api_url", "https://api.github.com");
+
+    let registry = c.section(doc, "registry", &["url"]);
+    let registry_url = c.http_url(registry, "registry", "url", "https://ghcr.io");
+
+    let airflow_t = c.section(doc, "airflow", &["url", "api", "username"]);
+    let airflow = AirflowConfig {
+        url: c.http_url(airflow_t, "airflow", "url", "https://airflow.openverse.org"),
+        api: c.airflow_api(airflow_t),
+        username: c.airflow_username(airflow_t),
+    };
+
+    let permissions = c.permissions(doc);
+
+    let limits_t = c.section(doc, "limits", &["commands_per_minute", "burst"]);
+    let limits = LimitsConfig {
+        commands_per_minute: c.int_in(limits_t, "limits", "commands_per_minute", 30, 1, 10_000),
+        burst: c.int_in(limits_t, "limits", "burst", 10, 1, 10_000),
+    };
+
+    let local_t = c.section(doc, "local", &["allowed_roles"]);
+    let allowed_roles = local_t
+        .and_then(|t| t.get("allowed_roles"))
+        .map(|v| c.role_list("local.allowed_roles", v));
+
+    let targets = c.targets(doc, &registry_url);
+
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Config {
+        store: StoreConfig { url },
+        chat: ChatConfig { prefix },
+        github: GithubConfig { api_url },
+        registry: RegistryConfig { url: registry_url },
+        airflow,
+        permissions,
+        limits,
+        local: LocalConfig { allowed_roles },
+        targets,
+        secrets,
+    })
+}
+
+struct Checker<'a> {
+    problems: Vec<String>,
+    origins: &'a Origins,
+}
+
+impl Checker<'_> {
+    /// Records `key: message`, pointing at the env var when the value came from one.
+    fn report(&mut self, key: &str, message: impl std::fmt::Display) {
+        let mut line = format!("{key}: {message}");
+        if let Some(var) = self.origin_var(key) {
+            line.push_str(&format!(" (from env {var})"));
+        }
+        self.problems.push(line);
+    }
+
+    /// The env var that set `key` or a table containing it.
+    fn origin_var(&self, key: &str) -> Option<&str> {
+        let mut k = key;
+        loop {
+            if let Some(o) = self.origins.get(k) {
+                return Some(&o.var);
+            }
+            k = &k[..k.rfind(['.', '['])?];
+        }
+    }
+
+    /// The value as text: a TOML string, or the raw text of an env var that TOML read as a
+    /// number or boolean (a username `2024` or an env value `1` is still text).
+    fn text(&self, key: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::String(_, s) => Some(s.clone()),
+            Value::Num(..) | Value::Bool(..) => self.origins.get(key).map(|o| o.raw.clone()),
+            _ => None,
+        }
+    }
+
+    // ---- structure -------------------------------------------------------------------------
+
+    fn top_level_keys(&mut self, doc: &Dict) {
+        for (key, value) in doc {
+            if SECTIONS.contains(&key.as_str()) {
+                continue;
+            }
+            let lower = key.to_ascii_lowercase();
+            match lower.as_str() {
+                // Whole sections that people reach for when they have a secret to put somewhere.
+                "secrets" | "discord" => match value {
+                    Value::Dict(_, t) => {
+                        for k in t.keys() {
+                            let dotted = format!("{key}.{k}");
+                            if lower == "secrets" || is_secret_name(k) {
+                                let var = secret_var(&lower, k);
+                                self.secret_in_file(&dotted, var);
+                            } else {
+                                self.unknown(&dotted, k, &[]);
+                            }
+                        }
+                    }
+                    _ => self.secret_in_file(key, secret_var(key, key)),
+                },
+                k if is_secret_name(k) => self.secret_in_file(key, secret_var("", k)),
+                _ => self.unknown(key, key, &SECTIONS),
+            }
+        }
+    }
+
+    /// The table `name` of `doc` (None when absent or not a table), with its keys checked.
+    fn section<'d>(&mut self, doc: &'d Dict, name: &str, known: &[&str]) -> Option<&'d Dict> {
+        let table = self.table(name, doc.get(name)?)?;
+        self.keys(table, name, known);
+        Some(table)
+    }
+
+    fn table<'d>(&mut self, key: &str, v: &'d Value) -> Option<&'d Dict> {
+        match v {
+            Value::Dict(_, t) => Some(t),
+            other => {
+                self.report(key, format!("must be a table, got {}", show(other)));
+                None
+            }
+        }
+    }
+
+    /// Flags secret-looking and unknown keys of the table at `prefix`.
+    fn keys(&mut self, table: &Dict, prefix: &str, known: &[&str]) {
+        for k in table.keys() {
+            if known.contains(&k.as_str()) {
+                continue;
+            }
+            let dotted = format!("{prefix}.{k}");
+            let section = prefix.split('.').next().unwrap_or(prefix);
+            if is_secret_name(k) || (section == "registry" && k.eq_ignore_ascii_case("username")) {
+                self.secret_in_file(&dotted, secret_var(section, k));
+            } else {
+                self.unknown(&dotted, k, known);
+            }
+        }
+    }
+
+    fn secret_in_file(&mut self, key: &str, var: Option<&str>) {
+        let msg = match var {
+            Some(var) => {
+                format!("secrets are not read from the config file; set the env var {var} instead")
+            }
+            None => format!(
+                "secrets are not read from the config file; the bot reads {} from the environment",
+                Secrets::ENV_VARS.join(", ")
+            ),
+        };
+        self.report(key, msg);
+    }
+
+    /// `unknown key chat.prefx (did you mean chat.prefix?)`; `dotted` ends with `key`.
+    fn unknown(&mut self, dotted: &str, key: &str, known: &[&str]) {
+        let parent = &dotted[..dotted.len() - key.len()];
+        let line = match did_you_mean(key, known) {
+            Some(s) => format!("unknown key {dotted} (did you mean {parent}{s}?)"),
+            None if known.is_empty() => format!("unknown key {dotted}"),
+            None => format!("unknown key {dotted}; known: {}", known.join(", ")),
+        };
+        self.problems.push(line);
+    }
+
+    // ---- sections --------------------------------------------------------------------------
+
+    fn store_url(&mut self, store: Option<&Dict>) -> String {
+        const DEFAULT: &str = "sqlite://data/catalog-chatops.db";
+        let Some(v) = store.and_then(|t| t.get("url")) else {
+            return DEFAULT.into();
+        };
+        let key = "store.url";
+        let Some(url) = self.text(key, v) else {
+            self.report(
+                key,
+                format!("must start with sqlite:// or postgres://, got {}", show(v)),
+            );
+            return DEFAULT.into();
+        };
+        let (is_sqlite, rest) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            // `sqlite::memory:` is what tests and throwaway runs use; sqlx accepts it too.
+            (true, rest.strip_prefix("//").unwrap_or(rest))
+        } else if let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+        {
+            (false, rest)
+        } else {
+            self.report(
+                key,
+                format!("must start with sqlite:// or postgres://, got {url:?}"),
+            );
+            return url;
+        };
+        if rest.is_empty() {
+            let example = if is_sqlite {
+                "sqlite://data/catalog-chatops.db"
+            } else {
+                "postgres://chatops@db.internal/chatops"
+            };
+            self.report(key, format!("must name a database, such as {example:?}"));
+        } else if !is_sqlite && url_has_password(rest) {
+            // Deliberately not echoing the URL: it holds the password.
+            self.report(
+                key,
+                "must not contain a password; set PGPASSWORD in the environment instead",
+            );
+        }
+        url
+    }
+
+    fn prefix(&mut self, chat: Option<&Dict>) -> String {
+        let Some(v) = chat.and_then(|t| t.get("prefix")) else {
+            return "!".into();
+        };
+        let key = "chat.prefix";
+        let text = self.text(key, v);
+        let ok = text.as_deref().is_some_and(|p| {
+            (1..=3).contains(&p.chars().count())
+                && p.chars()
+                    .all(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        });
+        if !ok {
+            self.report(
+                key,
+                format!(
+                    "must be 1 to 3 characters that are neither letters, digits nor whitespace, \
+                     such as \"!\", got {}",
+                    show(v)
+                ),
+            );
+        }
+        text.unwrap_or_default()
+    }
+
+    /// An http(s) URL, trailing slashes dropped so callers can append paths.
+    fn http_url(&mut self, t: Option<&Dict>, section: &str, name: &str, default: &str) -> String {
+        let Some(v) = t.and_then(|t| t.get(name)) else {
+            return default.into();
+        };
+        let key = format!("{section}.{name}");
+        let url = self.text(&key, v);
+        let authority = url.as_deref().and_then(|u| {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))?;
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            (!authority.is_empty() && !u.chars().any(char::is_whitespace)).then_some(authority)
+        });
+        match authority {
+            None => self.report(
+                &key,
+                format!(
+                    "must be an http:// or https:// URL such as {default:?}, got {}",
+                    show(v)
+                ),
+            ),
+            Some(a) if a.contains('@') => {
+                let var = match section {
+                    "github" => "GITHUB_TOKEN",
+                    "registry" => "REGISTRY_USERNAME and REGISTRY_PASSWORD",
+                    _ => "AIRFLOW_PASSWORD",
+                };
+                self.report(
+                    &key,
+                    format!("must not contain credentials; set the env var {var} instead"),
+                );
+            }
+            Some(_) => {}
+        }
+        url.map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    fn airflow_api(&mut self, t: Option<&Dict>) -> AirflowApi {
+        let Some(v) = t.and_then(|t| t.get("api")) else {
+            return AirflowApi::Auto;
+        };
+        match self.text("airflow.api", v).as_deref() {
+            Some("v1") => AirflowApi::V1,
+            Some("v2") => AirflowApi::V2,
+            Some("auto") => AirflowApi::Auto,
+            _ => {
+                self.report(
+                    "airflow.api",
+                    format!("must be one of \"v1\", \"v2\", \"auto\", got {}", show(v)),
+                );
+                AirflowApi::Auto
+            }
+        }
+    }
+
+    fn airflow_username(&mut self, t: Option<&Dict>) -> String {
+        let Some(v) = t.and_then(|t| t.get("username")) else {
+            return "chatops".into();
+        };
+        match self.text("airflow.username", v) {
+            Some(u) if !u.trim().is_empty() => u,
+            _ => {
+                self.report(
+                    "airflow.username",
+                    format!("must be a non-empty string, got {}", show(v)),
+                );
+                String::new()
+            }
+        }
+    }
+
+    fn int_in(
+        &mut self,
+        t: Option<&Dict>,
+        section: &str,
+        name: &str,
+        default: u32,
+        lo: u32,
+        hi: u32,
+    ) -> u32 {
+        let Some(v) = t.and_then(|t| t.get(name)) else {
+            return default;
+        };
+        self.int_value(&format!("{section}.{name}"), v, lo, hi)
+    }
+
+    fn int_value(&mut self, key: &str, v: &Value, lo: u32, hi: u32) -> u32 {
+        match as_int(v).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if (lo..=hi).contains(&n) => n,
+            _ => {
+                self.report(
+                    key,
+                    format!("must be an integer from {lo} to {hi}, got {}", show(v)),
+                );
+                lo
+            }
+        }
+    }
+
+    /// Permission names are dotted; an unquoted `deploy.start = [...]` makes TOML nest tables,
+    /// so nested tables are flattened back into dotted names before checking.
+    fn permissions(&mut self, doc: &Dict) -> BTreeMap<String, Vec<String>> {
+        let Some(v) = doc.get("permissions") else {
+            return default_permissions();
+        };
+        let Some(table) = self.table("permissions", v) else {
+            return BTreeMap::new();
+        };
+        let mut flat = Vec::new();
+        flatten(String::new(), table, &mut flat);
+        let mut out = BTreeMap::new();
+        for (name, value) in flat {
+            let key = format!("permissions.{name}");
+            if !KNOWN_PERMISSIONS.contains(&name.as_str()) {
+                let hint = did_you_mean(&name, &KNOWN_PERMISSIONS)
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                self.report(
+                    &key,
+                    format!(
+                        "unknown permission{hint}; known: {}",
+                        KNOWN_PERMISSIONS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let roles = self.role_list(&key, value);
+            out.insert(name, roles);
+        }
+        out
+    }
+
+    /// A list of role names; `*` (everyone) is one of them.
+    fn role_list(&mut self, key: &str, v: &Value) -> Vec<String> {
+        let Value::Array(_, items) = v else {
+            self.report(
+                key,
+                format!(
+                    "must be a list of role names such as [\"core-maintainer\"] or [\"*\"], got {}",
+                    show(v)
+                ),
+            );
+            return Vec::new();
+        };
+        let mut roles = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(_, s) if !s.trim().is_empty() => roles.push(s.clone()),
+                other => self.report(
+                    &format!("{key}[{i}]"),
+                    format!("must be a non-empty role name, got {}", show(other)),
+                ),
+            }
+        }
+        roles
+    }
+
+    // ---- targets ---------------------------------------------------------------------------
+
+    fn targets(&mut self, doc: &Dict, registry_url: &str) -> BTreeMap<String, TargetConfig> {
+        const NEED_ONE: &str = "at least one target is required, such as [targets.catalog]";
+        let mut out = BTreeMap::new();
+        let Some(v) = doc.get("targets") else {
+            self.report("targets", NEED_ONE);
+            return out;
+        };
+        let Some(table) = self.table("targets", v) else {
+            return out;
+        };
+        if table.is_empty() {
+            self.report("targets", NEED_ONE);
+        }
+        for (name, v) in table {
+            let key = format!("targets.{name}");
+            if RESERVED_TARGET_NAMES.contains(&name.as_str()) {
+                self.report(
+                    &key,
+                    format!("{name:?} is a !deploy subcommand, so it cannot name a target"),
+                );
+            } else if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                self.report(
+                    &key,
+                    "a target name must use only a-z, 0-9, \"-\" and \"_\", such as \"catalog\"",
+                );
+            }
+            let Value::Dict(_, t) = v else {
+                self.report(
+                    &key,
+                    format!("must be a table of target settings, got {}", show(v)),
+                );
+                continue;
+            };
+            let target = self.target(&key, t, registry_url);
+            out.insert(name.clone(), target);
+        }
+        out
+    }
+
+    fn target(&mut self, key: &str, t: &Dict, registry_url: &str) -> TargetConfig {
+        self.keys(t, key, &TARGET_KEYS);
+        let k = |name: &str| format!("{key}.{name}");
+        TargetConfig {
+            repo: self.repo(&k("repo"), t.get("repo")),
+            release_tag: self.tag_template(
+                &k("release_tag"),
+                t.get("release_tag"),
+                "\"{version}\" or \"catalog-{version}\"",
+                true,
+            ),
+            image: self.image(&k("image"), t.get("image"), registry_url),
+            image_tag: self.tag_template(
+                &k("image_tag"),
+                t.get("image_tag"),
+                "\"{version}\" or \"rel-{version}\"",
+                false,
+            ),
+            environment: self.environment(&k("environment"), t.get("environment")),
+            approvals: match t.get("approvals") {
+                Some(v) => self.int_value(&k("approvals"), v, 1, 5),
+                None => 1,
+            },
+            block_on_running_dags: match t.get("block_on_running_dags") {
+                Some(Value::Bool(_, b)) => *b,
+                Some(v) => {
+                    self.report(
+                        &k("block_on_running_dags"),
+                        format!("must be true or false, got {}", show(v)),
+                    );
+                    true
+                }
+                None => true,
+            },
+            ignore_dags: self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags")),
+            workdir: self.workdir(&k("workdir"), t.get("workdir")),
+            bump: self.argv(
+                &k("bump"),
+                t.get("bump"),
+                r#"["just", "bump", "prod", "catalog-airflow", "{version}"]"#,
+            ),
+            plan: self.argv(
+                &k("plan"),
+                t.get("plan"),
+                r#"["just", "plan", "prod", "catalog-airflow"]"#,
+            ),
+            apply: self.argv(
+                &k("apply"),
+                t.get("apply"),
+                r#"["just", "apply", "prod", "catalog-airflow"]"#,
+            ),
+            step_timeout: self.step_timeout(&k("step_timeout"), t.get("step_timeout")),
+            env_passthrough: self.env_passthrough(&k("env_passthrough"), t.get("env_passthrough")),
+            env: self.step_env(&k("env"), t.get("env")),
+        }
+    }
+
+    fn required(&mut self, key: &str, example: &str) {
+        self.report(key, format!("is required, such as {example}"));
+    }
+
+    fn repo(&mut self, key: &str, v: Option<&Value>) -> String {
+        let Some(v) = v else {
+            self.required(key, "\"WordPress/openverse-catalog\"");
+            return String::new();
+        };
+        let text = self.text(key, v);
+        let ok = text
+            .as_deref()
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(owner, name)| {
+                !owner.is_empty()
+                    && !name.is_empty()
+                    && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            });
+        if !ok {
+            self.report(
+                key,
+                format!(
+                    "must be a GitHub repository as \"owner/name\", such as \
+                     \"WordPress/openverse-catalog\", got {}",
+                    show(v)
+                ),
+            );
+        }
+        text.unwrap_or_default()
+    }
+
+    /// `release_tag`/`image_tag`: `{version}` exactly once (a tag without it would map every
+    /// version to the same release), otherwise only characters that are safe in a git tag or
+    /// image tag and in a URL path.
+    fn tag_template(&mut self, key: &str, v: Option<&Value>, examples: &str, git: bool) -> String {
+        let Some(v) = v else {
+            return "{version}".into();
+        };
+        let Some(text) = self.text(key, v) else {
+            self.report(
+                key,
+                format!("must be a string such as {examples}, got {}", show(v)),
+            );
+            return String::new();
+        };
+        if self.placeholders(key, &text) {
+            return text;
+        }
+        if text.matches("{version}").count() != 1 {
+            self.report(
+                key,
+                format!("must contain {{version}} exactly once, such as {examples}, got {text:?}"),
+            );
+            return text;
+        }
+        let rest = text.replace("{version}", "");
+        let safe = |c: char| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') || (git && c == '/')
+        };
+        if !rest.chars().all(safe) {
+            let allowed = if git {
+                "letters, digits, \".\", \"_\", \"-\" and \"/\""
+            } else {
+                "letters, digits, \".\", \"_\" and \"-\""
+            };
+            self.report(
+                key,
+                format!("may contain only {allowed} besides {{version}}, got {text:?}"),
+            );
+        } else if !git && text.starts_with(['.', '-']) {
+            self.report(
+                key,
+                format!("an image tag cannot start with \".\" or \"-\", got {text:?}"),
+            );
+        }
+        text
+    }
+
+    /// Reports every `{name}` other than `{version}`; true if there was one.
+    fn placeholders(&mut self, key: &str, text: &str) -> bool {
+        let mut found = false;
+        for name in placeholder_names(text) {
+            if name != "version" {
+                self.report(
+                    key,
+                    format!("unknown placeholder {{{name}}}; only {{version}} is substituted"),
+                );
+                found = true;
+            }
+        }
+        found
+    }
+
+    fn image(&mut self, key: &str, v: Option<&Value>, registry_url: &str) -> String {
+        let Some(v) = v else {
+            self.required(key, "\"wordpress/openverse-catalog\"");
+            return String::new();
+        };
+        let text = self.text(key, v);
+        let ok = text.as_deref().is_some_and(|i| {
+            !i.is_empty()
+                && i.split('/').all(|seg| !seg.is_empty())
+                && i.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '.' | '_' | '/' | '-')
+                })
+        });
+        let host = registry_url
+            .split_once("://")
+            .map_or(registry_url, |(_, rest)| rest);
+        if !ok {
+            self.report(
+                key,
+                format!(
+                    "must be a lowercase image repository such as \"wordpress/openverse-catalog\" \
+                     (a-z, 0-9, \".\", \"_\", \"-\", \"/\"), got {}",
+                    show(v)
+                ),
+            );
+        } else if let Some((first, rest)) = text.as_deref().and_then(|i| i.split_once('/'))
+            && !host.is_empty()
+            && first == host
+        {
+            self.report(
+                key,
+                format!(
+                    "must not include the registry host; it comes from registry.url, \
+                     so write {rest:?}"
+                ),
+            );
+        }
+        text.unwrap_or_default()
+    }
+
+    fn environment(&mut self, key: &str, v: Option<&Value>) -> String {
+        let Some(v) = v else {
+            return "prod".into();
+        };
+        let text = self.text(key, v);
+        let ok = text.as_deref().is_some_and(|e| {
+            !e.is_empty()
+                && e.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        });
+        if !ok {
+            self.report(
+                key,
+                format!(
+                    "must be a name of letters, digits, \"-\" or \"_\", such as \"prod\", got {}",
+                    show(v)
+                ),
+            );
+        }
+        text.unwrap_or_default()
+    }
+
+    fn ignore_dags(&mut self, key: &str, v: Option<&Value>) -> Vec<String> {
+        let Some(v) = v else {
+            return Vec::new();
+        };
+        let Value::Array(_, items) = v else {
+            self.report(
+                key,
+                format!(
+                    "must be a list of DAG ids such as [\"image_data_refresh\"], got {}",
+                    show(v)
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(_, s)
+                    if !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
+                {
+                    out.push(s.clone())
+                }
+                other => self.report(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "must be a DAG id (letters, digits, \"_\", \".\", \"-\"), got {}",
+                        show(other)
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    fn workdir(&mut self, key: &str, v: Option<&Value>) -> String {
+        let Some(v) = v else {
+            self.required(key, "\"/srv/openverse-infrastructure\"");
+            return String::new();
+        };
+        match self.text(key, v) {
+            Some(w) if !w.trim().is_empty() => w,
+            _ => {
+                self.report(
+                    key,
+                    format!(
+                        "must be a directory path such as \"/srv/openverse-infrastructure\", got {}",
+                        show(v)
+                    ),
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// A step's argv: run without a shell, so the program itself must be fixed and `{version}`
+    /// (already validated when substituted) may appear only in its arguments.
+    fn argv(&mut self, key: &str, v: Option<&Value>, example: &str) -> Vec<String> {
+        let Some(v) = v else {
+            self.report(
+                key,
+                format!("is required: {ARGV_PROBLEM} such as {example}"),
+            );
+            return Vec::new();
+        };
+        let items = match v {
+            Value::Array(_, items) if !items.is_empty() => items,
+            _ => {
+                self.report(key, ARGV_PROBLEM);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            let Value::String(_, s) = item else {
+                self.report(&item_key, format!("must be a string, got {}", show(item)));
+                continue;
+            };
+            if i == 0 && s.trim().is_empty() {
+                self.report(&item_key, "must name the program to run, such as \"just\"");
+            } else if i == 0 && s.contains("{version}") {
+                self.report(
+                    &item_key,
+                    "the program must be fixed; {version} may appear only in later arguments",
+                );
+            } else {
+                self.placeholders(&item_key, s);
+            }
+            out.push(s.clone());
+        }
+        out
+    }
+
+    fn step_timeout(&mut self, key: &str, v: Option<&Value>) -> Duration {
+        const DEFAULT: Duration = Duration::from_secs(30 * 60);
+        let Some(v) = v else {
+            return DEFAULT;
+        };
+        let parsed = match v {
+            Value::String(_, s) => humantime::parse_duration(s.trim()).ok(),
+            _ => None,
+        };
+        match parsed {
+            None => self.report(
+                key,
+                format!(
+                    "must be a duration such as \"30m\" or \"90s\", got {}",
+                    show(v)
+                ),
+            ),
+            Some(d) if d.is_zero() => {
+                self.report(key, format!("must be longer than zero, got {}", show(v)))
+            }
+            Some(d) if d > MAX_STEP_TIMEOUT => {
+                self.report(key, format!("must be at most \"24h\", got {}", show(v)))
+            }
+            Some(d) => return d,
+        }
+        DEFAULT
+    }
+
+    fn env_passthrough(&mut self, key: &str, v: Option<&Value>) -> Vec<String> {
+        let Some(v) = v else {
+            return Vec::new();
+        };
+        let Value::Array(_, items) = v else {
+            self.report(
+                key,
+                format!(
+                    "must be a list of env var names or patterns such as [\"AWS_*\", \"TF_*\"], got {}",
+                    show(v)
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            match item {
+                Value::String(_, s) if Secrets::ENV_VARS.contains(&s.as_str()) => self.report(
+                    &item_key,
+                    format!("{s} is one of the bot's own secrets, which steps never receive"),
+                ),
+                Value::String(_, s)
+                    if !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '*')) =>
+                {
+                    out.push(s.clone())
+                }
+                other => self.report(
+                    &item_key,
+                    format!(
+                        "must be an env var name or a pattern such as \"AWS_*\", got {}",
+                        show(other)
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// Fixed env for the steps. Keys keep their case; values must be text, and secret-looking
+    /// names are refused because secrets never live in the file (pass them through instead).
+    fn step_env(&mut self, key: &str, v: Option<&Value>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(v) = v else {
+            return out;
+        };
+        let Some(table) = self.table(key, v) else {
+            return out;
+        };
+        for (name, value) in table {
+            let item_key = format!("{key}.{name}");
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name {
+                self.report(
+                    &item_key,
+                    "must be an env var name of letters, digits and \"_\", such as \"TF_VAR_environment\"",
+                );
+            } else if Secrets::ENV_VARS.contains(&name.as_str()) {
+                self.report(
+                    &item_key,
+                    "is one of the bot's own secrets, which steps never receive",
+                );
+                continue;
+            } else if looks_like_secret_env(name) {
+                self.report(
+                    &item_key,
+                    format!(
+                        "looks like a secret, which must not be in the config file; \
+                         list {name} in env_passthrough to pass it from the bot's environment"
+                    ),
+                );
+                continue;
+            }
+            match self.text(&item_key, value) {
+                Some(s) => {
+                    out.insert(name.clone(), s);
+                }
+                None => self.report(
+                    &item_key,
+                    format!("must be a string (quote numbers), got {}", show(value)),
+                ),
+            }
+        }
+        out
+    }
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+/// How a value is shown after "got": strings quoted, numbers and booleans bare, others by kind.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(_, s) => format!("{s:?}"),
+        Value::Char(_, c) => format!("{:?}", c.to_string()),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => match (as_int(v), n.to_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => f.to_string(),
+            (None, None) => "a number".into(),
+        },
+        Value::Empty(..) => "nothing".into(),
+        Value::Dict(..) => "a table".into(),
+        Value::Array(_, items) if items.is_empty() => "an empty list".into(),
+        Value::Array(..) => "a list".into(),
+    }
+}
+
+fn as_int(v: &Value) -> Option<i128> {
+    match v {
+        Value::Num(_, n) => match *n {
+            Num::U8(x) => Some(x.into()),
+            Num::U16(x) => Some(x.into()),
+            Num::U32(x) => Some(x.into()),
+            Num::U64(x) => Some(x.into()),
+            Num::U128(x) => i128::try_from(x).ok(),
+            Num::USize(x) => i128::try_from(x).ok(),
+            Num::I8(x) => Some(x.into()),
+            Num::I16(x) => Some(x.into()),
+            Num::I32(x) => Some(x.into()),
+            Num::I64(x) => Some(x.into()),
+            Num::I128(x) => Some(x),
+            Num::ISize(x) => i128::try_from(x).ok(),
+            Num::F32(_) | Num::F64(_) => None,
+        },
+        _ => None,
+    }
+}
+
+fn flatten<'d>(prefix: String, table: &'d Dict, out: &mut Vec<(String, &'d Value)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Dict(_, inner) if !inner.is_empty() => flatten(name, inner, out),
+            _ => out.push((name, v)),
+        }
+    }
+}
+
+/// Names inside `{…}` that look like placeholders (identifier characters only), so JSON such as
+/// `{"a": 1}` in an argument is left alone.
+fn placeholder_names(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = &after[..close];
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(name);
+            rest = &after[close + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    names
+}
+
+fn is_secret_name(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "token" | "password" | "passwd" | "secret" | "api_key" | "apikey" | "credentials"
+    ) || ["_token", "_password", "_secret", "_api_key"]
+        .iter()
+        .any(|s| k.ends_with(s))
+}
+
+fn looks_like_secret_env(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "PASSWORD",
+        "SECRET",
+        "SECRET_ACCESS_KEY",
+        "API_KEY",
+    ]
+    .iter()
+    .any(|s| n == *s || n.ends_with(&format!("_{s}")))
+}
+
+/// The env var that holds the secret someone tried to put at `section.key`, when we can tell.
+fn secret_var(section: &str, key: &str) -> Option<&'static str> {
+    let s = section.to_ascii_lowercase();
+    let k = key.to_ascii_lowercase();
+    let about = |word: &str| s == word || k.contains(word);
+    if about("discord") {
+        Some("DISCORD_TOKEN")
+    } else if about("github") {
+        Some("GITHUB_TOKEN")
+    } else if about("airflow") {
+        Some("AIRFLOW_PASSWORD")
+    } else if about("registry") && k.contains("user") {
+        Some("REGISTRY_USERNAME")
+    } else if about("registry") {
+        Some("REGISTRY_PASSWORD")
+    } else {
+        None
+    }
+}
+
+/// Postgres URL after the scheme: `user:password@host/db` has a password.
+fn url_has_password(rest: &str) -> bool {
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let in_query = rest
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("password=")));
+    in_userinfo || in_query
+}
+
+/// The known name closest to `key` if it is close enough to be a likely typo.
+fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).clamp(1, 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions (`strat`→`start`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, load_from_str};
+
+    const TARGET: &str = r#"
+[targets.catalog]
+repo = "WordPress/openverse-catalog"
+image = "wordpress/openverse-catalog"
+workdir = "/srv/infra"
+bump = ["just", "bump", "prod", "catalog-airflow", "{version}"]
+plan = ["just", "plan", "prod", "catalog-airflow"]
+apply = ["just", "apply", "prod", "catalog-airflow"]
+"#;
+
+    /// A valid target with `line` replacing (or adding) one of its keys.
+    fn with(line: &str) -> String {
+        let key = line.split('=').next().unwrap_or_default().trim();
+        let mut out: Vec<&str> = TARGET
+            .lines()
+            .filter(|l| l.split('=').next().unwrap_or_default().trim() != key)
+            .collect();
+        out.push(line);
+        out.join("\n")
+    }
+
+    fn problems(toml: &str) -> Vec<String> {
+        match load_from_str(toml, &[]) {
+            Err(ConfigError::Invalid(p)) => p.0,
+            Err(other) => panic!("expected problems, got {other}"),
+            Ok(_) => panic!("expected problems, got a valid config"),
+        }
+    }
+
+    fn only(toml: &str) -> String {
+        let p = problems(toml);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        p[0].clone()
+    }
+
+    #[test]
+    fn argv_must_be_a_non_empty_list_of_strings() {
+        for bad in ["bump = []", "bump = \"just bump\""] {
+            assert_eq!(
+                only(&with(bad)),
+                "targets.catalog.bump: must be a non-empty list of strings"
+            );
+        }
+        assert_eq!(
+            only(&with("plan = [\"just\", 3]")),
+            "targets.catalog.plan[1]: must be a string, got 3"
+        );
+        assert!(
+            only(&with("apply = [\"{version}\"]"))
+                .starts_with("targets.catalog.apply[0]: the program must be fixed")
+        );
+        assert_eq!(
+            only(&with(
+                r#"bump = ["just", "bump", "prod", "catalog", "{tag}"]"#
+            )),
+            "targets.catalog.bump[4]: unknown placeholder {tag}; only {version} is substituted"
+        );
+        // JSON in an argument is not a placeholder.
+        load_from_str(&with(r#"plan = ["x", "{\"a\": 1}"]"#), &[]).unwrap();
+        let missing: String = TARGET
+            .lines()
+            .filter(|l| !l.starts_with("apply"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(only(&missing).starts_with(
+            "targets.catalog.apply: is required: must be a non-empty list of strings"
+        ));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let toml = r#"
+[store]
+url = "mysql://db"
+
+[chat]
+prefx = "!"
+
+[airflow]
+api = "v3"
+
+[permissions]
+"deploy.strat" = ["core-maintainer"]
+
+[targets.catalog]
+repo = "openverse-catalog"
+image = "WordPress/Openverse"
+workdir = "/srv/infra"
+approvals = "two"
+bump = []
+plan = ["just", "plan"]
+apply = ["just", "apply"]
+step_timeout = "soon"
+release_tag = "latest"
+"#;
+        let p = problems(toml);
+        let expected = [
+            "store.url: must start with sqlite:// or postgres://, got \"mysql://db\"",
+            "unknown key chat.prefx (did you mean chat.prefix?)",
+            "airflow.api: must be one of \"v1\", \"v2\", \"auto\", got \"v3\"",
+            "permissions.deploy.strat: unknown permission (did you mean deploy.start?); known: \
+             read, deploy.check, deploy.start, deploy.approve, deploy.cancel, deploy.force, \
+             dag.enable, migrations.apply",
+            "targets.catalog.repo: must be a GitHub repository as \"owner/name\", such as \
+             \"WordPress/openverse-catalog\", got \"openverse-catalog\"",
+            "targets.catalog.release_tag: must contain {version} exactly once, such as \
+             \"{version}\" or \"catalog-{version}\", got \"latest\"",
+            "targets.catalog.image: must be a lowercase image repository such as \
+             \"wordpress/openverse-catalog\" (a-z, 0-9, \".\", \"_\", \"-\", \"/\"), got \
+             \"WordPress/Openverse\"",
+            "targets.catalog.approvals: must be an integer from 1 to 5, got \"two\"",
+            "targets.catalog.bump: must be a non-empty list of strings",
+            "targets.catalog.step_timeout: must be a duration such as \"30m\" or \"90s\", got \"soon\"",
+        ];
+        assert!(p.len() >= 3);
+        for e in expected {
+            assert!(p.iter().any(|x| x == e), "missing {e:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), expected.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion_or_the_known_list() {
+        assert_eq!(
+            only(&format!("[chat]\nprefx = \"!\"\n{TARGET}")),
+            "unknown key chat.prefx (did you mean chat.prefix?)"
+        );
+        assert_eq!(
+            only(&format!("[permision]\n{TARGET}")),
+            "unknown key permision (did you mean permissions?)"
+        );
+        assert_eq!(
+            only(&with("aprovals = 2")),
+            "unknown key targets.catalog.aprovals (did you mean targets.catalog.approvals?)"
+        );
+        assert_eq!(
+            only(&format!("[chat]\ncolour = \"red\"\n{TARGET}")),
+            "unknown key chat.colour; known: prefix"
+        );
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused_naming_the_env_var() {
+        let toml = format!(
+            "[discord]\ntoken = \"x\"\n[github]\ntoken = \"x\"\n[airflow]\npassword = \"x\"\n\
+             [registry]\npassword = \"x\"\n[secrets]\ngithub_token = \"x\"\n{TARGET}"
+        );
+        let p = problems(&toml);
+        for (key, var) in [
+            ("discord.token", "DISCORD_TOKEN"),
+            ("github.token", "GITHUB_TOKEN"),
+            ("airflow.password", "AIRFLOW_PASSWORD"),
+            ("registry.password", "REGISTRY_PASSWORD"),
+            ("secrets.github_token", "GITHUB_TOKEN"),
+        ] {
+            let e = format!(
+                "{key}: secrets are not read from the config file; set the env var {var} instead"
+            );
+            assert!(p.contains(&e), "missing {e:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), 5, "{p:#?}");
+        assert!(
+            only(&with("token = \"x\"")).starts_with("targets.catalog.token: secrets are not read")
+        );
+        assert!(
+            only(&with("env = { AWS_SECRET_ACCESS_KEY = \"x\" }"))
+                .contains("list AWS_SECRET_ACCESS_KEY in env_passthrough")
+        );
+        assert!(
+            only(&with("env_passthrough = [\"GITHUB_TOKEN\"]"))
+                .contains("GITHUB_TOKEN is one of the bot's own secrets")
+        );
+        assert_eq!(
+            only(&format!(
+                "[store]\nurl = \"postgres://u:hunter2@db/x\"\n{TARGET}"
+            )),
+            "store.url: must not contain a password; set PGPASSWORD in the environment instead"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        let timeout = |s: &str| load_from_str(&with(&format!("step_timeout = {s}")), &[]);
+        assert_eq!(
+            timeout("\"90s\"").unwrap().targets["catalog"].step_timeout,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            timeout("\"1h 30m\"").unwrap().targets["catalog"].step_timeout,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            only(&with("step_timeout = \"soon\"")),
+            "targets.catalog.step_timeout: must be a duration such as \"30m\" or \"90s\", got \"soon\""
+        );
+        assert_eq!(
+            only(&with("step_timeout = 30")),
+            "targets.catalog.step_timeout: must be a duration such as \"30m\" or \"90s\", got 30"
+        );
+        assert!(only(&with("step_timeout = \"0s\"")).contains("must be longer than zero"));
+        assert!(only(&with("step_timeout = \"2days\"")).contains("must be at most \"24h\""));
+    }
+
+    #[test]
+    fn permissions_replace_the_defaults_when_present() {
+        let toml = format!("[permissions]\n\"deploy.start\" = [\"ops\"]\nread = [\"*\"]\n{TARGET}");
+        let c = load_from_str(&toml, &[]).unwrap();
+        assert_eq!(c.permissions.len(), 2);
+        assert_eq!(c.permissions["deploy.start"], ["ops"]);
+        assert!(!c.permissions.contains_key("deploy.approve"));
+        // Unquoted dotted keys nest in TOML; they mean the same permission.
+        let toml = format!("[permissions]\ndeploy.approve = [\"ops\", \"core\"]\n{TARGET}");
+        let c = load_from_str(&toml, &[]).unwrap();
+        assert_eq!(c.permissions.keys().collect::<Vec<_>>(), ["deploy.approve"]);
+        assert_eq!(
+            only(&format!("[permissions]\nread = \"*\"\n{TARGET}")),
+            "permissions.read: must be a list of role names such as [\"core-maintainer\"] or [\"*\"], got \"*\""
+        );
+        assert_eq!(
+            only(&format!("[permissions]\nread = [\"\"]\n{TARGET}")),
+            "permissions.read[0]: must be a non-empty role name, got \"\""
+        );
+    }
+
+    #[test]
+    fn scalar_sections() {
+        let c = load_from_str(
+            &format!(
+                "[airflow]\nurl = \"http://localhost:8080/\"\napi = \"v1\"\n\
+                 [local]\nallowed_roles = [\"core-maintainer\"]\n[store]\nurl = \"sqlite::memory:\"\n{TARGET}"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.airflow.url, "http://localhost:8080");
+        assert_eq!(c.airflow.api, AirflowApi::V1);
+        assert_eq!(
+            c.local.allowed_roles,
+            Some(vec!["core-maintainer".to_string()])
+        );
+        let p = problems(&format!(
+            "[chat]\nprefix = \"bot\"\n[github]\napi_url = \"ftp://x\"\n[limits]\nburst = 0\n\
+             [local]\nallowed_roles = \"x\"\n[airflow]\nusername = \"\"\n{TARGET}"
+        ));
+        for e in [
+            "chat.prefix: must be 1 to 3 characters that are neither letters, digits nor whitespace, such as \"!\", got \"bot\"",
+            "github.api_url: must be an http:// or https:// URL such as \"https://api.github.com\", got \"ftp://x\"",
+            "limits.burst: must be an integer from 1 to 10000, got 0",
+            "local.allowed_roles: must be a list of role names such as [\"core-maintainer\"] or [\"*\"], got \"x\"",
+            "airflow.username: must be a non-empty string, got \"\"",
+        ] {
+            assert!(p.iter().any(|x| x == e), "missing {e:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), 5, "{p:#?}");
+    }
+
+    #[test]
+    fn targets_are_required_and_well_named() {
+        assert_eq!(
+            only(""),
+            "targets: at least one target is required, such as [targets.catalog]"
+        );
+        assert_eq!(
+            only("[targets]\n"),
+            "targets: at least one target is required, such as [targets.catalog]"
+        );
+        assert!(only(&TARGET.replace("targets.catalog", "targets.check")).contains("subcommand"));
+        let p = problems("[targets.catalog]\n");
+        assert_eq!(p.len(), 6, "{p:#?}");
+        assert!(
+            p.contains(
+                &"targets.catalog.repo: is required, such as \"WordPress/openverse-catalog\""
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn tag_templates() {
+        let c = load_from_str(
+            &with("release_tag = \"catalog-{version}\"\nimage_tag = \"rel-{version}\""),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.targets["catalog"].release_tag, "catalog-{version}");
+        assert_eq!(c.targets["catalog"].image_tag, "rel-{version}");
+        assert!(only(&with("image_tag = \"{version}{version}\"")).contains("exactly once"));
+        assert_eq!(
+            only(&with("image_tag = \"rel/{version}\"")),
+            "targets.catalog.image_tag: may contain only letters, digits, \".\", \"_\" and \"-\" besides {version}, got \"rel/{version}\""
+        );
+        assert_eq!(
+            only(&with("release_tag = \"{tag}\"")),
+            "targets.catalog.release_tag: unknown placeholder {tag}; only {version} is substituted"
+        );
+        assert!(
+            only(&with("image = \"ghcr.io/wordpress/openverse-catalog\""))
+                .contains("must not include the registry host")
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("strat", "start"), 1);
+        assert_eq!(edit_distance("prefx", "prefix"), 1);
+        assert_eq!(did_you_mean("Prefix", &["prefix"]), Some("prefix"));
+        assert_eq!(did_you_mean("zzz", &["prefix"]), None);
+    }
+}

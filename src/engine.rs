@@ -1,0 +1,265 @@
+//! The engine: one chat message from one actor → parse → rate limit → authorize → handler, with
+//! every attempt written to the audit log before any reply is shown.
+//!
+//! Front ends (Discord, console, exec) call [`Engine::handle`]; nothing here knows which one.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tracing::Instrument;
+
+use crate::chat::Conversation;
+use crate::command::{self, Command, ParseContext};
+use crate::config::Config;
+use crate::handlers;
+use crate::policy::{Actor, Policy};
+use crate::redact::Redactor;
+use crate::reply::{Outcome, Reply};
+use crate::store::{NewAuditEvent, Store};
+
+/// What handlers get: the configuration, the store and the redactor. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub redactor: Arc<Redactor>,
+}
+
+/// The shared command engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: Ctx,
+    policy: Arc<Policy>,
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    bot_user_id: Option<u64>,
+}
+
+impl Engine {
+    pub fn new(config: Config, store: Store) -> Engine {
+        let redactor = Redactor::new(config.secrets.values());
+        let per_minute =
+            NonZeroU32::new(config.limits.commands_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        Engine {
+            policy: Arc::new(Policy::new(config.permissions.clone())),
+            limiter: Arc::new(RateLimiter::keyed(quota)),
+            ctx: Ctx {
+                config: Arc::new(config),
+                store,
+                redactor: Arc::new(redactor),
+            },
+            bot_user_id: None,
+        }
+    }
+
+    /// Lets a chat front end accept `@bot command` as well as the prefix.
+    pub fn with_bot_user_id(mut self, id: u64) -> Engine {
+        self.bot_user_id = Some(id);
+        self
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Handles one message. `None` when the text is not addressed to the bot (no prefix, no
+    /// mention): such messages are ignored and not audited.
+    pub async fn handle(
+        &self,
+        actor: &Actor,
+        text: &str,
+        conv: &dyn Conversation,
+    ) -> Option<Reply> {
+        let targets = self.ctx.config.target_names();
+        let parse_ctx = ParseContext {
+            prefix: &self.ctx.config.chat.prefix,
+            bot_user_id: self.bot_user_id,
+            targets: &targets,
+        };
+        let parsed = match command::parse(text, &parse_ctx) {
+            Ok(None) => return None,
+            Ok(Some(cmd)) => Ok(cmd),
+            Err(e) => Err(e),
+        };
+        let name = parsed.as_ref().map(Command::name).unwrap_or("invalid");
+        let span = tracing::info_span!(
+            "command",
+            command = name,
+            user = %actor.name,
+            target = parsed.as_ref().ok().and_then(Command::target).unwrap_or(""),
+        );
+        let reply = self
+            .decide_and_run(actor, text, parsed, conv)
+            .instrument(span)
+            .await;
+        Some(reply)
+    }
+
+    async fn decide_and_run(
+        &self,
+        actor: &Actor,
+        text: &str,
+        parsed: Result<Command, command::ParseError>,
+        conv: &dyn Conversation,
+    ) -> Reply {
+        let raw = self.ctx.redactor.redact(text);
+        let attempt = |decision: &str, cmd: Option<&Command>| NewAuditEvent {
+            kind: "command".into(),
+            source: actor.source.name().into(),
+            actor: actor.name.clone(),
+            os_user: actor.source.os_user().map(str::to_string),
+            roles: actor.roles.clone(),
+            raw: Some(raw.clone()),
+            command: cmd.map(|c| self.ctx.redactor.redact(&c.to_string())),
+            decision: Some(decision.into()),
+            target: cmd.and_then(Command::target).map(str::to_string),
+            ..NewAuditEvent::default()
+        };
+
+        // The limit applies to every addressed message, valid or not, so that nobody can flood
+        // the audit log or the upstream services.
+        if let Err(not_until) = self.limiter.check_key(&actor.name) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let reply = Reply::new(
+                Outcome::RateLimited,
+                format!("Slow down: you can send another command in {secs} s."),
+            );
+            let mut ev = attempt("rate_limited", parsed.as_ref().ok());
+            ev.detail = serde_json::json!({ "retry_after_s": secs });
+            return self.finish(ev, reply, conv).await;
+        }
+
+        let cmd = match parsed {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                let reply = Reply::new(Outcome::Invalid, e.to_string());
+                let mut ev = attempt("invalid", None);
+                ev.detail = serde_json::json!({ "reason": reply.message });
+                return self.finish(ev, reply, conv).await;
+            }
+        };
+
+        if let Err(sentence) = self.check_local_roles(actor) {
+            let reply = Reply::new(Outcome::Denied, sentence);
+            let mut ev = attempt("denied", Some(&cmd));
+            ev.detail = serde_json::json!({ "reason": reply.message });
+            return self.finish(ev, reply, conv).await;
+        }
+
+        let permission = cmd.permission();
+        if let Err(denial) = self.policy.authorize(actor, permission)
+            && !self.requester_may_cancel(actor, &cmd).await
+        {
+            let reply = Reply::new(Outcome::Denied, denial.to_string());
+            let mut ev = attempt("denied", Some(&cmd));
+            ev.detail = serde_json::json!({
+                "reason": reply.message,
+                "permission": permission,
+                "granted_to": denial.granted_to,
+            });
+            return self.finish(ev, reply, conv).await;
+        }
+
+        // Durable before visible: the allowed attempt is on record before the handler may post.
+        let mut ev = attempt("allowed", Some(&cmd));
+        ev.detail = serde_json::json!({ "permission": permission });
+        if let Err(e) = self.ctx.store.append_audit(&ev).await {
+            return self.audit_unavailable(e, conv).await;
+        }
+        let reply = handlers::dispatch(&self.ctx, actor, &cmd, conv).await;
+        let result = NewAuditEvent {
+            kind: "result".into(),
+            outcome: Some(reply.outcome.as_str().into()),
+            deploy_id: reply.deploy_id,
+            detail: serde_json::json!({ "message": self.ctx.redactor.redact(&reply.message) }),
+            decision: None,
+            raw: None,
+            ..ev
+        };
+        self.finish(result, reply, conv).await
+    }
+
+    /// Writes the closing audit event, then shows the reply; if the log cannot be written, the
+    /// reply is withheld and the user told why (fail closed: nothing unaudited is shown).
+    async fn finish(&self, mut ev: NewAuditEvent, reply: Reply, conv: &dyn Conversation) -> Reply {
+        ev.outcome = Some(reply.outcome.as_str().into());
+        if let Err(e) = self.ctx.store.append_audit(&ev).await {
+            return self.audit_unavailable(e, conv).await;
+        }
+        conv.post(&self.ctx.redactor.redact(&reply.message)).await;
+        Reply {
+            message: self.ctx.redactor.redact(&reply.message),
+            ..reply
+        }
+    }
+
+    async fn audit_unavailable(
+        &self,
+        e: crate::store::StoreError,
+        conv: &dyn Conversation,
+    ) -> Reply {
+        tracing::error!(error = %e, "cannot write the audit log");
+        let reply = Reply::new(
+            Outcome::Blocked,
+            format!(
+                "The audit log cannot be written ({}); nothing was done.",
+                self.ctx.redactor.redact(&e.to_string())
+            ),
+        );
+        conv.post(&reply.message).await;
+        reply
+    }
+
+    /// `[local] allowed_roles` narrows which roles a shell user may claim with `--role`.
+    fn check_local_roles(&self, actor: &Actor) -> Result<(), String> {
+        let crate::policy::Source::Local { .. } = actor.source else {
+            return Ok(());
+        };
+        let Some(allowed) = &self.ctx.config.local.allowed_roles else {
+            return Ok(());
+        };
+        let refused: Vec<&String> = actor
+            .roles
+            .iter()
+            .filter(|r| !allowed.contains(r))
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let list = |v: &[&String]| {
+            v.iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let allowed_refs: Vec<&String> = allowed.iter().collect();
+        Err(format!(
+            "Local users may not claim {}: `[local] allowed_roles` permits {}.",
+            list(&refused),
+            if allowed_refs.is_empty() {
+                "no roles".to_string()
+            } else {
+                list(&allowed_refs)
+            }
+        ))
+    }
+
+    /// interface.md: "the requester may always cancel their own" deploy.
+    async fn requester_may_cancel(&self, actor: &Actor, cmd: &Command) -> bool {
+        let Command::DeployCancel { id } = cmd else {
+            return false;
+        };
+        matches!(
+            self.ctx.store.get_deploy(*id).await,
+            Ok(Some(d)) if d.requested_by == actor.name
+        )
+    }
+}

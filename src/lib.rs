@@ -1,0 +1,18 @@
+//! catalog-chatops: deploy and operate the Openverse Catalog from chat, safely.
+//!
+//! Data flows one way: a front end (`chat`) → [`command`] (parse) → [`policy`] (authorize) →
+//! [`engine`] → [`handlers`] → the [`store`]; replies flow back through [`chat::Conversation`].
+
+pub mod chat;
+pub mod command;
+pub mod config;
+pub mod engine;
+pub mod handlers;
+pub mod policy;
+pub mod redact;
+pub mod reply;
+pub mod store;
+pub mod timefmt;
+
+pub use engine::Engine;
+pub use reply::{Outcome, Reply};

@@ -1,0 +1,336 @@
+//! The `catalog-chatops` binary: the CLI of interface.md. Everything it does is a thin call into
+//! the library; errors become one clear sentence and an exit code here, at the edge.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use catalog_chatops::chat::{console, exec};
+use catalog_chatops::config::{self, Config, ConfigError};
+use catalog_chatops::policy::Actor;
+use catalog_chatops::store::{Store, redact_url};
+use catalog_chatops::{Engine, timefmt};
+
+/// Exit code when the bot cannot start: bad config or unreachable store. Distinct from the
+/// outcome codes 0–2 of `exec`.
+const EXIT_SETUP: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "catalog-chatops",
+    version,
+    about = "Deploy and operate the Openverse Catalog from chat, safely."
+)]
+struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "CATALOG_CHATOPS_CONFIG",
+        default_value = "config/catalog-chatops.toml"
+    )]
+    config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// An interactive chat in the terminal, same commands and output as Discord.
+    Console {
+        /// Act as this user (default: the OS user).
+        #[arg(long)]
+        user: Option<String>,
+        /// Claim this role (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Handle one chat message, print what the bot posts, exit with the outcome's code.
+    Exec {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// One JSON object per line; the last is the result.
+        #[arg(long)]
+        json: bool,
+        /// The message, e.g. '!deploy check catalog v1.5.3'.
+        text: String,
+    },
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
+    /// Validate the config and say what is wrong, precisely.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// The newest events, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Walk the hash chain; exit 1 naming the first broken event.
+    Verify,
+    /// Every event as JSON lines, oldest first.
+    Export,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+fn init_tracing(format: LogFormat) {
+    // Quiet by default: exec and console print the bot's words on stdout; logs go to stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let config = match config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&cli.config, &e),
+    };
+    match cli.command {
+        Cmd::CheckConfig => {
+            println!(
+                "{} is valid: targets {}; store {}.",
+                cli.config.display(),
+                config.target_names().join(", "),
+                redact_url(&config.store.url)
+            );
+            ExitCode::SUCCESS
+        }
+        Cmd::Migrate => {
+            let Some(store) = open_store(&config, false).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            match store.migrate().await {
+                Ok(applied) if applied.is_empty() => {
+                    println!(
+                        "The store is up to date ({}).",
+                        redact_url(&config.store.url)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    let list: Vec<String> = applied.iter().map(i64::to_string).collect();
+                    println!(
+                        "Applied migrations {} to {}.",
+                        list.join(", "),
+                        redact_url(&config.store.url)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_SETUP)
+                }
+            }
+        }
+        Cmd::Audit { action } => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            audit(&store, action).await
+        }
+        Cmd::Exec {
+            user,
+            roles,
+            json,
+            text,
+        } => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let actor = local_actor(user, roles);
+            let engine = Engine::new(config, store.clone());
+            let code = exec::run(&engine, &actor, &text, json).await;
+            store.close().await;
+            ExitCode::from(code as u8)
+        }
+        Cmd::Console { user, roles } => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let actor = local_actor(user, roles);
+            let banner = format!(
+                "catalog-chatops console · config {} · store {}",
+                cli.config.display(),
+                redact_url(&config.store.url)
+            );
+            let engine = Engine::new(config, store.clone());
+            let result = console::run(&engine, &actor, &banner).await;
+            store.close().await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn config_failure(path: &std::path::Path, e: &ConfigError) -> ExitCode {
+    match e {
+        ConfigError::Invalid(problems) => {
+            eprintln!("{} has {} problem(s):", path.display(), problems.0.len());
+            for p in &problems.0 {
+                eprintln!("  - {p}");
+            }
+        }
+        other => eprintln!("error: {other}"),
+    }
+    ExitCode::from(EXIT_SETUP)
+}
+
+/// Opens the store and, unless told not to, applies pending migrations (they run at start).
+async fn open_store(config: &Config, migrate: bool) -> Option<Store> {
+    let store = match Store::open(&config.store.url).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    if migrate && let Err(e) = store.migrate().await {
+        eprintln!("error: {e}");
+        return None;
+    }
+    Some(store)
+}
+
+fn os_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn local_actor(user: Option<String>, roles: Vec<String>) -> Actor {
+    let os = os_user();
+    Actor::local(user.as_deref().unwrap_or(&os), &roles, &os)
+}
+
+async fn audit(store: &Store, action: AuditCmd) -> ExitCode {
+    match action {
+        AuditCmd::List { limit, target } => {
+            match store.list_audit(limit, target.as_deref()).await {
+                Ok(events) => {
+                    let mut out = std::io::stdout().lock();
+                    for ev in &events {
+                        let reason = ev
+                            .detail
+                            .get("reason")
+                            .and_then(|r| r.as_str())
+                            .map(|r| format!(" · reason: {r}"))
+                            .unwrap_or_default();
+                        let who = match &ev.os_user {
+                            Some(os) if *os != ev.actor => format!("{} (os user {os})", ev.actor),
+                            _ => ev.actor.clone(),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "#{} {} {} {} [{}] roles=[{}] decision={} outcome={} {}{}",
+                            ev.seq,
+                            timefmt::rfc3339(ev.ts_ms),
+                            ev.source,
+                            who,
+                            ev.kind,
+                            ev.roles.join(","),
+                            ev.decision.as_deref().unwrap_or("-"),
+                            ev.outcome.as_deref().unwrap_or("-"),
+                            ev.command.as_deref().or(ev.raw.as_deref()).unwrap_or(""),
+                            reason
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        AuditCmd::Verify => match store.verify_audit().await {
+            Ok(report) => match report.first_broken {
+                None => {
+                    println!(
+                        "Audit log intact: {} event(s), hash chain verified.",
+                        report.events
+                    );
+                    ExitCode::SUCCESS
+                }
+                Some(b) => {
+                    println!(
+                        "Audit log BROKEN at event #{}: {}. {} event(s) before it are intact.",
+                        b.seq, b.reason, report.events
+                    );
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        AuditCmd::Export => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = store
+                .for_each_audit(|ev| {
+                    serde_json::to_writer(&mut out, ev).map_err(std::io::Error::other)?;
+                    out.write_all(b"\n")
+                })
+                .await;
+            let _ = out.flush();
+            match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

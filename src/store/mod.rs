@@ -1,0 +1,291 @@
+//! The store: the single source of truth for audit events, deploys, locks, seen DAGs and message
+//! claims, over SQLite (embedded default) or Postgres (teams, replicas).
+//!
+//! One code path: runtime queries through sqlx's `Any` driver with `$n` placeholders, which both
+//! SQLite and Postgres accept. Columns are integers and text only, because `Any` cannot decode
+//! SQLite's BOOLEAN or date types.
+
+mod audit;
+mod claims;
+mod deploys;
+mod locks;
+
+pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
+pub use deploys::{Deploy, DeployState, NewDeploy};
+pub use locks::{Lock, NewLock};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a writer waits for SQLite's write lock before giving up. Appends from several
+/// processes queue on that lock, so it must outlast a burst of them.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store.url must start with sqlite:// or postgres:// (got `{0}`)")]
+    UnsupportedUrl(String),
+    #[error("cannot create the directory for the SQLite store {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store ({backend}): {source}")]
+    Open {
+        backend: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One applied or pending store migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationInfo {
+    pub version: i64,
+    pub description: String,
+    pub applied: bool,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (and for SQLite, creates) the database. Does not migrate: call [`Store::migrate`].
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let open_err = |source| StoreError::Open {
+            backend: backend.name(),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(open_err)?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite has one writer at a time; a few connections serve concurrent readers.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(30));
+        let pool_options = if backend == Backend::Sqlite {
+            pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers proceed during a write; FULL makes each commit durable;
+                    // the busy timeout makes concurrent writers (other processes) queue.
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                        SQLITE_BUSY_TIMEOUT.as_millis()
+                    )))
+                    .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            pool_options
+        };
+        let pool = pool_options.connect_with(options).await.map_err(open_err)?;
+        let store = Store { pool, backend };
+        if backend == Backend::Sqlite {
+            store.enable_wal().await?;
+        }
+        Ok(store)
+    }
+
+    /// Switching to WAL needs an exclusive lock that the busy timeout does not cover, so a second
+    /// process opening a fresh file at the same moment can see "database is locked": retry briefly.
+    async fn enable_wal(&self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_optional(&self.pool)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "retrying PRAGMA journal_mode = WAL");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies pending migrations; returns the versions it applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let before: Vec<i64> = self
+            .migration_status()
+            .await?
+            .into_iter()
+            .filter(|m| !m.applied)
+            .map(|m| m.version)
+            .collect();
+        self.migrator().run(&self.pool).await?;
+        Ok(before)
+    }
+
+    /// Every known migration and whether it is applied.
+    pub async fn migration_status(&self) -> Result<Vec<MigrationInfo>> {
+        // Before the first migration there is no ledger table: nothing is applied.
+        let applied: Vec<i64> = sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        Ok(self
+            .migrator()
+            .iter()
+            .map(|m| MigrationInfo {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: applied.contains(&m.version),
+            })
+            .collect())
+    }
+
+    /// True when the database answers and every migration is applied.
+    pub async fn is_current(&self) -> Result<bool> {
+        Ok(self.migration_status().await?.iter().all(|m| m.applied))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes sure the SQLite file's directory exists and that the file is created on first use.
+fn prepare_sqlite(url: &str) -> Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    let query = match query {
+        Some(q) if q.contains("mode=") => q.to_string(),
+        Some(q) => format!("{q}&mode=rwc"),
+        None => "mode=rwc".to_string(),
+    };
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// Hides a password in a database URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's only time representation.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_password_is_hidden() {
+        assert_eq!(
+            redact_url("postgres://bot:hunter2@db/catalog"),
+            "postgres://bot:***@db/catalog"
+        );
+        assert_eq!(redact_url("postgres://root@db/x"), "postgres://root@db/x");
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_urls_create_on_first_use() {
+        assert_eq!(
+            prepare_sqlite("sqlite://:memory:").ok().as_deref(),
+            Some("sqlite://:memory:?mode=rwc")
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/a/b/x.db", dir.path().display());
+        let prepared = prepare_sqlite(&url).expect("prepared");
+        assert!(prepared.ends_with("x.db?mode=rwc"));
+        assert!(dir.path().join("a/b").is_dir());
+    }
+}

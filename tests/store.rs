@@ -1,0 +1,354 @@
+//! The store on real SQLite and real Postgres: migrations, the hash-chained audit log, atomic
+//! locks and message claims.
+
+mod support;
+
+use catalog_chatops::store::{DeployState, NewAuditEvent, NewDeploy, NewLock, Store};
+use support::all_backends;
+
+fn event(actor: &str, n: usize) -> NewAuditEvent {
+    NewAuditEvent {
+        kind: "command".into(),
+        source: "local".into(),
+        actor: actor.into(),
+        os_user: Some("tester".into()),
+        roles: vec!["core-maintainer".into()],
+        raw: Some(format!("!audit {n}")),
+        command: Some(format!("!audit {n}")),
+        decision: Some("allowed".into()),
+        outcome: Some("ok".into()),
+        target: None,
+        deploy_id: None,
+        detail: serde_json::json!({ "n": n, "text": "ünïcode ✅" }),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_versions_match_across_backends() {
+    let mut versions = Vec::new();
+    for t in all_backends().await {
+        // Already migrated by the helper: a second run applies nothing.
+        assert_eq!(
+            t.store.migrate().await.expect("migrate"),
+            Vec::<i64>::new(),
+            "{}",
+            t.backend
+        );
+        let status = t.store.migration_status().await.expect("status");
+        assert!(
+            status.iter().all(|m| m.applied),
+            "{}: {status:?}",
+            t.backend
+        );
+        assert!(t.store.is_current().await.expect("current"));
+        versions.push(status.iter().map(|m| m.version).collect::<Vec<_>>());
+    }
+    // Whatever backends ran, they agree on the versions.
+    assert!(versions.windows(2).all(|w| w[0] == w[1]), "{versions:?}");
+}
+
+#[tokio::test]
+async fn audit_chain_verifies_and_pages_in_order() {
+    for t in all_backends().await {
+        let empty = t.store.verify_audit().await.expect("verify empty");
+        assert_eq!(
+            (empty.events, empty.first_broken),
+            (0, None),
+            "{}",
+            t.backend
+        );
+        // More than one verification page (1,000 rows) so paging is exercised.
+        for n in 0..1_203 {
+            t.store
+                .append_audit(&event("alice", n))
+                .await
+                .expect("append");
+        }
+        let report = t.store.verify_audit().await.expect("verify");
+        assert_eq!(report.events, 1_203, "{}", t.backend);
+        assert_eq!(report.first_broken, None, "{}", t.backend);
+
+        let newest = t.store.list_audit(3, None).await.expect("list");
+        assert_eq!(
+            newest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1_203, 1_202, 1_201]
+        );
+        assert_eq!(newest[0].detail["text"], "ünïcode ✅");
+        assert_eq!(newest[0].prev_hash, newest[1].hash);
+
+        let mut seen = 0i64;
+        let count = t
+            .store
+            .for_each_audit(|e| {
+                seen += 1;
+                assert_eq!(e.seq, seen);
+                Ok(())
+            })
+            .await
+            .expect("export");
+        assert_eq!(count, 1_203);
+    }
+}
+
+#[tokio::test]
+async fn audit_log_refuses_updates_and_deletes() {
+    for t in all_backends().await {
+        t.store
+            .append_audit(&event("alice", 1))
+            .await
+            .expect("append");
+        let upd = sqlx::query("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1")
+            .execute(t.store.pool())
+            .await;
+        assert!(upd.is_err(), "{}: update must be refused", t.backend);
+        let del = sqlx::query("DELETE FROM audit_events WHERE seq = 1")
+            .execute(t.store.pool())
+            .await;
+        assert!(del.is_err(), "{}: delete must be refused", t.backend);
+    }
+}
+
+/// Someone with database access can drop the trigger; the chain still names the altered event.
+async fn drop_append_only_guard(store: &Store, backend: &str) {
+    let stmts: &[&str] = if backend == "sqlite" {
+        &[
+            "DROP TRIGGER audit_events_no_update",
+            "DROP TRIGGER audit_events_no_delete",
+        ]
+    } else {
+        &["DROP TRIGGER audit_events_no_update ON audit_events"]
+    };
+    for s in stmts {
+        sqlx::query(*s)
+            .execute(store.pool())
+            .await
+            .expect("drop trigger");
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_first_tampered_event() {
+    for t in all_backends().await {
+        for n in 0..10 {
+            t.store
+                .append_audit(&event("alice", n))
+                .await
+                .expect("append");
+        }
+        drop_append_only_guard(&t.store, t.backend).await;
+        sqlx::query("UPDATE audit_events SET outcome = 'ok', decision = 'allowed', actor = 'mallory' WHERE seq = 4")
+            .execute(t.store.pool())
+            .await
+            .expect("tamper");
+        let report = t.store.verify_audit().await.expect("verify");
+        let broken = report.first_broken.expect("tampering must be detected");
+        assert_eq!(broken.seq, 4, "{}", t.backend);
+        assert!(broken.reason.contains("altered"), "{}", broken.reason);
+        assert_eq!(report.events, 3);
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_detects_removed_events() {
+    for t in all_backends().await {
+        for n in 0..6 {
+            t.store
+                .append_audit(&event("alice", n))
+                .await
+                .expect("append");
+        }
+        drop_append_only_guard(&t.store, t.backend).await;
+        sqlx::query("DELETE FROM audit_events WHERE seq = 3")
+            .execute(t.store.pool())
+            .await
+            .expect("delete middle");
+        let broken = t
+            .store
+            .verify_audit()
+            .await
+            .expect("verify")
+            .first_broken
+            .expect("gap");
+        assert_eq!(broken.seq, 4, "{}: {}", t.backend, broken.reason);
+        assert!(
+            broken.reason.contains("event 3 is missing"),
+            "{}",
+            broken.reason
+        );
+
+        sqlx::query("DELETE FROM audit_events WHERE seq >= 3")
+            .execute(t.store.pool())
+            .await
+            .expect("truncate tail");
+        let broken = t
+            .store
+            .verify_audit()
+            .await
+            .expect("verify")
+            .first_broken
+            .expect("tail");
+        assert!(
+            broken.reason.contains("removed from the end"),
+            "{}",
+            broken.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_keep_one_unbroken_chain() {
+    for t in all_backends().await {
+        let mut tasks = Vec::new();
+        for w in 0..16 {
+            let store = t.store.clone();
+            tasks.push(tokio::spawn(async move {
+                for n in 0..25 {
+                    store
+                        .append_audit(&event(&format!("user{w}"), n))
+                        .await
+                        .expect("append");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        // A second handle is a second pool: as good as another process for the database.
+        let other = Store::open(&t.url).await.expect("reopen");
+        let report = other.verify_audit().await.expect("verify");
+        assert_eq!(report.events, 400, "{}", t.backend);
+        assert_eq!(report.first_broken, None, "{}", t.backend);
+        assert_eq!(other.count_audit("command").await.expect("count"), 400);
+    }
+}
+
+#[tokio::test]
+async fn twenty_concurrent_acquirers_one_winner() {
+    for t in all_backends().await {
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            // Separate pools so the contenders do not queue on one pool's connections.
+            let url = t.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let store = Store::open(&url).await.expect("open");
+                let holder = format!("contender{i}");
+                let got = store
+                    .try_acquire_lock(&NewLock {
+                        key: "catalog/prod",
+                        holder: &holder,
+                        deploy_id: Some(i),
+                        reason: "deploy v1.2.3",
+                    })
+                    .await
+                    .expect("acquire");
+                store.close().await;
+                got
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(lock) => winners.push(lock),
+                Err(held) => losers.push(held),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{}: exactly one winner", t.backend);
+        assert_eq!(losers.len(), 19);
+        // Every loser was told the real holder.
+        assert!(
+            losers
+                .iter()
+                .all(|l| l.holder == winners[0].holder && l.deploy_id == winners[0].deploy_id)
+        );
+
+        let locks = t.store.list_locks().await.expect("list");
+        assert_eq!(locks.len(), 1);
+        // Only the holder's deploy can release it.
+        let wrong = winners[0].deploy_id.map(|d| d + 100);
+        assert!(
+            !t.store
+                .release_lock("catalog/prod", wrong)
+                .await
+                .expect("release")
+        );
+        assert!(
+            t.store
+                .release_lock("catalog/prod", winners[0].deploy_id)
+                .await
+                .expect("release")
+        );
+        assert!(t.store.list_locks().await.expect("list").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_message_is_claimed_once() {
+    for t in all_backends().await {
+        assert!(
+            t.store
+                .claim("discord:msg:42", "replica-a")
+                .await
+                .expect("claim")
+        );
+        assert!(
+            !t.store
+                .claim("discord:msg:42", "replica-b")
+                .await
+                .expect("claim")
+        );
+        assert!(
+            t.store
+                .claim("discord:msg:43", "replica-b")
+                .await
+                .expect("claim")
+        );
+    }
+}
+
+#[tokio::test]
+async fn deploys_are_journaled_and_listed() {
+    for t in all_backends().await {
+        let d = t
+            .store
+            .create_deploy(&NewDeploy {
+                target: "catalog",
+                environment: "prod",
+                version: "v1.5.3",
+                requested_by: "alice",
+                force: false,
+            })
+            .await
+            .expect("create");
+        assert_eq!(d.state, DeployState::Requested);
+        t.store
+            .set_deploy_state(d.id, DeployState::Failed, Some("plan"), Some("exit 1"))
+            .await
+            .expect("state");
+        let back = t
+            .store
+            .get_deploy(d.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(back.state, DeployState::Failed);
+        assert_eq!(back.step.as_deref(), Some("plan"));
+        assert!(back.finished_ms.is_some());
+        assert!(t.store.active_deploys().await.expect("active").is_empty());
+        assert_eq!(
+            t.store
+                .list_deploys(Some("catalog"), 5)
+                .await
+                .expect("list")
+                .len(),
+            1
+        );
+        assert!(
+            t.store
+                .list_deploys(Some("other"), 5)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}

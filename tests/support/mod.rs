@@ -1,0 +1,107 @@
+//! Shared test helpers: fresh stores on SQLite (a temp file) and on Postgres (a fresh database per
+//! test on the server at `TEST_POSTGRES_URL`, default `postgres://root@127.0.0.1:5432/test`).
+//!
+//! Postgres is a required tier in CI: when `CI=true` and the server is unreachable the test
+//! panics; elsewhere it prints why it skips the Postgres half.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use catalog_chatops::config::{self, Config};
+use catalog_chatops::store::Store;
+
+pub const DEFAULT_PG: &str = "postgres://root@127.0.0.1:5432/test";
+
+/// A store plus whatever keeps it alive (the temp dir of a SQLite file).
+pub struct TestStore {
+    pub store: Store,
+    pub url: String,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/store.db", dir.path().display());
+    let store = Store::open(&url).await.expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    TestStore {
+        store,
+        url,
+        backend: "sqlite",
+        _dir: Some(dir),
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh, empty Postgres database URL, or `None` (with the reason printed) outside CI when no
+/// server answers.
+pub async fn postgres_url() -> Option<String> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_string());
+    sqlx::any::install_default_drivers();
+    let pool = match sqlx::AnyPool::connect(&admin).await {
+        Ok(p) => p,
+        Err(e) => {
+            if in_ci() {
+                panic!("Postgres is required in CI but {admin} is unreachable: {e}");
+            }
+            eprintln!("skipping the Postgres half of this test: {admin} is unreachable ({e})");
+            return None;
+        }
+    };
+    let name = format!(
+        "ccx_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{name}"))
+}
+
+pub async fn postgres() -> Option<TestStore> {
+    let url = postgres_url().await?;
+    let store = Store::open(&url).await.expect("open postgres");
+    store.migrate().await.expect("migrate postgres");
+    Some(TestStore {
+        store,
+        url,
+        backend: "postgres",
+        _dir: None,
+    })
+}
+
+/// Both backends (Postgres when available).
+pub async fn all_backends() -> Vec<TestStore> {
+    let mut v = vec![sqlite().await];
+    if let Some(pg) = postgres().await {
+        v.push(pg);
+    }
+    v
+}
+
+/// The shipped Openverse config, pointed at `store_url`.
+pub fn config_with_store(store_url: &str) -> Config {
+    let toml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/catalog-chatops.toml"
+    ))
+    .expect("read shipped config");
+    let env = vec![(
+        "CATALOG_CHATOPS__STORE__URL".to_string(),
+        store_url.to_string(),
+    )];
+    config::load_from_str(&toml, &env).expect("shipped config is valid")
+}
