@@ -168,9 +168,19 @@ impl Engine {
             return self.finish(ev, reply, conv).await;
         }
 
-        // Durable before visible: the allowed attempt is on record before the handler may post.
         let mut ev = attempt("allowed", Some(&cmd));
         ev.detail = serde_json::json!({ "permission": permission });
+        if cmd.is_read_only() {
+            // Nothing to protect before it runs and nothing is shown until its reply: one event,
+            // written before that reply, records the attempt and its outcome.
+            let reply = handlers::dispatch(&self.ctx, actor, &cmd, conv).await;
+            if let Some(id) = reply.deploy_id {
+                ev.deploy_id = Some(id);
+            }
+            return self.finish(ev, reply, conv).await;
+        }
+        // Durable before visible: an attempt with effects is on record before the handler may
+        // act or post.
         if let Err(e) = self.ctx.store.append_audit(&ev).await {
             return self.audit_unavailable(e, conv).await;
         }

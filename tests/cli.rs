@@ -158,7 +158,7 @@ fn audit_verify_passes_fresh_and_names_an_altered_event() {
     let ok = env.run(&["audit", "verify"]);
     assert_eq!(ok.status.code(), Some(0));
     assert!(
-        stdout(&ok).contains("Audit log intact: 6 event(s), hash chain verified."),
+        stdout(&ok).contains("Audit log intact: 3 event(s), hash chain verified."),
         "{}",
         stdout(&ok)
     );
@@ -200,17 +200,25 @@ fn audit_export_is_json_lines_in_chain_order() {
     let env = Env::sqlite();
     env.run(&["exec", "!help"]);
     env.run(&["exec", "!nope"]);
+    env.run(&[
+        "exec",
+        "--role",
+        "core-maintainer",
+        "!deploy catalog v1.2.3",
+    ]);
     let out = env.run(&["audit", "export"]);
     assert_eq!(out.status.code(), Some(0));
     let events = json_lines(&out);
-    assert_eq!(events.len(), 3);
     let seqs: Vec<i64> = events
         .iter()
         .map(|e| e["seq"].as_i64().unwrap_or(0))
         .collect();
-    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
     assert_eq!(events[1]["prev_hash"], events[0]["hash"]);
-    assert_eq!(events[2]["decision"], "invalid");
+    assert_eq!(events[0]["outcome"], "ok");
+    assert_eq!(events[1]["decision"], "invalid");
+    assert_eq!(events[2]["decision"], "allowed");
+    assert_eq!(events[3]["kind"], "result");
 }
 
 #[test]
@@ -231,7 +239,7 @@ fn concurrent_exec_processes_keep_one_chain() {
     }
     let out = env.run(&["audit", "verify"]);
     assert!(
-        stdout(&out).contains("Audit log intact: 24 event(s)"),
+        stdout(&out).contains("Audit log intact: 12 event(s)"),
         "{}",
         stdout(&out)
     );

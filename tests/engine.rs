@@ -180,7 +180,15 @@ async fn every_attempt_is_audited_before_its_reply_is_shown() {
         shown_with_events: Default::default(),
     });
     let cases = [
-        ("!locks", &["contributor"][..], Outcome::Ok, 2),
+        // Effects (even refused ones) are audited before and after: attempt + result.
+        (
+            "!deploy catalog v1.2.3",
+            &["core-maintainer"][..],
+            Outcome::Blocked,
+            2,
+        ),
+        // Read-only: one event, before the reply.
+        ("!locks", &["contributor"][..], Outcome::Ok, 1),
         (
             "!deploy catalog v1.2.3",
             &["contributor"][..],
@@ -219,12 +227,19 @@ async fn every_attempt_is_audited_before_its_reply_is_shown() {
             .contains("`!deploy`")
     );
     // The allowed command left an attempt and a result.
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5);
     assert_eq!(events[1].decision.as_deref(), Some("denied"));
-    assert_eq!(events[2].kind, "result");
+    assert_eq!(events[2].kind, "command");
+    assert_eq!(events[2].decision.as_deref(), Some("allowed"));
     assert_eq!(events[2].outcome.as_deref(), Some("ok"));
-    assert_eq!(events[3].kind, "command");
-    assert_eq!(events[3].decision.as_deref(), Some("allowed"));
+    assert_eq!(events[3].kind, "result");
+    assert_eq!(events[3].outcome.as_deref(), Some("blocked"));
+    assert_eq!(events[4].kind, "command");
+    assert_eq!(events[4].decision.as_deref(), Some("allowed"));
+    assert_eq!(
+        events[4].outcome, None,
+        "the attempt is recorded before its outcome is known"
+    );
 }
 
 #[tokio::test]
@@ -275,8 +290,8 @@ async fn rate_limit_answers_with_the_wait_and_is_audited() {
         .await
         .expect("addressed");
     assert_eq!(r.outcome, Outcome::Ok);
-    // Newest first: carol's result and attempt, then bob's refused attempt.
-    let ev = &t.store.list_audit(3, None).await.expect("list")[2];
+    // Newest first: carol's read (one event), then bob's refused attempt.
+    let ev = &t.store.list_audit(2, None).await.expect("list")[1];
     assert_eq!(ev.decision.as_deref(), Some("rate_limited"));
     assert_eq!(ev.outcome.as_deref(), Some("rate_limited"));
     assert_eq!(ev.actor, "bob");

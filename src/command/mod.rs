@@ -88,6 +88,13 @@ impl Command {
         }
     }
 
+    /// Changes nothing anywhere (reads the store or upstream services only). Such a command is
+    /// audited once, after it ran and before its single reply is shown; a command with effects
+    /// is audited before it starts and again with its result.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.permission(), "read" | "deploy.check")
+    }
+
     /// A short stable name for metrics and the audit log (`deploy.check`, `locks`, …).
     pub fn name(&self) -> &'static str {
         match self {

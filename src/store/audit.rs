@@ -10,7 +10,156 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
 use super::{Backend, Result, Store, StoreError, now_ms};
+
+/// How many waiting appends one transaction takes at most.
+const MAX_BATCH: usize = 256;
+
+pub(super) type AppendRequest = (NewAuditEvent, oneshot::Sender<Result<AuditEvent>>);
+
+/// The store's single audit writer: takes every append waiting in the queue, writes them in one
+/// transaction and answers each caller. Order within the chain is queue order; across processes
+/// the database's lock on `audit_head` decides.
+pub(super) async fn run_writer(
+    pool: AnyPool,
+    backend: Backend,
+    mut rx: mpsc::Receiver<AppendRequest>,
+) {
+    let mut batch: Vec<AppendRequest> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<&NewAuditEvent> = batch.iter().map(|(ev, _)| ev).collect();
+        match write_batch(&pool, backend, &events).await {
+            Ok(stored) => {
+                for ((_, reply), ev) in batch.drain(..).zip(stored) {
+                    let _ = reply.send(Ok(ev));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "audit append failed");
+                let msg = e.to_string();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Append(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Appends `events` to the chain in one transaction: all or none.
+async fn write_batch(
+    pool: &AnyPool,
+    backend: Backend,
+    events: &[&NewAuditEvent],
+) -> Result<Vec<AuditEvent>> {
+    let mut tx = match backend {
+        // IMMEDIATE takes the write lock up front, so the busy timeout queues writers
+        // instead of failing a read-then-write upgrade.
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    };
+    // Updating the head first locks it (a row lock on Postgres, the write lock on SQLite)
+    // until commit: this is what serialises appends across processes.
+    let (last_seq, mut prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(events.len() as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+    let first_seq = last_seq - events.len() as i64 + 1;
+    let ts_ms = now_ms();
+    let mut stored = Vec::with_capacity(events.len());
+    for (i, ev) in events.iter().enumerate() {
+        let seq = first_seq + i as i64;
+        let roles =
+            serde_json::to_string(&ev.roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let detail = if ev.detail.is_null() {
+            "{}".to_string()
+        } else {
+            ev.detail.to_string()
+        };
+        let hash = StoredFields {
+            seq,
+            ts_ms,
+            kind: &ev.kind,
+            source: &ev.source,
+            actor: &ev.actor,
+            os_user: ev.os_user.as_deref(),
+            roles: &roles,
+            raw: ev.raw.as_deref(),
+            command: ev.command.as_deref(),
+            decision: ev.decision.as_deref(),
+            outcome: ev.outcome.as_deref(),
+            target: ev.target.as_deref(),
+            deploy_id: ev.deploy_id,
+            detail: &detail,
+            prev_hash: &prev_hash,
+        }
+        .hash();
+        sqlx::query(
+            "INSERT INTO audit_events (seq, ts_ms, kind, source, actor, os_user, roles, raw, \
+             command, decision, outcome, target, deploy_id, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(seq)
+        .bind(ts_ms)
+        .bind(&ev.kind)
+        .bind(&ev.source)
+        .bind(&ev.actor)
+        .bind(ev.os_user.as_deref())
+        .bind(&roles)
+        .bind(ev.raw.as_deref())
+        .bind(ev.command.as_deref())
+        .bind(ev.decision.as_deref())
+        .bind(ev.outcome.as_deref())
+        .bind(ev.target.as_deref())
+        .bind(ev.deploy_id)
+        .bind(&detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+        stored.push(AuditEvent {
+            seq,
+            ts_ms,
+            kind: ev.kind.clone(),
+            source: ev.source.clone(),
+            actor: ev.actor.clone(),
+            os_user: ev.os_user.clone(),
+            roles: ev.roles.clone(),
+            raw: ev.raw.clone(),
+            command: ev.command.clone(),
+            decision: ev.decision.clone(),
+            outcome: ev.outcome.clone(),
+            target: ev.target.clone(),
+            deploy_id: ev.deploy_id,
+            detail: serde_json::from_str(&detail).unwrap_or_default(),
+            prev_hash: std::mem::replace(&mut prev_hash, hash),
+            hash: String::new(),
+        });
+    }
+    // Each stored event's hash is the next one's prev_hash; the last one is the new head.
+    for i in 0..stored.len() {
+        stored[i].hash = match stored.get(i + 1) {
+            Some(next) => next.prev_hash.clone(),
+            None => prev_hash.clone(),
+        };
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
 
 /// The hash the first event points back to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -142,94 +291,18 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent> {
 }
 
 impl Store {
-    /// Appends one event to the chain and returns it as stored.
+    /// Appends one event to the chain and returns it as stored. Concurrent appends from this
+    /// process are group-committed (one transaction, one fsync) by the store's writer task.
     pub async fn append_audit(&self, ev: &NewAuditEvent) -> Result<AuditEvent> {
-        let roles =
-            serde_json::to_string(&ev.roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let detail = if ev.detail.is_null() {
-            "{}".to_string()
-        } else {
-            ev.detail.to_string()
-        };
-        let mut tx = match self.backend {
-            // IMMEDIATE takes the write lock up front, so the busy timeout queues writers
-            // instead of failing a read-then-write upgrade.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        // Updating the head first locks it (a row lock on Postgres, the write lock on SQLite)
-        // until commit: this is what serialises appends across processes.
-        let (seq, prev_hash): (i64, String) =
-            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *tx)
-                .await?;
-        let ts_ms = now_ms();
-        let fields = StoredFields {
-            seq,
-            ts_ms,
-            kind: &ev.kind,
-            source: &ev.source,
-            actor: &ev.actor,
-            os_user: ev.os_user.as_deref(),
-            roles: &roles,
-            raw: ev.raw.as_deref(),
-            command: ev.command.as_deref(),
-            decision: ev.decision.as_deref(),
-            outcome: ev.outcome.as_deref(),
-            target: ev.target.as_deref(),
-            deploy_id: ev.deploy_id,
-            detail: &detail,
-            prev_hash: &prev_hash,
-        };
-        let hash = fields.hash();
-        sqlx::query(
-            "INSERT INTO audit_events (seq, ts_ms, kind, source, actor, os_user, roles, raw, \
-             command, decision, outcome, target, deploy_id, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(seq)
-        .bind(ts_ms)
-        .bind(&ev.kind)
-        .bind(&ev.source)
-        .bind(&ev.actor)
-        .bind(ev.os_user.as_deref())
-        .bind(&roles)
-        .bind(ev.raw.as_deref())
-        .bind(ev.command.as_deref())
-        .bind(ev.decision.as_deref())
-        .bind(ev.outcome.as_deref())
-        .bind(ev.target.as_deref())
-        .bind(ev.deploy_id)
-        .bind(&detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(AuditEvent {
-            seq,
-            ts_ms,
-            kind: ev.kind.clone(),
-            source: ev.source.clone(),
-            actor: ev.actor.clone(),
-            os_user: ev.os_user.clone(),
-            roles: ev.roles.clone(),
-            raw: ev.raw.clone(),
-            command: ev.command.clone(),
-            decision: ev.decision.clone(),
-            outcome: ev.outcome.clone(),
-            target: ev.target.clone(),
-            deploy_id: ev.deploy_id,
-            detail: serde_json::from_str(&detail).unwrap_or_default(),
-            prev_hash,
-            hash,
-        })
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.audit_writer
+            .send((ev.clone(), reply_tx))
+            .await
+            .map_err(|_| StoreError::Append("the audit writer has stopped".into()))?;
+        reply_rx
+            .await
+            .map_err(|_| StoreError::Append("the audit writer has stopped".into()))?
     }
-
     /// The newest `limit` events (optionally only those about `target`), newest first.
     pub async fn list_audit(&self, limit: u32, target: Option<&str>) -> Result<Vec<AuditEvent>> {
         let rows = match target {

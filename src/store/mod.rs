@@ -62,6 +62,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("cannot append to the audit log: {0}")]
+    Append(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
 }
@@ -81,6 +83,7 @@ pub struct MigrationInfo {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    audit_writer: tokio::sync::mpsc::Sender<audit::AppendRequest>,
 }
 
 impl Store {
@@ -127,7 +130,13 @@ impl Store {
             pool_options
         };
         let pool = pool_options.connect_with(options).await.map_err(open_err)?;
-        let store = Store { pool, backend };
+        let (audit_writer, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(audit::run_writer(pool.clone(), backend, rx));
+        let store = Store {
+            pool,
+            backend,
+            audit_writer,
+        };
         if backend == Backend::Sqlite {
             store.enable_wal().await?;
         }
