@@ -17,6 +17,7 @@ use secrecy::SecretString;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
+    pub deploy: DeployConfig,
     pub chat: ChatConfig,
     pub github: GithubConfig,
     pub registry: RegistryConfig,
@@ -34,6 +35,14 @@ pub struct Config {
 pub struct StoreConfig {
     /// `sqlite://path` or `postgres://…`.
     pub url: String,
+}
+
+/// Workflow-wide settings.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// How long a deploy's owner may go without renewing its lease before another process
+    /// declares the deploy interrupted (owners on the same host are checked by pid at once).
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +107,8 @@ pub struct TargetConfig {
     pub plan: Vec<String>,
     pub apply: Vec<String>,
     pub step_timeout: Duration,
+    /// How long after apply Airflow has to report itself healthy.
+    pub verify_timeout: Duration,
     pub env_passthrough: Vec<String>,
     /// Extra environment for the steps (fixed values, not secrets of the bot).
     pub env: BTreeMap<String, String>,

@@ -12,8 +12,8 @@ use figment::value::{Dict, Num, Value};
 
 use super::load::Origins;
 use super::{
-    AirflowApi, AirflowConfig, ChatConfig, Config, GithubConfig, LimitsConfig, LocalConfig,
-    RegistryConfig, Secrets, StoreConfig, TargetConfig,
+    AirflowApi, AirflowConfig, ChatConfig, Config, DeployConfig, GithubConfig, LimitsConfig,
+    LocalConfig, RegistryConfig, Secrets, StoreConfig, TargetConfig,
 };
 
 /// Every action a permission can be granted for, in the order we list them in messages.
@@ -40,8 +40,9 @@ const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
     ("migrations.apply", "core-maintainer"),
 ];
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "store",
+    "deploy",
     "chat",
     "github",
     "registry",
@@ -52,7 +53,8 @@ const SECTIONS: [&str; 9] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 15] = [
+const TARGET_KEYS: [&str; 16] = [
+    "verify_timeout",
     "repo",
     "release_tag",
     "image",
@@ -114,6 +116,13 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
+    let deploy_t = c.section(doc, "deploy", &["lease"]);
+    let lease = c.duration(
+        "deploy.lease",
+        deploy_t.and_then(|t| t.get("lease")),
+        Duration::from_secs(30),
+    );
+
     let chat = c.section(doc, "chat", &["prefix"]);
     let prefix = c.prefix(chat);
 
@@ -150,6 +159,7 @@ pub(super) fn validate(
     }
     Ok(Config {
         store: StoreConfig { url },
+        deploy: DeployConfig { lease },
         chat: ChatConfig { prefix },
         github: GithubConfig { api_url },
         registry: RegistryConfig { url: registry_url },
@@ -612,6 +622,11 @@ impl Checker<'_> {
                 r#"["just", "apply", "prod", "catalog-airflow"]"#,
             ),
             step_timeout: self.step_timeout(&k("step_timeout"), t.get("step_timeout")),
+            verify_timeout: self.duration(
+                &k("verify_timeout"),
+                t.get("verify_timeout"),
+                Duration::from_secs(10 * 60),
+            ),
             env_passthrough: self.env_passthrough(&k("env_passthrough"), t.get("env_passthrough")),
             env: self.step_env(&k("env"), t.get("env")),
         }
@@ -873,9 +888,13 @@ impl Checker<'_> {
     }
 
     fn step_timeout(&mut self, key: &str, v: Option<&Value>) -> Duration {
-        const DEFAULT: Duration = Duration::from_secs(30 * 60);
+        self.duration(key, v, Duration::from_secs(30 * 60))
+    }
+
+    /// A positive duration of at most a day, written as humantime (`"30m"`, `"90s"`).
+    fn duration(&mut self, key: &str, v: Option<&Value>, default: Duration) -> Duration {
         let Some(v) = v else {
-            return DEFAULT;
+            return default;
         };
         let parsed = match v {
             Value::String(_, s) => humantime::parse_duration(s.trim()).ok(),
@@ -897,7 +916,7 @@ impl Checker<'_> {
             }
             Some(d) => return d,
         }
-        DEFAULT
+        default
     }
 
     fn env_passthrough(&mut self, key: &str, v: Option<&Value>) -> Vec<String> {

@@ -11,7 +11,7 @@ mod deploys;
 mod locks;
 
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
-pub use deploys::{Deploy, DeployState, NewDeploy};
+pub use deploys::{Approval, Deploy, DeployState, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 
 use std::path::Path;

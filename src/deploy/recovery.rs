@@ -1,0 +1,106 @@
+//! Finding deploys whose owner died. A process running a deploy step holds a lease (host, pid,
+//! heartbeat). Another process never touches a deploy whose owner is alive; it marks it
+//! `interrupted` (step `unknown`) as soon as it can tell the owner is gone: at once when the owner
+//! was on this host and its pid is dead, otherwise when the lease has expired.
+
+use std::time::Duration;
+
+use crate::store::{Deploy, DeployState, NewAuditEvent, Owner, Store, now_ms};
+
+/// States in which a process is working on the deploy (a step or a check is running). Waiting
+/// for approval is a resting state: nobody owns it and nothing can be interrupted.
+pub const WORKING: [DeployState; 6] = [
+    DeployState::Locked,
+    DeployState::Bump,
+    DeployState::Plan,
+    DeployState::Approved,
+    DeployState::Apply,
+    DeployState::Verify,
+];
+
+/// Whether a process with this pid exists on this host.
+pub fn pid_alive(pid: i64) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        // It exists but belongs to someone else.
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+/// Why `d`'s owner is considered gone, or `None` while it may still be working.
+pub fn owner_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<String> {
+    if !WORKING.contains(&d.state) {
+        return None;
+    }
+    let step = d.step.as_deref().unwrap_or(d.state.as_str());
+    match &d.owner {
+        None => Some(format!(
+            "nobody holds the lease of deploy #{} while it is at {step}",
+            d.id
+        )),
+        Some(o) if o == me => None,
+        Some(o) if o.host == me.host => (!pid_alive(o.pid)).then(|| {
+            format!(
+                "the process that was running {step} (pid {} on {}) is gone",
+                o.pid, o.host
+            )
+        }),
+        Some(o) => {
+            let last = d.heartbeat_ms.unwrap_or(0);
+            let silent = now - last;
+            (silent > lease.as_millis() as i64).then(|| {
+                format!(
+                    "the process that was running {step} (pid {} on {}) has not renewed its \
+                     lease for {} s",
+                    o.pid,
+                    o.host,
+                    silent / 1000
+                )
+            })
+        }
+    }
+}
+
+/// Marks every deploy whose owner is gone as interrupted (journaled and audited) and returns
+/// them with the reason, so the caller can tell their conversations.
+pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(Deploy, String)>> {
+    let me = Owner::current();
+    let now = now_ms();
+    let mut interrupted = Vec::new();
+    for d in store.active_deploys().await? {
+        let Some(reason) = owner_gone(&d, &me, lease, now) else {
+            continue;
+        };
+        // Compare-and-set on the state we saw: if the owner moved it meanwhile, it was alive.
+        if !store
+            .transition(d.id, &[d.state], DeployState::Interrupted, Some("unknown"), Some(&reason))
+            .await?
+        {
+            continue;
+        }
+        store
+            .append_audit(&NewAuditEvent {
+                kind: "deploy.interrupted".into(),
+                source: "system".into(),
+                actor: "catalog-chatops".into(),
+                target: Some(d.target.clone()),
+                deploy_id: Some(d.id),
+                outcome: Some("interrupted".into()),
+                detail: serde_json::json!({
+                    "was": d.state.as_str(),
+                    "step": d.step,
+                    "owner": d.owner,
+                    "reason": reason,
+                }),
+                ..NewAuditEvent::default()
+            })
+            .await?;
+        tracing::warn!(deploy_id = d.id, %reason, "deploy interrupted");
+        interrupted.push((d, reason));
+    }
+    Ok(interrupted)
+}
