@@ -12,6 +12,14 @@ pub trait Conversation: Send + Sync {
     /// Posts one message. Text is already redacted and within the platform's limits is the
     /// adapter's business (it splits or attaches).
     async fn post(&self, text: &str);
+
+    /// Posts a long text (a plan, a step's output): a summary, plus the whole text where the
+    /// platform can attach it as a file. Where it cannot (a terminal), the text follows the
+    /// summary.
+    async fn post_long(&self, summary: &str, file_name: &str, content: &str) {
+        let _ = file_name;
+        self.post(&format!("{summary}\n{content}")).await;
+    }
 }
 
 /// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.

@@ -1,0 +1,88 @@
+# The sandbox's stand-in for the Openverse infrastructure repo. `bump` records the wanted image
+# tag, `plan` prints a Terraform-shaped plan of the change, and `apply` prints it again and waits
+# for `yes` like `terraform apply` does. State lives in ./state beside this file's copy.
+#
+# Knobs for trying failure paths (set in the step environment, or as files in ./state):
+#   SANDBOX_PLAN_SECONDS=N   plan sleeps N seconds first (a slow plan: kill the bot meanwhile)
+#   state/drift              apply shows one more change than plan did (the plan changed)
+#   state/fail-bump          bump exits 1
+
+set shell := ["bash", "-eu", "-o", "pipefail", "-c"]
+
+bump version:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p state
+    if [ -e state/fail-bump ]; then echo "error: cannot update prod.tfvars (state/fail-bump)" >&2; exit 1; fi
+    echo "{{version}}" > state/wanted
+    echo "Updated catalog_airflow_image_tag to \"{{version}}\" in environments/prod/catalog-airflow.tfvars"
+
+plan:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sleep "${SANDBOX_PLAN_SECONDS:-0}"
+    just --justfile "{{justfile()}}" --working-directory . _show-plan
+
+apply:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just --justfile "{{justfile()}}" --working-directory . _show-plan
+    if [ -e state/drift ]; then
+        echo
+        echo "  # module.catalog_airflow.aws_security_group.airflow will be updated in-place"
+        echo "  ~ resource \"aws_security_group\" \"airflow\" {"
+        echo "      ~ ingress = [ ... ]"
+        echo "    }"
+        echo
+        echo "Plan: 1 to add, 2 to change, 1 to destroy."
+    fi
+    echo
+    echo "Do you want to perform these actions?"
+    echo "  Terraform will perform the actions described above."
+    echo "  Only 'yes' will be accepted to approve."
+    echo
+    printf "  Enter a value: "
+    read -r answer || answer=""
+    echo
+    if [ "$answer" != "yes" ]; then
+        echo "Apply cancelled."
+        exit 1
+    fi
+    echo "module.catalog_airflow.aws_instance.airflow: Destroying... [id=i-0fedcba9876543210]"
+    echo "module.catalog_airflow.aws_instance.airflow: Creation complete after 42s [id=i-0123456789abcdef0]"
+    cp state/wanted state/deployed
+    echo
+    echo "Apply complete! Resources: 1 added, 1 changed, 1 destroyed."
+
+_show-plan:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p state
+    wanted=$(cat state/wanted 2>/dev/null || echo none)
+    deployed=$(cat state/deployed 2>/dev/null || echo v1.5.2)
+    echo "module.catalog_airflow.data.aws_ami.ubuntu: Reading..."
+    echo "module.catalog_airflow.aws_instance.airflow: Refreshing state... [id=i-0fedcba9876543210]"
+    echo
+    if [ "$wanted" = "$deployed" ] || [ "$wanted" = none ]; then
+        echo "No changes. Your infrastructure matches the configuration."
+        exit 0
+    fi
+    old=$(printf '%s' "$deployed" | sha1sum | cut -c1-40)
+    new=$(printf '%s' "$wanted" | sha1sum | cut -c1-40)
+    echo "Terraform will perform the following actions:"
+    echo
+    echo "  # module.catalog_airflow.aws_instance.airflow must be replaced"
+    echo "-/+ resource \"aws_instance\" \"airflow\" {"
+    echo "      ~ id        = \"i-0fedcba9876543210\" -> (known after apply)"
+    echo "      ~ user_data = \"$old\" -> \"$new\" # forces replacement"
+    echo "        # (29 unchanged attributes hidden)"
+    echo "    }"
+    echo
+    echo "  # module.catalog_airflow.aws_route53_record.airflow will be updated in-place"
+    echo "  ~ resource \"aws_route53_record\" \"airflow\" {"
+    echo "      ~ records = [ \"10.0.1.23\" ] -> (known after apply)"
+    echo "    }"
+    echo
+    if [ ! -e state/drift ] || [ "${0##*/}" = plan ]; then
+        echo "Plan: 1 to add, 1 to change, 1 to destroy."
+    fi

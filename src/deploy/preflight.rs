@@ -1,0 +1,453 @@
+//! The runbook's three checks, run concurrently: the GitHub release exists (published, not a
+//! draft), its image tag exists on the registry (digest pinned), and no DAG runs are active.
+//! Every result is reported, never only the first failure; an answer that cannot be had is
+//! `unknown` and blocks (fail closed).
+
+use serde::Serialize;
+
+use crate::command::Version;
+use crate::config::TargetConfig;
+use crate::integrations::Integrations;
+use crate::integrations::airflow::DagRun;
+use crate::timefmt;
+
+/// How a single check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The service could not answer: blocks like a failure, says why.
+    Unknown,
+}
+
+impl Status {
+    fn icon(self) -> &'static str {
+        match self {
+            Status::Pass => "✅",
+            Status::Fail => "❌",
+            Status::Unknown => "⚠️",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    /// One line: what was found or why it could not be checked.
+    pub summary: String,
+    /// Further lines (e.g. each blocking DAG run).
+    pub details: Vec<String>,
+}
+
+impl Check {
+    fn new(name: &'static str, status: Status, summary: String) -> Check {
+        Check {
+            name,
+            status,
+            summary,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// The three results plus what a deploy pins from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub target: String,
+    /// The version asked for (`latest` stays visible here) …
+    pub requested: String,
+    /// … and the concrete release version it resolved to, when known.
+    pub version: Option<String>,
+    pub release: Check,
+    pub image: Check,
+    pub dag_runs: Check,
+    pub image_digest: Option<String>,
+    /// DAG runs that block (or were overridden with `--force`).
+    pub blocking_runs: Vec<BlockingRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockingRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub state: String,
+    pub since: Option<String>,
+}
+
+impl Report {
+    pub fn checks(&self) -> [&Check; 3] {
+        [&self.release, &self.image, &self.dag_runs]
+    }
+
+    /// True when a deploy may go ahead; `force` overrides active DAG runs, never an unknown.
+    pub fn passed(&self, force: bool) -> bool {
+        self.release.status == Status::Pass
+            && self.image.status == Status::Pass
+            && match self.dag_runs.status {
+                Status::Pass => true,
+                Status::Fail => force,
+                Status::Unknown => false,
+            }
+    }
+
+    /// The checks that block, by name, for the closing sentence.
+    pub fn blockers(&self, force: bool) -> Vec<&'static str> {
+        self.checks()
+            .into_iter()
+            .filter(|c| match c.status {
+                Status::Pass => false,
+                Status::Fail => !(force && c.name == "DAG runs"),
+                Status::Unknown => true,
+            })
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// The report as chat text: one line per check, details indented.
+    pub fn render(&self) -> String {
+        let version = match &self.version {
+            Some(v) if *v != self.requested => format!("{} ({v})", self.requested),
+            _ => self.requested.clone(),
+        };
+        let mut out = format!("Preflight for {} {version}:", self.target);
+        for c in self.checks() {
+            out.push_str(&format!("\n{} {}: {}", c.status.icon(), c.name, c.summary));
+            for d in &c.details {
+                out.push_str(&format!("\n    • {d}"));
+            }
+        }
+        out
+    }
+}
+
+/// Substitutes the validated version into a tag template.
+fn tag_for(template: &str, version: &str) -> String {
+    template.replace("{version}", version)
+}
+
+/// The version part of a release tag under `template` (`catalog-{version}` → strip the prefix).
+fn version_from_tag(template: &str, tag: &str) -> Option<String> {
+    let (prefix, suffix) = template.split_once("{version}")?;
+    tag.strip_prefix(prefix)?
+        .strip_suffix(suffix)
+        .map(str::to_string)
+        .filter(|v| !v.is_empty())
+}
+
+/// Runs the three checks concurrently. For a concrete version the release, the image and the DAG
+/// runs are asked at once; for `latest` the image check follows the release (it needs the
+/// resolved version) while the DAG-run check runs alongside.
+pub async fn run(
+    clients: &Integrations,
+    target_name: &str,
+    target: &TargetConfig,
+    version: &Version,
+) -> Report {
+    let release_then_image = async {
+        let (release, resolved) = check_release(clients, target, version).await;
+        let image = match (version, &resolved) {
+            (Version::Latest, Some(v)) => Some(check_image(clients, target, v).await),
+            _ => None,
+        };
+        (release, resolved, image)
+    };
+    let image_now = async {
+        match version {
+            Version::Latest => None,
+            v => Some(check_image(clients, target, v.as_str()).await),
+        }
+    };
+    let ((release, resolved, late_image), early_image, (dag_runs, blocking_runs)) =
+        tokio::join!(release_then_image, image_now, check_runs(clients, target));
+    let (image, image_digest) = early_image.or(late_image).unwrap_or_else(|| {
+        (
+            Check::new(
+                "image",
+                Status::Unknown,
+                "not checked: the release version is not known".to_string(),
+            ),
+            None,
+        )
+    });
+    Report {
+        target: target_name.to_string(),
+        requested: version.as_str().to_string(),
+        version: resolved,
+        release,
+        image,
+        dag_runs,
+        image_digest,
+        blocking_runs,
+    }
+}
+
+async fn check_release(
+    clients: &Integrations,
+    target: &TargetConfig,
+    version: &Version,
+) -> (Check, Option<String>) {
+    let answer = match version {
+        Version::Latest => {
+            // A monorepo's GitHub "latest" may be another component's release, so look for the
+            // newest release whose tag fits this target's template.
+            let prefix = target
+                .release_tag
+                .split_once("{version}")
+                .map(|(p, _)| p)
+                .unwrap_or("");
+            if prefix.is_empty() {
+                clients.github.latest_release(&target.repo).await
+            } else {
+                clients
+                    .github
+                    .latest_release_with_prefix(&target.repo, prefix)
+                    .await
+            }
+        }
+        v => {
+            clients
+                .github
+                .release_by_tag(&target.repo, &tag_for(&target.release_tag, v.as_str()))
+                .await
+        }
+    };
+    match answer {
+        Err(e) => (
+            Check::new("release", Status::Unknown, e.to_string()),
+            match version {
+                Version::Latest => None,
+                v => Some(v.as_str().to_string()),
+            },
+        ),
+        Ok(None) => {
+            let what = match version {
+                Version::Latest => format!("no published release in {}", target.repo),
+                v => format!(
+                    "no release `{}` in {}",
+                    tag_for(&target.release_tag, v.as_str()),
+                    target.repo
+                ),
+            };
+            (
+                Check::new("release", Status::Fail, what),
+                match version {
+                    Version::Latest => None,
+                    v => Some(v.as_str().to_string()),
+                },
+            )
+        }
+        Ok(Some(r)) if r.draft => (
+            Check::new(
+                "release",
+                Status::Fail,
+                format!(
+                    "`{}` is a draft: publish it first ({})",
+                    r.tag, r.html_url
+                ),
+            ),
+            version_from_tag(&target.release_tag, &r.tag),
+        ),
+        Ok(Some(r)) => {
+            let resolved = match version {
+                Version::Latest => version_from_tag(&target.release_tag, &r.tag),
+                v => Some(v.as_str().to_string()),
+            };
+            // A `latest` whose tag does not fit the template cannot be deployed by name.
+            if resolved.is_none() {
+                return (
+                    Check::new(
+                        "release",
+                        Status::Fail,
+                        format!(
+                            "the newest release `{}` does not match release_tag `{}`",
+                            r.tag, target.release_tag
+                        ),
+                    ),
+                    None,
+                );
+            }
+            let when = r
+                .published_at
+                .as_deref()
+                .map(|p| format!(", published {}", p.replace('T', " ").replace('Z', " UTC")))
+                .unwrap_or_default();
+            let name = r
+                .name
+                .as_deref()
+                .filter(|n| *n != r.tag)
+                .map(|n| format!(" “{n}”"))
+                .unwrap_or_default();
+            let pre = if r.prerelease { " (pre-release)" } else { "" };
+            (
+                Check::new(
+                    "release",
+                    Status::Pass,
+                    format!("`{}`{name}{pre}{when} — {}", r.tag, r.html_url),
+                ),
+                resolved,
+            )
+        }
+    }
+}
+
+async fn check_image(
+    clients: &Integrations,
+    target: &TargetConfig,
+    version: &str,
+) -> (Check, Option<String>) {
+    let tag = tag_for(&target.image_tag, version);
+    match clients.registry.manifest(&target.image, &tag).await {
+        Err(e) => (Check::new("image", Status::Unknown, e.to_string()), None),
+        Ok(None) => (
+            Check::new(
+                "image",
+                Status::Fail,
+                format!("no image `{}:{tag}` on the registry", target.image),
+            ),
+            None,
+        ),
+        Ok(Some(m)) => (
+            Check::new(
+                "image",
+                Status::Pass,
+                format!("`{}:{tag}` → {}", target.image, m.digest),
+            ),
+            Some(m.digest),
+        ),
+    }
+}
+
+async fn check_runs(clients: &Integrations, target: &TargetConfig) -> (Check, Vec<BlockingRun>) {
+    let runs = match clients.airflow.active_runs().await {
+        Ok(r) => r,
+        Err(e) => return (Check::new("DAG runs", Status::Unknown, e.to_string()), Vec::new()),
+    };
+    let (ignored, blocking): (Vec<DagRun>, Vec<DagRun>) = runs
+        .into_iter()
+        .partition(|r| target.ignore_dags.contains(&r.dag_id));
+    let ignored_note = if ignored.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} ignored: {})", ignored.len(), {
+            let mut ids: Vec<&str> = ignored.iter().map(|r| r.dag_id.as_str()).collect();
+            ids.dedup();
+            ids.join(", ")
+        })
+    };
+    if blocking.is_empty() || !target.block_on_running_dags {
+        let summary = if blocking.is_empty() {
+            format!("no active DAG runs{ignored_note}")
+        } else {
+            format!(
+                "{} active DAG run(s), not blocking (block_on_running_dags = false){ignored_note}",
+                blocking.len()
+            )
+        };
+        return (Check::new("DAG runs", Status::Pass, summary), Vec::new());
+    }
+    let now = crate::store::now_ms();
+    let mut check = Check::new(
+        "DAG runs",
+        Status::Fail,
+        format!("{} active DAG run(s) block the deploy{ignored_note}", blocking.len()),
+    );
+    const SHOWN: usize = 10;
+    let blocking: Vec<BlockingRun> = blocking
+        .into_iter()
+        .map(|r| BlockingRun {
+            since: r.start_date.clone().or(r.queued_at.clone()),
+            dag_id: r.dag_id,
+            run_id: r.run_id,
+            state: r.state,
+        })
+        .collect();
+    for r in blocking.iter().take(SHOWN) {
+        let since = r
+            .since
+            .as_deref()
+            .and_then(parse_rfc3339_ms)
+            .map(|ms| format!(", {} since {}", r.state, timefmt::ago(ms, now)))
+            .unwrap_or_else(|| format!(", {}", r.state));
+        check
+            .details
+            .push(format!("{} · {}{since}", r.dag_id, r.run_id));
+    }
+    if blocking.len() > SHOWN {
+        check
+            .details
+            .push(format!("… and {} more", blocking.len() - SHOWN));
+    }
+    (check, blocking)
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC-ish timestamp (`2026-11-26T04:43:27.123+00:00`
+/// or `…Z`); offsets other than zero are applied.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let first3 = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        ms = first3.parse().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "" | "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant), the inverse of timefmt's conversion.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60) * 1000) + ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_versions_round_trip_in_both_schemes() {
+        assert_eq!(tag_for("{version}", "v1.5.3"), "v1.5.3");
+        assert_eq!(
+            tag_for("catalog-{version}", "2023.07.03.17.52.00"),
+            "catalog-2023.07.03.17.52.00"
+        );
+        assert_eq!(tag_for("rel-{version}", "2023.07.03.17.52.00"), "rel-2023.07.03.17.52.00");
+        assert_eq!(
+            version_from_tag("catalog-{version}", "catalog-2023.07.03.17.52.00").as_deref(),
+            Some("2023.07.03.17.52.00")
+        );
+        assert_eq!(version_from_tag("catalog-{version}", "api-2023.07.03"), None);
+        assert_eq!(version_from_tag("{version}", "v1.5.3").as_deref(), Some("v1.5.3"));
+    }
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("2026-11-26T04:43:27Z"), Some(1_795_668_207_000));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T05:43:27.5+01:00"),
+            Some(1_795_668_207_500)
+        );
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-26T04:43:27+1"), None);
+    }
+}
