@@ -6,8 +6,10 @@
 pub mod chat;
 pub mod command;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod handlers;
+pub mod integrations;
 pub mod policy;
 pub mod redact;
 pub mod reply;

@@ -1,0 +1,3 @@
+//! The deploy workflow: state machine, preflight, steps, plan fingerprint, locks.
+
+pub mod fingerprint;

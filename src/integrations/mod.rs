@@ -1,0 +1,4 @@
+//! Clients for the outside world the bot acts on: GitHub, the registry, Airflow and the
+//! infrastructure steps.
+
+pub mod infra;
