@@ -1,3 +1,4 @@
 //! The deploy workflow: state machine, preflight, steps, plan fingerprint, locks.
 
 pub mod fingerprint;
+pub mod recovery;
