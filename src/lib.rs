@@ -8,9 +8,11 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod handlers;
+pub mod integrations;
 pub mod policy;
 pub mod redact;
 pub mod reply;
+pub mod sandbox;
 pub mod store;
 pub mod timefmt;
 
