@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod policy;
 pub mod redact;
 pub mod reply;
+pub mod sandbox;
 pub mod store;
 pub mod timefmt;
 

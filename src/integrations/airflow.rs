@@ -1,0 +1,731 @@
+//! Airflow's REST API: active DAG runs (the deploy blocker), DAGs and their paused flag, import
+//! errors, health and version — for Airflow 2 (`/api/v1`, basic auth) and Airflow 3 (`/api/v2`,
+//! a JWT from `POST /auth/token`, logged in again once when a token is refused).
+//!
+//! Lists are read in pages of at most 100 (Airflow silently cuts larger limits) and the offset
+//! advances by what actually came back, so a server with a smaller cap is still read completely.
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, OnceCell};
+
+use super::http::{Raw, encode_segment, parse_json, path_only, reqwest_client, send, unexpected};
+use super::{HttpPolicy, Service, UpstreamError};
+use crate::config::{AirflowApi, Config};
+
+const SERVICE: Service = Service::Airflow;
+/// Airflow's largest page.
+pub const PAGE_LIMIT: usize = 100;
+/// A guard against a server whose `total_entries` never comes within reach.
+const MAX_PAGES: usize = 2_000;
+
+/// The API a server speaks, once known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ApiVersion {
+    /// Airflow 2: `/api/v1`.
+    V1,
+    /// Airflow 3: `/api/v2`.
+    V2,
+}
+
+impl ApiVersion {
+    fn prefix(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "/api/v1",
+            ApiVersion::V2 => "/api/v2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AirflowVersion {
+    pub version: String,
+    #[serde(default)]
+    pub git_version: Option<String>,
+}
+
+/// One component of `health()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Component {
+    /// `healthy`, `unhealthy`, or none when the server does not say.
+    pub status: Option<String>,
+    /// RFC 3339; the metadatabase has none.
+    pub latest_heartbeat: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub metadatabase: Component,
+    pub scheduler: Component,
+    pub triggerer: Option<Component>,
+    pub dag_processor: Option<Component>,
+}
+
+/// A DAG run in either API's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DagRun {
+    pub dag_id: String,
+    pub run_id: String,
+    /// `queued`, `running`, `success`, `failed`.
+    pub state: String,
+    /// v2 `logical_date`, v1 `logical_date` or the older `execution_date`; manual runs in
+    /// Airflow 3 may have none.
+    pub logical_date: Option<String>,
+    pub queued_at: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub run_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dag {
+    pub dag_id: String,
+    pub is_paused: bool,
+    /// `@daily`, a cron expression, `every 1 day`… or none for unscheduled DAGs.
+    pub schedule: Option<String>,
+    /// Only when the server includes it (lists usually do not; see [`AirflowClient::dag_details`]).
+    pub catchup: Option<bool>,
+    pub tags: Vec<String>,
+    pub fileloc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DagDetails {
+    pub dag_id: String,
+    pub is_paused: bool,
+    pub schedule: Option<String>,
+    pub catchup: Option<bool>,
+    pub start_date: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportError {
+    pub filename: String,
+    /// The line that says what went wrong: the stack trace's first line, or its last when the
+    /// first is only `Traceback (most recent call last):`.
+    pub summary: String,
+    pub timestamp: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AirflowClient {
+    http: reqwest::Client,
+    base: String,
+    configured: AirflowApi,
+    username: String,
+    password: Option<SecretString>,
+    policy: HttpPolicy,
+    detected: Arc<OnceCell<ApiVersion>>,
+    /// The Airflow 3 JWT; held across a login so concurrent callers log in once.
+    jwt: Arc<Mutex<Option<String>>>,
+}
+
+impl fmt::Debug for AirflowClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AirflowClient")
+            .field("base", &self.base)
+            .field("api", &self.configured)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn auth_error(detail: impl Into<String>) -> UpstreamError {
+    UpstreamError::Auth {
+        service: SERVICE,
+        detail: detail.into(),
+    }
+}
+
+/// Which credentials a request carries.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    Basic,
+    Bearer(&'a str),
+}
+
+impl AirflowClient {
+    pub fn new(
+        url: &str,
+        api: AirflowApi,
+        username: &str,
+        password: Option<SecretString>,
+        policy: HttpPolicy,
+    ) -> Result<AirflowClient, UpstreamError> {
+        let base = url.trim_end_matches('/').to_string();
+        reqwest::Url::parse(&base).map_err(|_| UpstreamError::Invalid {
+            service: SERVICE,
+            detail: format!("url {url:?} is not a valid URL"),
+        })?;
+        Ok(AirflowClient {
+            http: reqwest_client(SERVICE, &policy)?,
+            base,
+            configured: api,
+            username: username.to_string(),
+            password,
+            policy,
+            detected: Arc::default(),
+            jwt: Arc::default(),
+        })
+    }
+
+    pub fn from_config(
+        config: &Config,
+        policy: HttpPolicy,
+    ) -> Result<AirflowClient, UpstreamError> {
+        AirflowClient::new(
+            &config.airflow.url,
+            config.airflow.api,
+            &config.airflow.username,
+            config.secrets.airflow_password.clone(),
+            policy,
+        )
+    }
+
+    /// The API in use: as configured, or detected once (`/api/v2/version`, then `/api/v1/version`).
+    pub async fn api(&self) -> Result<ApiVersion, UpstreamError> {
+        match self.configured {
+            AirflowApi::V1 => Ok(ApiVersion::V1),
+            AirflowApi::V2 => Ok(ApiVersion::V2),
+            AirflowApi::Auto => self
+                .detected
+                .get_or_try_init(|| self.detect())
+                .await
+                .copied(),
+        }
+    }
+
+    async fn detect(&self) -> Result<ApiVersion, UpstreamError> {
+        let mut seen = Vec::new();
+        for api in [ApiVersion::V2, ApiVersion::V1] {
+            let path = format!("{}/version", api.prefix());
+            let raw = self.send_once(Method::GET, &path, None, Auth::None).await?;
+            if raw.status == StatusCode::OK {
+                return Ok(api);
+            }
+            seen.push(raw.status.as_u16().to_string());
+        }
+        Err(UpstreamError::Invalid {
+            service: SERVICE,
+            detail: format!(
+                "neither /api/v2/version nor /api/v1/version answered ({}) — check airflow.url",
+                seen.join(", ")
+            ),
+        })
+    }
+
+    /// Version and health need no credentials.
+    pub async fn version(&self) -> Result<AirflowVersion, UpstreamError> {
+        let path = format!("{}/version", self.api().await?.prefix());
+        let raw = self.send_once(Method::GET, &path, None, Auth::None).await?;
+        expect_ok(&raw, &path)?;
+        parse_json(SERVICE, &path, &raw.body)
+    }
+
+    /// Metadatabase, scheduler, triggerer and DAG processor with their latest heartbeats.
+    pub async fn health(&self) -> Result<Health, UpstreamError> {
+        #[derive(Deserialize)]
+        struct RawComponent {
+            status: Option<String>,
+            latest_scheduler_heartbeat: Option<String>,
+            latest_triggerer_heartbeat: Option<String>,
+            latest_dag_processor_heartbeat: Option<String>,
+        }
+        impl From<RawComponent> for Component {
+            fn from(c: RawComponent) -> Self {
+                Component {
+                    status: c.status,
+                    latest_heartbeat: c
+                        .latest_scheduler_heartbeat
+                        .or(c.latest_triggerer_heartbeat)
+                        .or(c.latest_dag_processor_heartbeat),
+                }
+            }
+        }
+        #[derive(Deserialize)]
+        struct RawHealth {
+            metadatabase: RawComponent,
+            scheduler: RawComponent,
+            triggerer: Option<RawComponent>,
+            dag_processor: Option<RawComponent>,
+        }
+        let path = match self.api().await? {
+            ApiVersion::V1 => "/api/v1/health",
+            ApiVersion::V2 => "/api/v2/monitor/health",
+        };
+        let raw = self.send_once(Method::GET, path, None, Auth::None).await?;
+        expect_ok(&raw, path)?;
+        let h: RawHealth = parse_json(SERVICE, path, &raw.body)?;
+        Ok(Health {
+            metadatabase: h.metadatabase.into(),
+            scheduler: h.scheduler.into(),
+            triggerer: h.triggerer.map(Into::into),
+            dag_processor: h.dag_processor.map(Into::into),
+        })
+    }
+
+    /// Every running or queued run across all DAGs, all pages read.
+    pub async fn active_runs(&self) -> Result<Vec<DagRun>, UpstreamError> {
+        let path = format!(
+            "{}/dags/~/dagRuns?state=running&state=queued",
+            self.api().await?.prefix()
+        );
+        let runs: Vec<RawRun> = self.collect(&path, usize::MAX).await?;
+        let mut out: Vec<DagRun> = runs.into_iter().map(DagRun::from).collect();
+        // Offset pages can overlap when runs start or finish between two requests.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|r| seen.insert((r.dag_id.clone(), r.run_id.clone())));
+        Ok(out)
+    }
+
+    /// The most recent runs of one DAG, newest first, at most `limit`.
+    pub async fn dag_runs(&self, dag_id: &str, limit: usize) -> Result<Vec<DagRun>, UpstreamError> {
+        let path = format!(
+            "{}/dags/{}/dagRuns?order_by=-start_date",
+            self.api().await?.prefix(),
+            encode_segment(dag_id)
+        );
+        let runs: Vec<RawRun> = self.collect(&path, limit).await?;
+        Ok(runs.into_iter().map(DagRun::from).collect())
+    }
+
+    /// Every DAG the server knows, all pages read.
+    pub async fn list_dags(&self) -> Result<Vec<Dag>, UpstreamError> {
+        let path = format!("{}/dags", self.api().await?.prefix());
+        let dags: Vec<RawDag> = self.collect(&path, usize::MAX).await?;
+        Ok(dags.into_iter().map(Dag::from).collect())
+    }
+
+    /// One DAG's details (catchup, start date); `None` when Airflow does not know it.
+    pub async fn dag_details(&self, dag_id: &str) -> Result<Option<DagDetails>, UpstreamError> {
+        let path = format!(
+            "{}/dags/{}/details",
+            self.api().await?.prefix(),
+            encode_segment(dag_id)
+        );
+        let raw = self.authed(Method::GET, &path, None).await?;
+        if raw.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        expect_ok(&raw, &path)?;
+        let d: RawDag = parse_json(SERVICE, &path, &raw.body)?;
+        Ok(Some(DagDetails {
+            start_date: d.start_date.clone(),
+            catchup: d.catchup,
+            ..Dag::from(d).into()
+        }))
+    }
+
+    /// Pauses or unpauses a DAG; the DAG as Airflow now has it, or `None` when it does not exist.
+    pub async fn set_paused(
+        &self,
+        dag_id: &str,
+        paused: bool,
+    ) -> Result<Option<Dag>, UpstreamError> {
+        let path = format!(
+            "{}/dags/{}?update_mask=is_paused",
+            self.api().await?.prefix(),
+            encode_segment(dag_id)
+        );
+        let body = serde_json::json!({ "is_paused": paused });
+        let raw = self.authed(Method::PATCH, &path, Some(&body)).await?;
+        if raw.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        expect_ok(&raw, &path)?;
+        let d: RawDag = parse_json(SERVICE, &path, &raw.body)?;
+        Ok(Some(d.into()))
+    }
+
+    /// Files Airflow failed to import, all pages read.
+    pub async fn import_errors(&self) -> Result<Vec<ImportError>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct RawImportError {
+            filename: String,
+            #[serde(default)]
+            stack_trace: String,
+            timestamp: Option<String>,
+        }
+        let path = format!("{}/importErrors", self.api().await?.prefix());
+        let errors: Vec<RawImportError> = self.collect(&path, usize::MAX).await?;
+        Ok(errors
+            .into_iter()
+            .map(|e| ImportError {
+                summary: summary_line(&e.stack_trace),
+                filename: e.filename,
+                timestamp: e.timestamp,
+            })
+            .collect())
+    }
+
+    /// Reads `path` page by page (`limit`/`offset`) until `total_entries` or `max` items.
+    async fn collect<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        max: usize,
+    ) -> Result<Vec<T>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct Page<T> {
+            #[serde(alias = "dag_runs", alias = "dags", alias = "import_errors")]
+            items: Vec<T>,
+            total_entries: usize,
+        }
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let limit = PAGE_LIMIT.min(max - out.len());
+            let page_path = format!("{path}{sep}limit={limit}&offset={}", out.len());
+            let raw = self.authed(Method::GET, &page_path, None).await?;
+            expect_ok(&raw, &page_path)?;
+            let page: Page<T> = parse_json(SERVICE, &page_path, &raw.body)?;
+            let got = page.items.len();
+            out.extend(page.items);
+            if got == 0 || out.len() >= page.total_entries || out.len() >= max {
+                break;
+            }
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// A request with the API's credentials; on Airflow 3 a refused token means one new login.
+    async fn authed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Raw, UpstreamError> {
+        match self.api().await? {
+            ApiVersion::V1 => {
+                let raw = self.send_once(method, path, body, Auth::Basic).await?;
+                match raw.status {
+                    StatusCode::UNAUTHORIZED => Err(auth_error(format!(
+                        "401 for user {} — check AIRFLOW_PASSWORD and that the API's basic auth \
+                         backend is enabled",
+                        self.username
+                    ))),
+                    StatusCode::FORBIDDEN => Err(self.forbidden(path)),
+                    _ => Ok(raw),
+                }
+            }
+            ApiVersion::V2 => {
+                let (token, fresh) = self.token(None).await?;
+                let raw = self
+                    .send_once(method.clone(), path, body, Auth::Bearer(&token))
+                    .await?;
+                let refused =
+                    matches!(raw.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+                if !refused {
+                    return Ok(raw);
+                }
+                let raw = if fresh {
+                    raw
+                } else {
+                    // The token may have expired: log in again, once.
+                    let (token, _) = self.token(Some(&token)).await?;
+                    self.send_once(method, path, body, Auth::Bearer(&token))
+                        .await?
+                };
+                match raw.status {
+                    StatusCode::UNAUTHORIZED => Err(auth_error(
+                        "401 right after logging in — check AIRFLOW_PASSWORD",
+                    )),
+                    StatusCode::FORBIDDEN => Err(self.forbidden(path)),
+                    _ => Ok(raw),
+                }
+            }
+        }
+    }
+
+    fn forbidden(&self, path: &str) -> UpstreamError {
+        auth_error(format!(
+            "403 for {} — user {} lacks the permission",
+            path_only(path),
+            self.username
+        ))
+    }
+
+    /// The current JWT, logging in when there is none or when it is `refused`. The bool says
+    /// whether it was just issued.
+    async fn token(&self, refused: Option<&str>) -> Result<(String, bool), UpstreamError> {
+        let mut slot = self.jwt.lock().await;
+        match (slot.as_deref(), refused) {
+            (Some(t), None) => return Ok((t.to_string(), false)),
+            // Someone else already replaced the refused token.
+            (Some(t), Some(r)) if t != r => return Ok((t.to_string(), false)),
+            _ => {}
+        }
+        *slot = None;
+        let token = self.login().await?;
+        *slot = Some(token.clone());
+        Ok((token, true))
+    }
+
+    async fn login(&self) -> Result<String, UpstreamError> {
+        #[derive(Deserialize)]
+        struct LoginAnswer {
+            access_token: String,
+        }
+        let path = "/auth/token";
+        let body = serde_json::json!({
+            "username": self.username,
+            "password": self.password.as_ref().map_or("", |p| p.expose_secret()),
+        });
+        let raw = self
+            .send_once(Method::POST, path, Some(&body), Auth::None)
+            .await?;
+        match raw.status {
+            StatusCode::OK | StatusCode::CREATED => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(auth_error(format!(
+                    "login refused ({}) for user {} — {}",
+                    raw.status.as_u16(),
+                    self.username,
+                    if self.password.is_some() {
+                        "check AIRFLOW_PASSWORD"
+                    } else {
+                        "AIRFLOW_PASSWORD is not set"
+                    }
+                )));
+            }
+            _ => return Err(unexpected(SERVICE, &raw, path)),
+        }
+        let answer: LoginAnswer = parse_json(SERVICE, path, &raw.body)?;
+        Ok(answer.access_token)
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        auth: Auth<'_>,
+    ) -> Result<Raw, UpstreamError> {
+        let url = format!("{}{}", self.base, path);
+        self.policy
+            .run(SERVICE, path_only(path), || {
+                let mut rb = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header(reqwest::header::ACCEPT, "application/json");
+                if let Some(b) = body {
+                    rb = rb.json(b);
+                }
+                rb = match auth {
+                    Auth::None => rb,
+                    Auth::Basic => rb.basic_auth(
+                        &self.username,
+                        self.password.as_ref().map(|p| p.expose_secret()),
+                    ),
+                    Auth::Bearer(t) => rb.bearer_auth(t),
+                };
+                send(rb)
+            })
+            .await
+    }
+}
+
+fn expect_ok(raw: &Raw, path: &str) -> Result<(), UpstreamError> {
+    if raw.status.is_success() {
+        Ok(())
+    } else {
+        Err(unexpected(SERVICE, raw, path))
+    }
+}
+
+fn summary_line(trace: &str) -> String {
+    let mut lines = trace.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    if first.starts_with("Traceback") {
+        trace
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or(first)
+            .to_string()
+    } else {
+        first.to_string()
+    }
+}
+
+/// A run as either API sends it.
+#[derive(Deserialize)]
+struct RawRun {
+    dag_id: String,
+    #[serde(alias = "run_id")]
+    dag_run_id: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    logical_date: Option<String>,
+    /// Airflow 2 before 2.2, and kept beside `logical_date` for compatibility later.
+    #[serde(default)]
+    execution_date: Option<String>,
+    #[serde(default)]
+    queued_at: Option<String>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    end_date: Option<String>,
+    #[serde(default)]
+    run_type: Option<String>,
+}
+
+impl From<RawRun> for DagRun {
+    fn from(r: RawRun) -> Self {
+        DagRun {
+            dag_id: r.dag_id,
+            run_id: r.dag_run_id,
+            state: r.state.unwrap_or_else(|| "unknown".to_string()),
+            logical_date: r.logical_date.or(r.execution_date),
+            queued_at: r.queued_at,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            run_type: r.run_type,
+        }
+    }
+}
+
+/// A DAG (list entry or details) as either API sends it.
+#[derive(Deserialize)]
+struct RawDag {
+    dag_id: String,
+    #[serde(default)]
+    is_paused: Option<bool>,
+    /// Airflow 3.
+    #[serde(default)]
+    timetable_summary: Option<String>,
+    /// Airflow 2: `{"__type": "CronExpression", "value": "@daily"}`, a `TimeDelta`, or null.
+    #[serde(default)]
+    schedule_interval: Option<serde_json::Value>,
+    #[serde(default)]
+    timetable_description: Option<String>,
+    #[serde(default)]
+    catchup: Option<bool>,
+    #[serde(default)]
+    start_date: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<RawTag>>,
+    #[serde(default)]
+    fileloc: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTag {
+    name: String,
+}
+
+impl RawDag {
+    fn schedule(&self) -> Option<String> {
+        if let Some(s) = self.timetable_summary.as_deref().filter(|s| *s != "None") {
+            return Some(s.to_string());
+        }
+        if let Some(v) = &self.schedule_interval {
+            match v.get("__type").and_then(|t| t.as_str()) {
+                Some("CronExpression") => {
+                    if let Some(s) = v.get("value").and_then(|x| x.as_str()) {
+                        return Some(s.to_string());
+                    }
+                }
+                Some("TimeDelta") => {
+                    let n = |k: &str| v.get(k).and_then(|x| x.as_i64()).unwrap_or(0);
+                    let secs = n("days") * 86_400 + n("seconds");
+                    return Some(format!(
+                        "every {}",
+                        crate::timefmt::duration(secs.saturating_mul(1000))
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.timetable_description
+            .clone()
+            .filter(|d| !d.is_empty() && d != "Never, external triggers only")
+    }
+}
+
+impl From<RawDag> for Dag {
+    fn from(d: RawDag) -> Self {
+        Dag {
+            schedule: d.schedule(),
+            dag_id: d.dag_id,
+            is_paused: d.is_paused.unwrap_or(false),
+            catchup: d.catchup,
+            tags: d
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.name)
+                .collect(),
+            fileloc: d.fileloc,
+        }
+    }
+}
+
+impl From<Dag> for DagDetails {
+    fn from(d: Dag) -> Self {
+        DagDetails {
+            dag_id: d.dag_id,
+            is_paused: d.is_paused,
+            schedule: d.schedule,
+            catchup: d.catchup,
+            start_date: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_run_shapes_map() {
+        let v1: RawRun = serde_json::from_str(
+            r#"{"dag_id":"a","dag_run_id":"r1","state":"running","execution_date":"2023-01-01T00:00:00+00:00","start_date":null}"#,
+        )
+        .unwrap();
+        let r = DagRun::from(v1);
+        assert_eq!(r.run_id, "r1");
+        assert_eq!(r.logical_date.as_deref(), Some("2023-01-01T00:00:00+00:00"));
+        let v2: RawRun = serde_json::from_str(
+            r#"{"dag_id":"a","dag_run_id":"r2","state":"queued","logical_date":null,"queued_at":"2025-01-01T00:00:00Z","run_after":"2025-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        let r = DagRun::from(v2);
+        assert_eq!((r.state.as_str(), r.logical_date), ("queued", None));
+    }
+
+    #[test]
+    fn schedules_of_both_shapes() {
+        let d: RawDag = serde_json::from_str(
+            r#"{"dag_id":"a","schedule_interval":{"__type":"CronExpression","value":"@daily"}}"#,
+        )
+        .unwrap();
+        assert_eq!(d.schedule().as_deref(), Some("@daily"));
+        let d: RawDag = serde_json::from_str(
+            r#"{"dag_id":"a","schedule_interval":{"__type":"TimeDelta","days":1,"seconds":0,"microseconds":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(d.schedule().as_deref(), Some("every 24h 00m"));
+        let d: RawDag =
+            serde_json::from_str(r#"{"dag_id":"a","timetable_summary":"0 0 2 * *"}"#).unwrap();
+        assert_eq!(d.schedule().as_deref(), Some("0 0 2 * *"));
+        let d: RawDag = serde_json::from_str(r#"{"dag_id":"a","timetable_summary":null}"#).unwrap();
+        assert_eq!(d.schedule(), None);
+    }
+
+    #[test]
+    fn import_error_summaries() {
+        assert_eq!(
+            summary_line("Traceback (most recent call last):\n  File \"x.py\"\nImportError: no\n"),
+            "ImportError: no"
+        );
+        assert_eq!(summary_line("SyntaxError: bad\nmore"), "SyntaxError: bad");
+    }
+}

@@ -1,0 +1,231 @@
+//! The fake GitHub REST API: a repository's releases by tag, the latest one, and the paginated
+//! list (drafts only for authenticated callers, as GitHub shows them only to people with push
+//! access), with GitHub's rate-limit headers.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::faults::Faults;
+use super::{Ctx, QueryPairs, query_value};
+
+#[derive(Debug, Clone, Default)]
+pub struct GithubWorld {
+    pub releases: Vec<SimRelease>,
+    /// `None`: unlimited; otherwise counted down per request, `403` at zero.
+    pub rate_limit: Option<RateLimit>,
+    pub faults: Faults,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Unix seconds when the limit comes back.
+    pub reset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRelease {
+    /// `owner/name`; compared case-insensitively like GitHub does.
+    pub repo: String,
+    pub id: u64,
+    pub tag: String,
+    pub name: String,
+    pub draft: bool,
+    pub prerelease: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    pub published_at: Option<String>,
+}
+
+impl SimRelease {
+    /// A published, non-prerelease release; `at` is RFC 3339.
+    pub fn published(repo: &str, id: u64, tag: &str, at: &str) -> SimRelease {
+        SimRelease {
+            repo: repo.to_string(),
+            id,
+            tag: tag.to_string(),
+            name: tag.to_string(),
+            draft: false,
+            prerelease: false,
+            created_at: at.to_string(),
+            published_at: Some(at.to_string()),
+        }
+    }
+
+    pub fn draft(repo: &str, id: u64, tag: &str, created: &str) -> SimRelease {
+        SimRelease {
+            draft: true,
+            published_at: None,
+            ..SimRelease::published(repo, id, tag, created)
+        }
+    }
+
+    fn to_json(&self, base: &str) -> Value {
+        let api = format!("{base}/repos/{}/releases/{}", self.repo, self.id);
+        let html = if self.draft {
+            format!(
+                "https://github.com/{}/releases/tag/untagged-{:x}",
+                self.repo, self.id
+            )
+        } else {
+            format!("https://github.com/{}/releases/tag/{}", self.repo, self.tag)
+        };
+        json!({
+            "url": api,
+            "html_url": html,
+            "assets_url": format!("{api}/assets"),
+            "upload_url": format!("https://uploads.github.com/repos/{}/releases/{}/assets{{?name,label}}", self.repo, self.id),
+            "tarball_url": format!("{base}/repos/{}/tarball/{}", self.repo, self.tag),
+            "zipball_url": format!("{base}/repos/{}/zipball/{}", self.repo, self.tag),
+            "id": self.id,
+            "node_id": format!("RE_kwDO{:08}", self.id),
+            "tag_name": self.tag,
+            "target_commitish": "main",
+            "name": self.name,
+            "body": format!("Release {}", self.tag),
+            "draft": self.draft,
+            "prerelease": self.prerelease,
+            "created_at": self.created_at,
+            "published_at": self.published_at,
+            "author": null,
+            "assets": [],
+        })
+    }
+}
+
+pub(super) fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/repos/{owner}/{repo}/releases", get(list))
+        .route("/repos/{owner}/{repo}/releases/latest", get(latest))
+        .route("/repos/{owner}/{repo}/releases/tags/{tag}", get(by_tag))
+        .fallback(|State(ctx): State<Ctx>| async move { answer(&ctx, 404, not_found()) })
+}
+
+fn not_found() -> Value {
+    json!({
+        "message": "Not Found",
+        "documentation_url": "https://docs.github.com/rest",
+        "status": "404",
+    })
+}
+
+/// Counts the request against the rate limit and adds GitHub's headers; `403` once exhausted.
+fn answer(ctx: &Ctx, status: u16, body: Value) -> Response {
+    let limit = {
+        let mut w = ctx.world.lock();
+        w.github.rate_limit.as_mut().map(|rl| {
+            let before = rl.clone();
+            rl.remaining = rl.remaining.saturating_sub(1);
+            before
+        })
+    };
+    let (status, body) = match &limit {
+        Some(rl) if rl.remaining == 0 => (
+            403,
+            json!({
+                "message": "API rate limit exceeded for 127.0.0.1. (But here's the good news: Authenticated requests get a higher rate limit.)",
+                "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
+            }),
+        ),
+        _ => (status, body),
+    };
+    let mut resp = super::json(status, body);
+    if let Some(rl) = limit {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(rl.limit));
+        h.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from(rl.remaining.saturating_sub(1)),
+        );
+        h.insert("x-ratelimit-reset", HeaderValue::from(rl.reset));
+        h.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+    }
+    resp
+}
+
+fn authenticated(headers: &HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::AUTHORIZATION)
+}
+
+fn repo_releases(ctx: &Ctx, owner: &str, repo: &str, with_drafts: bool) -> Vec<SimRelease> {
+    let full = format!("{owner}/{repo}");
+    let w = ctx.world.lock();
+    let mut out: Vec<SimRelease> = w
+        .github
+        .releases
+        .iter()
+        .filter(|r| r.repo.eq_ignore_ascii_case(&full) && (with_drafts || !r.draft))
+        .cloned()
+        .collect();
+    // Newest first, as GitHub lists them.
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    out
+}
+
+async fn by_tag(
+    State(ctx): State<Ctx>,
+    Path((owner, repo, tag)): Path<(String, String, String)>,
+) -> Response {
+    // GitHub: "Get a published release with the specified tag name" — never a draft.
+    let found = repo_releases(&ctx, &owner, &repo, false)
+        .into_iter()
+        .find(|r| r.tag == tag);
+    match found {
+        Some(r) => answer(&ctx, 200, r.to_json(&ctx.base)),
+        None => answer(&ctx, 404, not_found()),
+    }
+}
+
+async fn latest(State(ctx): State<Ctx>, Path((owner, repo)): Path<(String, String)>) -> Response {
+    let found = repo_releases(&ctx, &owner, &repo, false)
+        .into_iter()
+        .filter(|r| !r.prerelease)
+        .max_by(|a, b| a.published_at.cmp(&b.published_at));
+    match found {
+        Some(r) => answer(&ctx, 200, r.to_json(&ctx.base)),
+        None => answer(&ctx, 404, not_found()),
+    }
+}
+
+async fn list(
+    State(ctx): State<Ctx>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: QueryPairs,
+) -> Response {
+    let cap = ctx.world.lock().github.faults.page_cap.unwrap_or(100);
+    let per_page = query_value(&query, "per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100)
+        .min(cap);
+    let page = query_value(&query, "page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let all = repo_releases(&ctx, &owner, &repo, authenticated(&headers));
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|r| r.to_json(&ctx.base))
+        .collect();
+    let more = page * per_page < all.len();
+    let mut resp = answer(&ctx, 200, Value::Array(items));
+    if more {
+        let link = format!(
+            "<{}/repos/{owner}/{repo}/releases?per_page={per_page}&page={}>; rel=\"next\"",
+            ctx.base,
+            page + 1
+        );
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(axum::http::header::LINK, v);
+        }
+    }
+    resp
+}
