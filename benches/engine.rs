@@ -100,7 +100,7 @@ async fn appends(store: &Store, label: &str, total: usize, tasks: usize) {
 }
 
 async fn dispatch(store: Store, url: &str, label: &str) {
-    let engine = Engine::new(shipped_config(url), store);
+    let engine = Engine::new(shipped_config(url), store).expect("engine");
     let actor = Actor {
         name: "bench".into(),
         roles: vec!["contributor".into()],

@@ -14,6 +14,7 @@ use crate::chat::Conversation;
 use crate::command::{self, Command, ParseContext};
 use crate::config::Config;
 use crate::handlers;
+use crate::integrations::{HttpPolicy, Integrations, UpstreamError};
 use crate::policy::{Actor, Policy};
 use crate::redact::Redactor;
 use crate::reply::{Outcome, Reply};
@@ -25,6 +26,8 @@ pub struct Ctx {
     pub config: Arc<Config>,
     pub store: Store,
     pub redactor: Arc<Redactor>,
+    /// GitHub, registry and Airflow clients, built once and shared.
+    pub integrations: Arc<Integrations>,
 }
 
 /// The shared command engine; cheap to clone.
@@ -37,22 +40,35 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: Config, store: Store) -> Engine {
+    /// Builds the engine; fails only when an upstream client cannot be built from the
+    /// (already validated) configuration.
+    pub fn new(config: Config, store: Store) -> Result<Engine, UpstreamError> {
+        Engine::with_http_policy(config, store, HttpPolicy::default())
+    }
+
+    /// Like [`Engine::new`] with explicit timeouts and retries for the upstream services.
+    pub fn with_http_policy(
+        config: Config,
+        store: Store,
+        http: HttpPolicy,
+    ) -> Result<Engine, UpstreamError> {
         let redactor = Redactor::new(config.secrets.values());
         let per_minute =
             NonZeroU32::new(config.limits.commands_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
-        Engine {
+        let integrations = Arc::new(Integrations::from_config(&config, http)?);
+        Ok(Engine {
             policy: Arc::new(Policy::new(config.permissions.clone())),
             limiter: Arc::new(RateLimiter::keyed(quota)),
             ctx: Ctx {
                 config: Arc::new(config),
                 store,
                 redactor: Arc::new(redactor),
+                integrations,
             },
             bot_user_id: None,
-        }
+        })
     }
 
     /// Lets a chat front end accept `@bot command` as well as the prefix.

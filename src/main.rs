@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use catalog_chatops::chat::{console, exec};
 use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
+use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
 use catalog_chatops::{Engine, timefmt};
 
@@ -24,14 +25,9 @@ const EXIT_SETUP: u8 = 3;
     about = "Deploy and operate the Openverse Catalog from chat, safely."
 )]
 struct Cli {
-    /// The config file.
-    #[arg(
-        long,
-        global = true,
-        env = "CATALOG_CHATOPS_CONFIG",
-        default_value = "config/catalog-chatops.toml"
-    )]
-    config: PathBuf,
+    /// The config file [default: config/catalog-chatops.toml; config/sandbox.toml for `sandbox`].
+    #[arg(long, global = true, env = "CATALOG_CHATOPS_CONFIG")]
+    config: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -67,6 +63,18 @@ enum Cmd {
         json: bool,
         /// The message, e.g. '!deploy check catalog v1.5.3'.
         text: String,
+    },
+    /// Start a simulated Openverse world (GitHub, registry, Airflow, infra) on loopback and a
+    /// console bound to it.
+    Sandbox {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Serve the simulated world (on the ports config/sandbox.toml names) without a console,
+        /// until interrupted; talk to it with `exec --config config/sandbox.toml …`.
+        #[arg(long)]
+        serve: bool,
     },
     /// Apply the store's migrations and exit.
     Migrate,
@@ -124,15 +132,21 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let config = match config::load(&cli.config) {
+    let config_path = cli.config.clone().unwrap_or_else(|| {
+        PathBuf::from(match cli.command {
+            Cmd::Sandbox { .. } => "config/sandbox.toml",
+            _ => "config/catalog-chatops.toml",
+        })
+    });
+    let mut config = match config::load(&config_path) {
         Ok(c) => c,
-        Err(e) => return config_failure(&cli.config, &e),
+        Err(e) => return config_failure(&config_path, &e),
     };
     match cli.command {
         Cmd::CheckConfig => {
             println!(
                 "{} is valid: targets {}; store {}.",
-                cli.config.display(),
+                config_path.display(),
                 config.target_names().join(", "),
                 redact_url(&config.store.url)
             );
@@ -181,10 +195,62 @@ async fn run(cli: Cli) -> ExitCode {
                 return ExitCode::from(EXIT_SETUP);
             };
             let actor = local_actor(user, roles);
-            let engine = Engine::new(config, store.clone());
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
             let code = exec::run(&engine, &actor, &text, json).await;
             store.close().await;
             ExitCode::from(code as u8)
+        }
+        Cmd::Sandbox { user, roles, serve } => {
+            let world = match sandbox::session::start(&mut config, Ports::SANDBOX).await {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let urls = format!(
+                "GitHub {} · registry {} · Airflow {}",
+                world.github_url, world.registry_url, world.airflow_url
+            );
+            if serve {
+                println!("Sandbox serving: {urls}. Press Ctrl-C to stop.");
+                let _ = tokio::signal::ctrl_c().await;
+                world.shutdown();
+                return ExitCode::SUCCESS;
+            }
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let actor = local_actor(user, roles);
+            let banner = format!(
+                "catalog-chatops sandbox · {urls} · store {}\n\
+                 Two DAG runs are active for the first minutes, so `!deploy check catalog v1.5.3` \
+                 is blocked until they finish. Switch user with `:as NAME [ROLE...]`.",
+                redact_url(&config.store.url)
+            );
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let result = console::run(&engine, actor, &banner).await;
+            store.close().await;
+            world.shutdown();
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Console { user, roles } => {
             let Some(store) = open_store(&config, true).await else {
@@ -193,11 +259,17 @@ async fn run(cli: Cli) -> ExitCode {
             let actor = local_actor(user, roles);
             let banner = format!(
                 "catalog-chatops console · config {} · store {}",
-                cli.config.display(),
+                config_path.display(),
                 redact_url(&config.store.url)
             );
-            let engine = Engine::new(config, store.clone());
-            let result = console::run(&engine, &actor, &banner).await;
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let result = console::run(&engine, actor, &banner).await;
             store.close().await;
             match result {
                 Ok(()) => ExitCode::SUCCESS,

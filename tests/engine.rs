@@ -62,7 +62,7 @@ fn engine(store: &Store, url: &str, tweak: impl FnOnce(&mut Config)) -> Engine {
     config.limits.commands_per_minute = 100_000;
     config.limits.burst = 100_000;
     tweak(&mut config);
-    Engine::new(config, store.clone())
+    Engine::new(config, store.clone()).expect("engine")
 }
 
 #[tokio::test]

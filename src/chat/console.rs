@@ -16,8 +16,9 @@ fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".catalog-chatops_history"))
 }
 
-/// Runs until the user types `quit`/`exit` or closes the input (Ctrl-D).
-pub async fn run(engine: &Engine, actor: &Actor, banner: &str) -> anyhow::Result<()> {
+/// Runs until the user types `quit`/`exit` or closes the input (Ctrl-D). `:as NAME [ROLE...]`
+/// switches the local user, so one terminal can play requester and approver.
+pub async fn run(engine: &Engine, mut actor: Actor, banner: &str) -> anyhow::Result<()> {
     println!("{banner}");
     println!(
         "You are {} with roles [{}]. Type {}help, or quit to leave.",
@@ -62,7 +63,24 @@ pub async fn run(engine: &Engine, actor: &Actor, banner: &str) -> anyhow::Result
     });
     let conv = StdoutConversation { json: false };
     while let Some(line) = line_rx.recv().await {
-        handle_addressed(engine, actor, &line, &conv).await;
+        if let Some(rest) = line.trim().strip_prefix(":as") {
+            let mut words = rest.split_whitespace();
+            match words.next() {
+                Some(name) => {
+                    actor.name = name.to_string();
+                    actor.roles = words.map(str::to_string).collect();
+                    println!(
+                        "You are now {} with roles [{}].",
+                        actor.name,
+                        actor.roles.join(", ")
+                    );
+                }
+                None => println!("Usage: :as NAME [ROLE...]"),
+            }
+            let _ = ready_tx.send(());
+            continue;
+        }
+        handle_addressed(engine, &actor, &line, &conv).await;
         let _ = ready_tx.send(());
     }
     drop(ready_tx);

@@ -242,10 +242,7 @@ async fn check_release(
             Check::new(
                 "release",
                 Status::Fail,
-                format!(
-                    "`{}` is a draft: publish it first ({})",
-                    r.tag, r.html_url
-                ),
+                format!("`{}` is a draft: publish it first ({})", r.tag, r.html_url),
             ),
             version_from_tag(&target.release_tag, &r.tag),
         ),
@@ -322,7 +319,12 @@ async fn check_image(
 async fn check_runs(clients: &Integrations, target: &TargetConfig) -> (Check, Vec<BlockingRun>) {
     let runs = match clients.airflow.active_runs().await {
         Ok(r) => r,
-        Err(e) => return (Check::new("DAG runs", Status::Unknown, e.to_string()), Vec::new()),
+        Err(e) => {
+            return (
+                Check::new("DAG runs", Status::Unknown, e.to_string()),
+                Vec::new(),
+            );
+        }
     };
     let (ignored, blocking): (Vec<DagRun>, Vec<DagRun>) = runs
         .into_iter()
@@ -351,7 +353,10 @@ async fn check_runs(clients: &Integrations, target: &TargetConfig) -> (Check, Ve
     let mut check = Check::new(
         "DAG runs",
         Status::Fail,
-        format!("{} active DAG run(s) block the deploy{ignored_note}", blocking.len()),
+        format!(
+            "{} active DAG run(s) block the deploy{ignored_note}",
+            blocking.len()
+        ),
     );
     const SHOWN: usize = 10;
     let blocking: Vec<BlockingRun> = blocking
@@ -430,19 +435,31 @@ mod tests {
             tag_for("catalog-{version}", "2023.07.03.17.52.00"),
             "catalog-2023.07.03.17.52.00"
         );
-        assert_eq!(tag_for("rel-{version}", "2023.07.03.17.52.00"), "rel-2023.07.03.17.52.00");
+        assert_eq!(
+            tag_for("rel-{version}", "2023.07.03.17.52.00"),
+            "rel-2023.07.03.17.52.00"
+        );
         assert_eq!(
             version_from_tag("catalog-{version}", "catalog-2023.07.03.17.52.00").as_deref(),
             Some("2023.07.03.17.52.00")
         );
-        assert_eq!(version_from_tag("catalog-{version}", "api-2023.07.03"), None);
-        assert_eq!(version_from_tag("{version}", "v1.5.3").as_deref(), Some("v1.5.3"));
+        assert_eq!(
+            version_from_tag("catalog-{version}", "api-2023.07.03"),
+            None
+        );
+        assert_eq!(
+            version_from_tag("{version}", "v1.5.3").as_deref(),
+            Some("v1.5.3")
+        );
     }
 
     #[test]
     fn timestamps_parse() {
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_ms("2026-11-26T04:43:27Z"), Some(1_795_668_207_000));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T04:43:27Z"),
+            Some(1_795_668_207_000)
+        );
         assert_eq!(
             parse_rfc3339_ms("2026-11-26T05:43:27.5+01:00"),
             Some(1_795_668_207_500)

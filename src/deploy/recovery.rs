@@ -77,7 +77,13 @@ pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(
         };
         // Compare-and-set on the state we saw: if the owner moved it meanwhile, it was alive.
         if !store
-            .transition(d.id, &[d.state], DeployState::Interrupted, Some("unknown"), Some(&reason))
+            .transition(
+                d.id,
+                &[d.state],
+                DeployState::Interrupted,
+                Some("unknown"),
+                Some(&reason),
+            )
             .await?
         {
             continue;

@@ -17,7 +17,9 @@ use crate::config::TargetConfig;
 use crate::deploy::fingerprint::Plan;
 use crate::deploy::{preflight, recovery};
 use crate::engine::Ctx;
-use crate::integrations::infra::{self, PromptAnswer, PromptContext, StepEvent, StepOutcome, StepSpec};
+use crate::integrations::infra::{
+    self, PromptAnswer, PromptContext, StepEvent, StepOutcome, StepSpec,
+};
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
 use crate::store::{Deploy, DeployState, NewAuditEvent, NewDeploy, Owner, now_ms};
@@ -149,7 +151,12 @@ impl Workflow<'_> {
             .get_deploy(id)
             .await
             .map_err(|e| self.store_error(e))?
-            .ok_or_else(|| Reply::new(Outcome::Failed, format!("Deploy #{id} vanished from the store.")))
+            .ok_or_else(|| {
+                Reply::new(
+                    Outcome::Failed,
+                    format!("Deploy #{id} vanished from the store."),
+                )
+            })
     }
 
     /// Ends a deploy that was moved away by someone else while this process worked on it.
@@ -182,7 +189,14 @@ impl Workflow<'_> {
     }
 
     /// Fails the deploy at `step` with `reason`, releases its lock and lease.
-    async fn fail(&self, d: &Deploy, from: DeployState, step: &str, reason: &str, owner: &Owner) -> Reply {
+    async fn fail(
+        &self,
+        d: &Deploy,
+        from: DeployState,
+        step: &str,
+        reason: &str,
+        owner: &Owner,
+    ) -> Reply {
         let moved = match self
             .transition(d, &[from], DeployState::Failed, Some(step), Some(reason))
             .await
@@ -236,12 +250,22 @@ impl Workflow<'_> {
         target: &TargetConfig,
         prompt: Option<infra::PromptHandler>,
     ) -> Result<StepOutcome, String> {
-        let version = Version::parse(&d.version)
-            .map_err(|e| format!("stored version is not valid: {e}"))?;
-        let spec = StepSpec::for_target(name, template, target, &version, (*self.ctx.redactor).clone())
-            .map_err(|e| e.to_string())?;
+        let version =
+            Version::parse(&d.version).map_err(|e| format!("stored version is not valid: {e}"))?;
+        let spec = StepSpec::for_target(
+            name,
+            template,
+            target,
+            &version,
+            (*self.ctx.redactor).clone(),
+        )
+        .map_err(|e| e.to_string())?;
         self.conv
-            .post(&format!("▶️ Deploy #{}: running {name}: `{}`", d.id, spec.argv.join(" ")))
+            .post(&format!(
+                "▶️ Deploy #{}: running {name}: `{}`",
+                d.id,
+                spec.argv.join(" ")
+            ))
             .await;
         let started = now_ms();
         let argv = spec.argv.clone();
@@ -315,7 +339,11 @@ impl Workflow<'_> {
             .record_step_output(
                 d.id,
                 name,
-                if outcome.success() { "succeeded" } else { "failed" },
+                if outcome.success() {
+                    "succeeded"
+                } else {
+                    "failed"
+                },
                 outcome.exit_code.map(i64::from),
                 &outcome.output_tail,
                 started,
@@ -340,7 +368,13 @@ impl Workflow<'_> {
         let target = self.target(target_name)?;
         let key = lock_key(target_name, &target.environment);
         // A held lock makes the preflight pointless: say who holds it straight away.
-        if let Some(held) = self.ctx.store.get_lock(&key).await.map_err(|e| self.store_error(e))? {
+        if let Some(held) = self
+            .ctx
+            .store
+            .get_lock(&key)
+            .await
+            .map_err(|e| self.store_error(e))?
+        {
             return Ok(self.lock_held(&held));
         }
         let report = preflight::run(&self.ctx.integrations, target_name, target, version).await;
@@ -358,11 +392,16 @@ impl Workflow<'_> {
             };
             return Ok(Reply::new(
                 Outcome::Blocked,
-                format!("Deploy of {target_name} {version} blocked by {blockers}; nothing was changed.{hint}"),
+                format!(
+                    "Deploy of {target_name} {version} blocked by {blockers}; nothing was changed.{hint}"
+                ),
             ));
         }
         // `latest` becomes the concrete version here: the deploy pins what preflight checked.
-        let concrete = report.version.clone().unwrap_or_else(|| version.to_string());
+        let concrete = report
+            .version
+            .clone()
+            .unwrap_or_else(|| version.to_string());
         let owner = Owner::current();
         let created = self
             .ctx
@@ -388,7 +427,12 @@ impl Workflow<'_> {
         let report_json = serde_json::to_value(&report).unwrap_or_default();
         self.ctx
             .store
-            .set_deploy_facts(d.id, report.image_digest.as_deref(), Some(&report_json), None)
+            .set_deploy_facts(
+                d.id,
+                report.image_digest.as_deref(),
+                Some(&report_json),
+                None,
+            )
             .await
             .map_err(|e| self.store_error(e))?;
         self.ctx
@@ -453,7 +497,13 @@ impl Workflow<'_> {
     async fn bump_and_plan(&self, d: Deploy, target: &TargetConfig, owner: &Owner) -> Flow<Reply> {
         // bump
         if !self
-            .transition(&d, &[DeployState::Locked], DeployState::Bump, Some("bump"), None)
+            .transition(
+                &d,
+                &[DeployState::Locked],
+                DeployState::Bump,
+                Some("bump"),
+                None,
+            )
             .await?
         {
             return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -462,13 +512,21 @@ impl Workflow<'_> {
             Err(e) => return Ok(self.fail(&d, DeployState::Bump, "bump", &e, owner).await),
             Ok(o) if !o.success() => {
                 let reason = failure_reason(&o);
-                return Ok(self.fail(&d, DeployState::Bump, "bump", &reason, owner).await);
+                return Ok(self
+                    .fail(&d, DeployState::Bump, "bump", &reason, owner)
+                    .await);
             }
             Ok(_) => {}
         }
         // plan
         if !self
-            .transition(&d, &[DeployState::Bump], DeployState::Plan, Some("plan"), None)
+            .transition(
+                &d,
+                &[DeployState::Bump],
+                DeployState::Plan,
+                Some("plan"),
+                None,
+            )
             .await?
         {
             return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -477,23 +535,36 @@ impl Workflow<'_> {
             Err(e) => return Ok(self.fail(&d, DeployState::Plan, "plan", &e, owner).await),
             Ok(o) if !o.success() => {
                 let reason = failure_reason(&o);
-                return Ok(self.fail(&d, DeployState::Plan, "plan", &reason, owner).await);
+                return Ok(self
+                    .fail(&d, DeployState::Plan, "plan", &reason, owner)
+                    .await);
             }
             Ok(o) => o,
         };
         if outcome.output_truncated {
             let reason = "the plan output is too long to fingerprint safely";
-            return Ok(self.fail(&d, DeployState::Plan, "plan", reason, owner).await);
+            return Ok(self
+                .fail(&d, DeployState::Plan, "plan", reason, owner)
+                .await);
         }
         let plan = Plan::parse(&outcome.output);
         if !plan.is_recognised() {
-            let reason = "the plan output has no `Plan:` line and no \"No changes.\": nothing to approve";
-            return Ok(self.fail(&d, DeployState::Plan, "plan", reason, owner).await);
+            let reason =
+                "the plan output has no `Plan:` line and no \"No changes.\": nothing to approve";
+            return Ok(self
+                .fail(&d, DeployState::Plan, "plan", reason, owner)
+                .await);
         }
         if plan.no_changes {
             let reason = "the plan has no changes: nothing to apply";
             if !self
-                .transition(&d, &[DeployState::Plan], DeployState::Cancelled, Some("plan"), Some(reason))
+                .transition(
+                    &d,
+                    &[DeployState::Plan],
+                    DeployState::Cancelled,
+                    Some("plan"),
+                    Some(reason),
+                )
                 .await?
             {
                 return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -541,7 +612,12 @@ impl Workflow<'_> {
             .await;
         let counts = plan
             .summary
-            .map(|s| format!("{} to add, {} to change, {} to destroy", s.add, s.change, s.destroy))
+            .map(|s| {
+                format!(
+                    "{} to add, {} to change, {} to destroy",
+                    s.add, s.change, s.destroy
+                )
+            })
             .unwrap_or_else(|| summary.clone());
         Ok(Reply::new(
             Outcome::AwaitingApproval,
@@ -573,7 +649,10 @@ impl Workflow<'_> {
         if d.state != DeployState::AwaitingApproval {
             return Ok(Reply::new(
                 Outcome::Blocked,
-                format!("Deploy #{id} is not waiting for approval: it is {}.", describe_state(&d)),
+                format!(
+                    "Deploy #{id} is not waiting for approval: it is {}.",
+                    describe_state(&d)
+                ),
             )
             .with_deploy(id));
         }
@@ -589,7 +668,10 @@ impl Workflow<'_> {
         }
         let target = self.target(&d.target)?;
         let Some(fingerprint) = d.plan_fingerprint.clone() else {
-            return Ok(Reply::new(Outcome::Failed, format!("Deploy #{id} has no stored plan fingerprint.")));
+            return Ok(Reply::new(
+                Outcome::Failed,
+                format!("Deploy #{id} has no stored plan fingerprint."),
+            ));
         };
         let added = self
             .ctx
@@ -607,7 +689,14 @@ impl Workflow<'_> {
                 roles: self.actor.roles.clone(),
                 target: Some(d.target.clone()),
                 deploy_id: Some(id),
-                outcome: Some(if added { "approved" } else { "already_approved" }.into()),
+                outcome: Some(
+                    if added {
+                        "approved"
+                    } else {
+                        "already_approved"
+                    }
+                    .into(),
+                ),
                 detail: serde_json::json!({ "fingerprint": fingerprint }),
                 ..NewAuditEvent::default()
             })
@@ -634,7 +723,10 @@ impl Workflow<'_> {
                     valid.len()
                 )
             } else {
-                format!("You already approved deploy #{id}; it needs {} more from other maintainers.", needed - valid.len())
+                format!(
+                    "You already approved deploy #{id}; it needs {} more from other maintainers.",
+                    needed - valid.len()
+                )
             };
             return Ok(Reply::ok(msg).with_deploy(id));
         }
@@ -652,7 +744,10 @@ impl Workflow<'_> {
             let now = self.reload(id).await?;
             return Ok(Reply::new(
                 Outcome::Blocked,
-                format!("Deploy #{id} moved on meanwhile: it is {}.", describe_state(&now)),
+                format!(
+                    "Deploy #{id} moved on meanwhile: it is {}.",
+                    describe_state(&now)
+                ),
             )
             .with_deploy(id));
         }
@@ -690,7 +785,13 @@ impl Workflow<'_> {
         approved: &str,
     ) -> Flow<Reply> {
         if !self
-            .transition(&d, &[DeployState::Approved], DeployState::Apply, Some("apply"), None)
+            .transition(
+                &d,
+                &[DeployState::Approved],
+                DeployState::Apply,
+                Some("apply"),
+                None,
+            )
             .await?
         {
             return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -708,10 +809,17 @@ impl Workflow<'_> {
                 if let Ok(mut s) = seen.lock() {
                     *s = Some(fp);
                 }
-                if ok { PromptAnswer::Yes } else { PromptAnswer::No }
+                if ok {
+                    PromptAnswer::Yes
+                } else {
+                    PromptAnswer::No
+                }
             })
         };
-        let outcome = match self.step(&d, "apply", &target.apply, target, Some(handler)).await {
+        let outcome = match self
+            .step(&d, "apply", &target.apply, target, Some(handler))
+            .await
+        {
             Err(e) => return Ok(self.fail(&d, DeployState::Apply, "apply", &e, owner).await),
             Ok(o) => o,
         };
@@ -722,16 +830,23 @@ impl Workflow<'_> {
                 short(approved),
                 short(&got)
             );
-            return Ok(self.fail(&d, DeployState::Apply, "apply", &reason, owner).await);
+            return Ok(self
+                .fail(&d, DeployState::Apply, "apply", &reason, owner)
+                .await);
         }
         if !outcome.success() {
             let reason = failure_reason(&outcome);
-            return Ok(self.fail(&d, DeployState::Apply, "apply", &reason, owner).await);
+            return Ok(self
+                .fail(&d, DeployState::Apply, "apply", &reason, owner)
+                .await);
         }
         if !outcome.answers.contains(&PromptAnswer::Yes) {
             // Apply went through without asking: the applied plan could not be checked against
             // the approval. Recorded, not hidden.
-            tracing::warn!(deploy_id = d.id, "apply did not prompt; the plan was not re-checked");
+            tracing::warn!(
+                deploy_id = d.id,
+                "apply did not prompt; the plan was not re-checked"
+            );
             self.conv
                 .post(&format!(
                     "⚠️ Deploy #{}: apply finished without asking for confirmation, so the applied \
@@ -742,7 +857,13 @@ impl Workflow<'_> {
         }
         // verify
         if !self
-            .transition(&d, &[DeployState::Apply], DeployState::Verify, Some("verify"), None)
+            .transition(
+                &d,
+                &[DeployState::Apply],
+                DeployState::Verify,
+                Some("verify"),
+                None,
+            )
             .await?
         {
             return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -755,10 +876,18 @@ impl Workflow<'_> {
             ))
             .await;
         match self.verify(target.verify_timeout).await {
-            Err(reason) => Ok(self.fail(&d, DeployState::Verify, "verify", &reason, owner).await),
+            Err(reason) => Ok(self
+                .fail(&d, DeployState::Verify, "verify", &reason, owner)
+                .await),
             Ok(health) => {
                 if !self
-                    .transition(&d, &[DeployState::Verify], DeployState::Succeeded, Some("verify"), Some(&health))
+                    .transition(
+                        &d,
+                        &[DeployState::Verify],
+                        DeployState::Succeeded,
+                        Some("verify"),
+                        Some(&health),
+                    )
                     .await?
                 {
                     return Ok(self.moved_elsewhere(d.id, owner).await);
@@ -782,9 +911,8 @@ impl Workflow<'_> {
     /// Polls Airflow's health until it is healthy or the deadline passes.
     async fn verify(&self, deadline: Duration) -> Result<String, String> {
         let until = tokio::time::Instant::now() + deadline;
-        let mut last = String::from("no answer yet");
         loop {
-            match self.ctx.integrations.airflow.health().await {
+            let last = match self.ctx.integrations.airflow.health().await {
                 Ok(h) => {
                     let bad: Vec<&str> = [
                         ("metadatabase", Some(&h.metadatabase)),
@@ -809,10 +937,10 @@ impl Workflow<'_> {
                             .unwrap_or_else(|_| "Airflow healthy".to_string());
                         return Ok(version);
                     }
-                    last = format!("unhealthy: {}", bad.join(", "));
+                    format!("unhealthy: {}", bad.join(", "))
                 }
-                Err(e) => last = e.to_string(),
-            }
+                Err(e) => e.to_string(),
+            };
             if tokio::time::Instant::now() + VERIFY_POLL > until {
                 return Err(format!(
                     "Airflow was not healthy within {} (last: {last})",
@@ -832,7 +960,10 @@ impl Workflow<'_> {
             .ok_or_else(|| {
                 Reply::new(
                     Outcome::Blocked,
-                    format!("There is no deploy #{id}. `{}deploy history` lists the recent ones.", self.prefix()),
+                    format!(
+                        "There is no deploy #{id}. `{}deploy history` lists the recent ones.",
+                        self.prefix()
+                    ),
                 )
             })
     }
@@ -888,13 +1019,22 @@ impl Workflow<'_> {
         }
         let reason = format!("cancelled by {}", self.actor.name);
         if !self
-            .transition(&d, &cancellable, DeployState::Cancelled, d.step.as_deref(), Some(&reason))
+            .transition(
+                &d,
+                &cancellable,
+                DeployState::Cancelled,
+                d.step.as_deref(),
+                Some(&reason),
+            )
             .await?
         {
             let now = self.reload(id).await?;
             return Ok(Reply::new(
                 Outcome::Blocked,
-                format!("Deploy #{id} moved on meanwhile: it is {}.", describe_state(&now)),
+                format!(
+                    "Deploy #{id} moved on meanwhile: it is {}.",
+                    describe_state(&now)
+                ),
             ));
         }
         // A step running in another process stops at its next transition and releases its
@@ -931,12 +1071,24 @@ impl Workflow<'_> {
             Resolution::Succeeded => (DeployState::Succeeded, "succeeded"),
             Resolution::Failed => (DeployState::Failed, "failed"),
         };
-        let reason = format!("resolved as {word} by {} after an interruption", self.actor.name);
+        let reason = format!(
+            "resolved as {word} by {} after an interruption",
+            self.actor.name
+        );
         if !self
-            .transition(&d, &[DeployState::Interrupted], to, Some("resolve"), Some(&reason))
+            .transition(
+                &d,
+                &[DeployState::Interrupted],
+                to,
+                Some("resolve"),
+                Some(&reason),
+            )
             .await?
         {
-            return Ok(Reply::new(Outcome::Blocked, format!("Deploy #{id} was resolved meanwhile.")));
+            return Ok(Reply::new(
+                Outcome::Blocked,
+                format!("Deploy #{id} was resolved meanwhile."),
+            ));
         }
         self.release_lock(&d).await;
         Ok(Reply::ok(format!(
@@ -955,7 +1107,9 @@ impl Workflow<'_> {
         let Some(current) = succeeded.first() else {
             return Reply::new(
                 Outcome::Blocked,
-                format!("No successful deploy of {target_name} is recorded, so there is nothing to roll back to."),
+                format!(
+                    "No successful deploy of {target_name} is recorded, so there is nothing to roll back to."
+                ),
             );
         };
         let Some(previous) = succeeded.iter().find(|d| d.version != current.version) else {
@@ -969,7 +1123,12 @@ impl Workflow<'_> {
         };
         let version = match Version::parse(&previous.version) {
             Ok(v) => v,
-            Err(e) => return Reply::new(Outcome::Failed, format!("The stored version is not valid: {e}")),
+            Err(e) => {
+                return Reply::new(
+                    Outcome::Failed,
+                    format!("The stored version is not valid: {e}"),
+                );
+            }
         };
         self.conv
             .post(&format!(
@@ -996,7 +1155,9 @@ fn batch_text(step: &str, lines: &[String]) -> String {
     let skipped = lines.len().saturating_sub(LINES_PER_POST);
     let mut out = String::new();
     if skipped > 0 {
-        out.push_str(&format!("[{step}] … {skipped} line(s) not shown (kept in the journal)\n"));
+        out.push_str(&format!(
+            "[{step}] … {skipped} line(s) not shown (kept in the journal)\n"
+        ));
     }
     for l in &lines[skipped..] {
         out.push_str(&format!("[{step}] {l}\n"));

@@ -1,18 +1,77 @@
-//! `!deploy status [id]` and `!deploy history [target]`: what the store says about deploys.
+//! `!deploy check`, `!deploy status [id]` and `!deploy history [target]`: the preflight on its
+//! own, and what the store says about deploys. The workflow itself is `deploy::workflow`.
 
+use crate::command::Version;
+use crate::deploy::{preflight, recovery};
 use crate::engine::Ctx;
-use crate::reply::Reply;
+use crate::reply::{Outcome, Reply};
 use crate::store::{Deploy, Result, now_ms};
 use crate::timefmt;
 
 const HISTORY_LEN: u32 = 10;
 
+/// `!deploy check <target> <version>`: the three checks, all reported, nothing changed.
+pub async fn check(ctx: &Ctx, target: &str, version: &Version) -> Reply {
+    let Some(t) = ctx.config.targets.get(target) else {
+        return Reply::new(Outcome::Invalid, format!("Unknown target `{target}`."));
+    };
+    let report = preflight::run(&ctx.integrations, target, t, version).await;
+    let text = report.render();
+    if report.passed(false) {
+        Reply::ok(format!(
+            "{text}\nAll checks passed: {target} {version} can be deployed."
+        ))
+    } else {
+        Reply::new(
+            Outcome::Blocked,
+            format!("{text}\nBlocked by {}.", report.blockers(false).join(", ")),
+        )
+    }
+}
+
 pub async fn status(ctx: &Ctx, id: Option<i64>) -> Result<Reply> {
     let p = &ctx.config.chat.prefix;
+    // A deploy whose owner died is reported as interrupted, not as still running.
+    recovery::sweep(&ctx.store, ctx.config.deploy.lease).await?;
     let now = now_ms();
     if let Some(id) = id {
         return Ok(match ctx.store.get_deploy(id).await? {
-            Some(d) => Reply::ok(detail(&d, now)).with_deploy(d.id),
+            Some(d) => {
+                let mut text = detail(&d, now);
+                let approvals = ctx.store.approvals(id).await?;
+                if !approvals.is_empty() {
+                    let names: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
+                    text.push_str(&format!("\nApproved by: {}", names.join(", ")));
+                }
+                let lock_key = crate::deploy::workflow::lock_key(&d.target, &d.environment);
+                if let Some(l) = ctx.store.get_lock(&lock_key).await?
+                    && l.deploy_id == Some(d.id)
+                {
+                    text.push_str(&format!("\nHolds the lock `{lock_key}`."));
+                }
+                let steps = ctx.store.deploy_steps(id).await?;
+                if !steps.is_empty() {
+                    text.push_str("\nJournal:");
+                    for s in &steps {
+                        let exit = s
+                            .exit_code
+                            .map(|c| format!(" (exit {c})"))
+                            .unwrap_or_default();
+                        text.push_str(&format!(
+                            "\n  {} · {} {}{exit}",
+                            timefmt::utc(s.started_ms),
+                            s.step,
+                            s.state
+                        ));
+                    }
+                }
+                if d.state == crate::store::DeployState::Interrupted {
+                    text.push_str(&format!(
+                        "\nCheck reality, then `{p}deploy resolve {id} succeeded|failed`."
+                    ));
+                }
+                Reply::ok(text).with_deploy(d.id)
+            }
             None => Reply::ok(format!(
                 "There is no deploy #{id}. `{p}deploy history` lists the recent ones."
             )),

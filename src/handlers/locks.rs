@@ -6,6 +6,7 @@ use crate::store::{Lock, Result, now_ms};
 use crate::timefmt;
 
 pub async fn list(ctx: &Ctx) -> Result<Reply> {
+    crate::deploy::recovery::sweep(&ctx.store, ctx.config.deploy.lease).await?;
     let locks = ctx.store.list_locks().await?;
     if locks.is_empty() {
         return Ok(Reply::ok("No locks are held: a deploy may start."));

@@ -8,18 +8,29 @@ mod locks;
 
 use crate::chat::Conversation;
 use crate::command::Command;
+use crate::deploy::workflow::Workflow;
 use crate::engine::Ctx;
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
 
 pub async fn dispatch(ctx: &Ctx, actor: &Actor, cmd: &Command, conv: &dyn Conversation) -> Reply {
-    let _ = (actor, conv);
+    let flow = Workflow { ctx, actor, conv };
     let result = match cmd {
         Command::Help { topic } => Ok(help::help(ctx, topic.as_deref())),
         Command::Audit { limit } => audit::recent(ctx, *limit).await,
         Command::Locks => locks::list(ctx).await,
         Command::DeployStatus { id } => deploy::status(ctx, *id).await,
         Command::DeployHistory { target } => deploy::history(ctx, target.as_deref()).await,
+        Command::DeployCheck { target, version } => Ok(deploy::check(ctx, target, version).await),
+        Command::Deploy {
+            target,
+            version,
+            force,
+        } => Ok(flow.start(target, version, *force).await),
+        Command::DeployApprove { id } => Ok(flow.approve(*id).await),
+        Command::DeployCancel { id } => Ok(flow.cancel(*id).await),
+        Command::DeployResolve { id, resolution } => Ok(flow.resolve(*id, *resolution).await),
+        Command::DeployRollback { target } => Ok(flow.rollback(target).await),
         other => Ok(not_available(ctx, other)),
     };
     result.unwrap_or_else(|e| {

@@ -8,6 +8,7 @@ mod faults;
 mod github;
 mod registry;
 mod seed;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
