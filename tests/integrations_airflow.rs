@@ -354,3 +354,31 @@ async fn malformed_and_truncated_pages_are_named() {
     });
     assert_eq!(af.active_runs().await.unwrap().len(), 2, "retried whole");
 }
+
+#[tokio::test]
+async fn the_sandbox_config_reaches_all_three_fakes() {
+    use catalog_chatops::integrations::{HttpPolicy, Integrations};
+    let h = sandbox(World::openverse_idle()).await;
+    let toml = include_str!("../config/sandbox.toml");
+    let mut config = catalog_chatops::config::load_from_str(toml, &[]).expect("sandbox config");
+    h.configure(&mut config);
+    config.secrets.github_token = None;
+    config.secrets.registry_username = None;
+    config.secrets.registry_password = None;
+    config.secrets.airflow_password = Some(PASSWORD.to_string().into());
+    let target = &config.targets["catalog"];
+    let all = Integrations::from_config(&config, HttpPolicy::default()).unwrap();
+    let release = all
+        .github
+        .release_by_tag(&target.repo, "v1.5.3")
+        .await
+        .unwrap();
+    assert!(release.is_some());
+    let image = all
+        .registry
+        .manifest(&target.image, "v1.5.3")
+        .await
+        .unwrap();
+    assert!(image.is_some());
+    assert!(all.airflow.active_runs().await.unwrap().is_empty());
+}

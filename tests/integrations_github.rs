@@ -279,7 +279,7 @@ async fn the_token_never_appears_in_errors() {
 async fn an_unreachable_server_is_a_connection_error() {
     let h = sandbox(World::openverse_idle()).await;
     let url = h.github_url.clone();
-    h.shutdown();
+    h.shutdown().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let gh = catalog_chatops::integrations::github::GithubClient::new(
         &url,
@@ -296,4 +296,22 @@ async fn an_unreachable_server_is_a_connection_error() {
         e.to_string().starts_with("github: could not connect ("),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn shutting_the_sandbox_down_releases_hanging_requests() {
+    let h = sandbox(World::openverse_idle()).await;
+    h.world.faults(Service::Github, |f| f.hang = true);
+    let url = format!("{}{TAG_PATH}", h.github_url);
+    let pending = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!pending.is_finished());
+    tokio::time::timeout(Duration::from_secs(5), h.shutdown())
+        .await
+        .expect("shutdown completes");
+    let answer = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the hanging request ends")
+        .unwrap();
+    assert_ne!(answer.ok(), Some(reqwest::StatusCode::OK));
 }

@@ -163,7 +163,9 @@ pub(super) async fn layer(State(ctx): State<Ctx>, req: Request<Body>, next: Next
         (f.latency, f.hang, f.take_forced(&path))
     };
     if hang {
-        std::future::pending::<()>().await;
+        // Never answer; only a sandbox shutdown releases the request.
+        ctx.shutdown.cancelled().await;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use airflow::{AirflowWorld, SimDag, SimImportError, SimRun};
 pub use faults::{Faults, Forced};
@@ -114,6 +115,8 @@ pub(crate) struct Ctx {
     pub service: Service,
     /// This server's own base URL (the registry's token realm lives here).
     pub base: String,
+    /// Cancelled at shutdown; hanging requests wait for it.
+    pub shutdown: CancellationToken,
 }
 
 /// Ports to bind on 127.0.0.1; 0 picks a free one.
@@ -138,13 +141,15 @@ impl Ports {
     };
 }
 
-/// The running fakes. Dropping it (or [`SandboxHandle::shutdown`]) stops them.
+/// The running fakes. [`SandboxHandle::shutdown`] stops them cleanly; dropping the handle stops
+/// them too, without waiting.
 #[derive(Debug)]
 pub struct SandboxHandle {
     pub github_url: String,
     pub registry_url: String,
     pub airflow_url: String,
     pub world: World,
+    shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -165,12 +170,18 @@ impl SandboxHandle {
         };
     }
 
-    /// Stops the servers. Open connections are dropped, hanging requests included.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// Stops the servers and waits until they are gone: no new connections, hanging requests
+    /// released, open connections closed once their request is answered.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            // A server task only ends by finishing or by this abort; neither needs reporting.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+        }
     }
 
     fn stop(&mut self) {
+        self.shutdown.cancel();
         for t in self.tasks.drain(..) {
             t.abort();
         }
@@ -190,6 +201,7 @@ pub async fn start(world: World) -> std::io::Result<SandboxHandle> {
 
 /// Starts the three fakes on the given loopback ports.
 pub async fn start_on(world: World, ports: Ports) -> std::io::Result<SandboxHandle> {
+    let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut urls = Vec::new();
     for (service, port) in [
@@ -203,6 +215,7 @@ pub async fn start_on(world: World, ports: Ports) -> std::io::Result<SandboxHand
             world: world.clone(),
             service,
             base: base.clone(),
+            shutdown: shutdown.clone(),
         };
         let routes: Router<Ctx> = match service {
             Service::Github => github::routes(),
@@ -215,8 +228,12 @@ pub async fn start_on(world: World, ports: Ports) -> std::io::Result<SandboxHand
                 faults::layer,
             ))
             .with_state(ctx);
+        let stop = shutdown.clone().cancelled_owned();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 tracing::warn!(%service, error = %e, "sandbox server stopped");
             }
         }));
@@ -230,6 +247,7 @@ pub async fn start_on(world: World, ports: Ports) -> std::io::Result<SandboxHand
         registry_url,
         airflow_url,
         world,
+        shutdown,
         tasks,
     })
 }
