@@ -221,7 +221,7 @@ async fn run(cli: Cli) -> ExitCode {
             if serve {
                 println!("Sandbox serving: {urls}. Press Ctrl-C to stop.");
                 let _ = tokio::signal::ctrl_c().await;
-                world.shutdown();
+                world.shutdown().await;
                 return ExitCode::SUCCESS;
             }
             let Some(store) = open_store(&config, true).await else {
@@ -243,7 +243,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             let result = console::run(&engine, actor, &banner).await;
             store.close().await;
-            world.shutdown();
+            world.shutdown().await;
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

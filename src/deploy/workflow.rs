@@ -283,9 +283,10 @@ impl Workflow<'_> {
                     move |ev| {
                         let line = match ev {
                             StepEvent::Line { text, .. } => text.to_string(),
-                            StepEvent::Prompt { text, answer } => format!(
-                                "{text} → {}",
-                                answer.map_or("(no answer)", PromptAnswer::as_str)
+                            // The prompt's own text arrives as a line too; say only the answer.
+                            StepEvent::Prompt { answer, .. } => format!(
+                                "(the bot answered: {})",
+                                answer.map_or("nothing", PromptAnswer::as_str)
                             ),
                             StepEvent::Started { pid } => {
                                 tracing::info!(step = %name, pid, "step started");

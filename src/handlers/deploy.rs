@@ -57,11 +57,15 @@ pub async fn status(ctx: &Ctx, id: Option<i64>) -> Result<Reply> {
                             .exit_code
                             .map(|c| format!(" (exit {c})"))
                             .unwrap_or_default();
+                        let state = if s.state == s.step {
+                            "started"
+                        } else {
+                            &s.state
+                        };
                         text.push_str(&format!(
-                            "\n  {} · {} {}{exit}",
+                            "\n  {} · {} {state}{exit}",
                             timefmt::utc(s.started_ms),
                             s.step,
-                            s.state
                         ));
                     }
                 }
@@ -154,7 +158,7 @@ fn detail(d: &Deploy, now: i64) -> String {
         s.push_str(&format!("\nImage: {digest}"));
     }
     if let Some(plan) = &d.plan_summary {
-        s.push_str(&format!("\nPlan: {plan}"));
+        s.push_str(&format!("\n{plan}"));
     }
     if let Some(fp) = &d.plan_fingerprint {
         s.push_str(&format!(" (fingerprint {})", &fp[..fp.len().min(12)]));
