@@ -20,6 +20,13 @@ pub trait Conversation: Send + Sync {
         let _ = file_name;
         self.post(&format!("{summary}\n{content}")).await;
     }
+
+    /// Shows the deploy's status card, creating it (and, on Discord, the deploy's thread) the
+    /// first time and editing it in place afterwards. Terminals print progress as messages
+    /// already, so the default shows nothing.
+    async fn deploy_card(&self, card: &crate::deploy::card::DeployCard) {
+        let _ = card;
+    }
 }
 
 /// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.

@@ -1,5 +1,6 @@
 //! The deploy workflow: state machine, preflight, steps, plan fingerprint, locks.
 
+pub mod card;
 pub mod fingerprint;
 pub mod preflight;
 pub mod recovery;

@@ -140,8 +140,27 @@ impl Workflow<'_> {
                 })
                 .await
                 .map_err(|e| self.store_error(e))?;
+            self.refresh_card(d.id).await;
         }
         Ok(moved)
+    }
+
+    /// Redraws the deploy's status card from the store (after the change was written).
+    async fn refresh_card(&self, id: i64) {
+        let Ok(d) = self.ctx.store.get_deploy(id).await else {
+            return;
+        };
+        let needed = self
+            .ctx
+            .config
+            .targets
+            .get(d.as_ref().map(|d| d.target.as_str()).unwrap_or(""))
+            .map_or(1, |t| t.approvals);
+        match crate::deploy::card::build(&self.ctx.store, id, needed).await {
+            Ok(Some(card)) => self.conv.deploy_card(&card).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(deploy_id = id, error = %e, "cannot build the status card"),
+        }
     }
 
     /// The deploy as stored now.
@@ -467,6 +486,7 @@ impl Workflow<'_> {
         } else {
             String::new()
         };
+        self.refresh_card(d.id).await;
         self.conv
             .post(&format!(
                 "🔒 Deploy #{} of {target_name} {concrete} to {} by {}: preflight passed, lock `{key}` taken.{forced}",
@@ -716,6 +736,7 @@ impl Workflow<'_> {
             .collect();
         let needed = target.approvals as usize;
         if valid.len() < needed {
+            self.refresh_card(id).await;
             let msg = if added {
                 format!(
                     "👍 {} approved deploy #{id} (plan `{}`): {} of {needed} approvals.",
