@@ -11,6 +11,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tracing::Instrument;
 
 use crate::chat::Conversation;
+use crate::coalesce::Coalescer;
 use crate::command::{self, Command, ParseContext};
 use crate::config::Config;
 use crate::handlers;
@@ -28,6 +29,23 @@ pub struct Ctx {
     pub redactor: Arc<Redactor>,
     /// GitHub, registry and Airflow clients, built once and shared.
     pub integrations: Arc<Integrations>,
+    /// Coalescing caches for status answers (`[watch] status_cache`).
+    pub caches: Arc<Caches>,
+}
+
+/// One [`Coalescer`] per kind of status answer.
+pub struct Caches {
+    pub airflow: Coalescer<handlers::airflow::AirflowSnapshot, handlers::airflow::AirflowSnapshot>,
+    pub dag_sync: Coalescer<handlers::dag_sync::SyncSnapshot, String>,
+}
+
+impl Caches {
+    pub fn new(ttl: std::time::Duration) -> Caches {
+        Caches {
+            airflow: Coalescer::new(ttl),
+            dag_sync: Coalescer::new(ttl),
+        }
+    }
 }
 
 /// The shared command engine; cheap to clone.
@@ -58,6 +76,7 @@ impl Engine {
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
         let integrations = Arc::new(Integrations::from_config(&config, http)?);
+        let caches = Arc::new(Caches::new(config.watch.status_cache));
         Ok(Engine {
             policy: Arc::new(Policy::new(config.permissions.clone())),
             limiter: Arc::new(RateLimiter::keyed(quota)),
@@ -66,6 +85,7 @@ impl Engine {
                 store,
                 redactor: Arc::new(redactor),
                 integrations,
+                caches,
             },
             bot_user_id: None,
         })

@@ -4,6 +4,7 @@
 //! [`engine`] → [`handlers`] → the [`store`]; replies flow back through [`chat::Conversation`].
 
 pub mod chat;
+pub mod coalesce;
 pub mod command;
 pub mod config;
 pub mod deploy;
@@ -16,6 +17,7 @@ pub mod reply;
 pub mod sandbox;
 pub mod store;
 pub mod timefmt;
+pub mod watch;
 
 pub use engine::Engine;
 pub use reply::{Outcome, Reply};

@@ -12,7 +12,9 @@ use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
+use catalog_chatops::watch::{Announcer, announcer};
 use catalog_chatops::{Engine, timefmt};
+use tokio_util::sync::CancellationToken;
 
 /// Exit code when the bot cannot start: bad config or unreachable store. Distinct from the
 /// outcome codes 0–2 of `exec`.
@@ -75,6 +77,15 @@ enum Cmd {
         /// until interrupted; talk to it with `exec --config config/sandbox.toml …`.
         #[arg(long)]
         serve: bool,
+    },
+    /// Run the new-DAG announcer: poll Airflow every `[watch] poll_interval` and print each new
+    /// paused DAG once (`--once`: poll once and exit, for cron and scripts).
+    Watch {
+        #[arg(long)]
+        once: bool,
+        /// One JSON object per line (announcements carry `enable_command` and `button_id`).
+        #[arg(long)]
+        json: bool,
     },
     /// Apply the store's migrations and exit.
     Migrate,
@@ -206,6 +217,53 @@ async fn run(cli: Cli) -> ExitCode {
             store.close().await;
             ExitCode::from(code as u8)
         }
+        Cmd::Watch { once, json } => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let conv = exec::StdoutConversation { json };
+            let announcer = Announcer::new(engine.ctx().clone());
+            let code = if once {
+                match announcer.poll_once(&conv).await {
+                    Ok(r) => {
+                        eprintln!(
+                            "Polled {} DAGs: {}{} new, {} announced.",
+                            r.dags,
+                            if r.seeded {
+                                "seeded the seen set; "
+                            } else {
+                                ""
+                            },
+                            r.new.len(),
+                            r.announced.len()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: the poll failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            } else {
+                let cancel = CancellationToken::new();
+                let stop = cancel.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    stop.cancel();
+                });
+                announcer.run(&conv, cancel).await;
+                ExitCode::SUCCESS
+            };
+            store.close().await;
+            code
+        }
         Cmd::Sandbox { user, roles, serve } => {
             let world = match sandbox::session::start(&mut config, Ports::SANDBOX).await {
                 Ok(w) => w,
@@ -241,7 +299,9 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_SETUP);
                 }
             };
+            let watcher = spawn_announcer(&engine);
             let result = console::run(&engine, actor, &banner).await;
+            watcher.cancel();
             store.close().await;
             world.shutdown().await;
             match result {
@@ -269,7 +329,9 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_SETUP);
                 }
             };
+            let watcher = spawn_announcer(&engine);
             let result = console::run(&engine, actor, &banner).await;
+            watcher.cancel();
             store.close().await;
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -280,6 +342,15 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// The new-DAG announcer in the background of a console: announcements print like messages.
+fn spawn_announcer(engine: &Engine) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let conv: std::sync::Arc<dyn catalog_chatops::chat::Conversation> =
+        std::sync::Arc::new(exec::StdoutConversation { json: false });
+    announcer::spawn(engine.ctx().clone(), conv, cancel.clone());
+    cancel
 }
 
 fn config_failure(path: &std::path::Path, e: &ConfigError) -> ExitCode {

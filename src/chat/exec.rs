@@ -28,6 +28,23 @@ impl Conversation for StdoutConversation {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
+
+    /// JSON output carries the Enable action's command and button id beside the text.
+    async fn announce(&self, a: &crate::watch::Announcement) {
+        if !self.json {
+            return self.post(&a.text).await;
+        }
+        let line = serde_json::json!({
+            "type": "announcement",
+            "dag_id": a.dag_id,
+            "text": a.text,
+            "enable_command": a.enable_command,
+            "button_id": a.button_id,
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
 }
 
 /// Runs one message through the engine and returns the process exit code.

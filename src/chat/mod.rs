@@ -27,6 +27,13 @@ pub trait Conversation: Send + Sync {
     async fn deploy_card(&self, card: &crate::deploy::card::DeployCard) {
         let _ = card;
     }
+
+    /// Announces a new paused DAG. Front ends with buttons show an Enable button whose id is
+    /// `announcement.button_id` (`dag:enable:<dag_id>`); the default posts the text, which names
+    /// the `!dag enable` command.
+    async fn announce(&self, announcement: &crate::watch::Announcement) {
+        self.post(&announcement.text).await;
+    }
 }
 
 /// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.

@@ -110,7 +110,8 @@ pub static COMMANDS: &[CommandHelp] = &[
     form("migrations status", "pending catalog DB migrations", "read"),
     form(
         "migrations apply <name>",
-        "run a pending catalog DB migration after a second person approves",
+        "run a pending catalog DB migration after a second person approves: the first request \
+         files it, the same command from another maintainer approves and runs it",
         "migrations.apply",
     ),
     form("audit [<n>]", "the last n audit events", "read"),

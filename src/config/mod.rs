@@ -28,7 +28,65 @@ pub struct Config {
     pub local: LocalConfig,
     /// target name → target; ordered so listings are stable.
     pub targets: BTreeMap<String, TargetConfig>,
+    pub watch: WatchConfig,
+    /// `None` when `[dag_sync]` is absent: `!dag-sync status` says it is not configured.
+    pub dag_sync: Option<DagSyncConfig>,
+    /// `None` when `[catalog_db]` is absent: `!migrations` covers only the bot's own store.
+    pub catalog_db: Option<CatalogDbConfig>,
+    pub migrations: MigrationsConfig,
     pub secrets: Secrets,
+}
+
+/// The new-DAG announcer.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Time between two polls of Airflow's DAG list.
+    pub poll_interval: Duration,
+    /// Post announcements; off still keeps the seen set current (for `!dags new`).
+    pub announce: bool,
+    /// How long a status answer (`!airflow status`, `!dag-sync status`) may be reused.
+    pub status_cache: Duration,
+}
+
+/// Where the deployed DAG commit is read from on the Airflow host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitSource {
+    /// A git checkout: `git -C PATH rev-parse HEAD`.
+    Path(String),
+    /// A file whose first word is the commit.
+    File(String),
+    /// A command (argv, no shell) that prints the commit.
+    Command(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct DagSyncConfig {
+    pub commit_source: CommitSource,
+    /// `owner/name` on GitHub.
+    pub repo: String,
+    pub branch: String,
+    /// The folder dag-sync deploys, relative to the repository root (`catalog/dags`).
+    pub dag_folder: String,
+    /// How often cron runs dag-sync; it moves one commit per run.
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CatalogDbConfig {
+    /// `postgres://…`; secrets belong in env `CATALOG_DB_PASSWORD`, never here.
+    pub url: String,
+    /// Folder of `*.sql` files, applied in name order.
+    pub migrations_dir: String,
+    /// The ledger table the bot keeps in the catalog database.
+    pub ledger_table: String,
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrationsConfig {
+    /// DAGs that change the catalog schema (their last runs show in `!migrations status`).
+    pub dags: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -12,8 +12,9 @@ use figment::value::{Dict, Num, Value};
 
 use super::load::Origins;
 use super::{
-    AirflowApi, AirflowConfig, ChatConfig, Config, DeployConfig, GithubConfig, LimitsConfig,
-    LocalConfig, RegistryConfig, Secrets, StoreConfig, TargetConfig,
+    AirflowApi, AirflowConfig, CatalogDbConfig, ChatConfig, CommitSource, Config, DagSyncConfig,
+    DeployConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig, RegistryConfig,
+    Secrets, StoreConfig, TargetConfig, WatchConfig,
 };
 
 /// Every action a permission can be granted for, in the order we list them in messages.
@@ -40,7 +41,11 @@ const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
     ("migrations.apply", "core-maintainer"),
 ];
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 14] = [
+    "watch",
+    "dag_sync",
+    "catalog_db",
+    "migrations",
     "store",
     "deploy",
     "chat",
@@ -154,6 +159,27 @@ pub(super) fn validate(
 
     let targets = c.targets(doc, &registry_url);
 
+    let watch_t = c.section(doc, "watch", &["poll_interval", "announce", "status_cache"]);
+    let watch = WatchConfig {
+        poll_interval: c.duration(
+            "watch.poll_interval",
+            watch_t.and_then(|t| t.get("poll_interval")),
+            Duration::from_secs(60),
+        ),
+        announce: c.boolean(watch_t, "watch.announce", "announce", true),
+        status_cache: c.duration(
+            "watch.status_cache",
+            watch_t.and_then(|t| t.get("status_cache")),
+            Duration::from_secs(10),
+        ),
+    };
+    let dag_sync = c.dag_sync(doc);
+    let catalog_db = c.catalog_db(doc);
+    let migrations_t = c.section(doc, "migrations", &["dags"]);
+    let migrations = MigrationsConfig {
+        dags: c.ignore_dags("migrations.dags", migrations_t.and_then(|t| t.get("dags"))),
+    };
+
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
@@ -168,6 +194,10 @@ pub(super) fn validate(
         limits,
         local: LocalConfig { allowed_roles },
         targets,
+        watch,
+        dag_sync,
+        catalog_db,
+        migrations,
         secrets,
     })
 }
@@ -630,6 +660,188 @@ impl Checker<'_> {
             env_passthrough: self.env_passthrough(&k("env_passthrough"), t.get("env_passthrough")),
             env: self.step_env(&k("env"), t.get("env")),
         }
+    }
+
+    fn boolean(&mut self, t: Option<&Dict>, key: &str, name: &str, default: bool) -> bool {
+        let Some(v) = t.and_then(|t| t.get(name)) else {
+            return default;
+        };
+        match v {
+            Value::Bool(_, b) => *b,
+            _ => match self.text(key, v).as_deref() {
+                Some("true") => true,
+                Some("false") => false,
+                _ => {
+                    self.report(key, format!("must be true or false, got {}", show(v)));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A non-empty string that is not a secret; `default` when absent.
+    fn plain_text(&mut self, t: &Dict, key: &str, name: &str, default: Option<&str>) -> String {
+        let Some(v) = t.get(name) else {
+            if let Some(d) = default {
+                return d.to_string();
+            }
+            self.report(key, "is required");
+            return String::new();
+        };
+        match self.text(key, v) {
+            Some(s) if !s.trim().is_empty() => s,
+            _ => {
+                self.report(key, format!("must be a non-empty string, got {}", show(v)));
+                String::new()
+            }
+        }
+    }
+
+    /// `[dag_sync]`: where the deployed commit comes from, and the repository it follows.
+    fn dag_sync(&mut self, doc: &Dict) -> Option<DagSyncConfig> {
+        let t = self.section(
+            doc,
+            "dag_sync",
+            &["commit_source", "repo", "branch", "dag_folder", "interval"],
+        )?;
+        let source_key = "dag_sync.commit_source";
+        let commit_source = match t.get("commit_source") {
+            None => {
+                self.report(
+                    source_key,
+                    "is required: one of { path = \"/opt/airflow/catalog\" }, \
+                     { file = \"/opt/airflow/DEPLOYED_COMMIT\" } or { command = [\"cat\", \"…\"] }",
+                );
+                CommitSource::File(String::new())
+            }
+            Some(v) => match self.table(source_key, v) {
+                None => CommitSource::File(String::new()),
+                Some(st) => {
+                    self.keys(st, source_key, &["path", "file", "command"]);
+                    let given: Vec<&str> = ["path", "file", "command"]
+                        .into_iter()
+                        .filter(|k| st.contains_key(*k))
+                        .collect();
+                    if given.len() != 1 {
+                        self.report(
+                            source_key,
+                            format!(
+                                "must have exactly one of path, file or command, got {}",
+                                if given.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    given.join(" and ")
+                                }
+                            ),
+                        );
+                    }
+                    match given.first().copied() {
+                        Some("path") => CommitSource::Path(self.plain_text(
+                            st,
+                            "dag_sync.commit_source.path",
+                            "path",
+                            None,
+                        )),
+                        Some("command") => CommitSource::Command(self.argv(
+                            "dag_sync.commit_source.command",
+                            st.get("command"),
+                            r#"["cat", "/opt/airflow/DEPLOYED_COMMIT"]"#,
+                        )),
+                        _ => CommitSource::File(self.plain_text(
+                            st,
+                            "dag_sync.commit_source.file",
+                            "file",
+                            Some(""),
+                        )),
+                    }
+                }
+            },
+        };
+        Some(DagSyncConfig {
+            commit_source,
+            repo: self.repo("dag_sync.repo", t.get("repo")),
+            branch: self.plain_text(t, "dag_sync.branch", "branch", Some("main")),
+            dag_folder: self
+                .plain_text(t, "dag_sync.dag_folder", "dag_folder", Some("catalog/dags"))
+                .trim_matches('/')
+                .to_string(),
+            interval: self.duration(
+                "dag_sync.interval",
+                t.get("interval"),
+                Duration::from_secs(5 * 60),
+            ),
+        })
+    }
+
+    /// `[catalog_db]`: a Postgres URL without a password, the migrations folder and the ledger.
+    fn catalog_db(&mut self, doc: &Dict) -> Option<CatalogDbConfig> {
+        let t = self.section(
+            doc,
+            "catalog_db",
+            &[
+                "url",
+                "migrations_dir",
+                "ledger_table",
+                "lock_timeout",
+                "statement_timeout",
+            ],
+        )?;
+        let url = self.plain_text(t, "catalog_db.url", "url", None);
+        if !url.is_empty() {
+            match url
+                .strip_prefix("postgres://")
+                .or_else(|| url.strip_prefix("postgresql://"))
+            {
+                None => self.report(
+                    "catalog_db.url",
+                    "must start with postgres:// (the catalog database is Postgres)",
+                ),
+                Some(rest) if url_has_password(rest) => self.report(
+                    "catalog_db.url",
+                    "must not contain a password; set PGPASSWORD in the environment instead",
+                ),
+                Some(_) => {}
+            }
+        }
+        let ledger_table = self.plain_text(
+            t,
+            "catalog_db.ledger_table",
+            "ledger_table",
+            Some("chatops_migrations"),
+        );
+        if !ledger_table.is_empty()
+            && !ledger_table
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+        {
+            self.report(
+                "catalog_db.ledger_table",
+                format!(
+                    "must be a plain SQL name (lowercase letters, digits, _ and an optional \
+                     schema.), got {ledger_table:?}"
+                ),
+            );
+        }
+        Some(CatalogDbConfig {
+            url,
+            migrations_dir: self.plain_text(
+                t,
+                "catalog_db.migrations_dir",
+                "migrations_dir",
+                Some("catalog-migrations"),
+            ),
+            ledger_table,
+            lock_timeout: self.duration(
+                "catalog_db.lock_timeout",
+                t.get("lock_timeout"),
+                Duration::from_secs(5),
+            ),
+            statement_timeout: self.duration(
+                "catalog_db.statement_timeout",
+                t.get("statement_timeout"),
+                Duration::from_secs(5 * 60),
+            ),
+        })
     }
 
     fn required(&mut self, key: &str, example: &str) {

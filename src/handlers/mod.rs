@@ -1,10 +1,14 @@
 //! One handler per feature. Each takes the engine's [`Ctx`], the actor and the parsed command,
 //! may post progress to the conversation, and returns the [`Reply`] that closes the command.
 
+pub mod airflow;
 mod audit;
+pub mod dag_sync;
+pub mod dags;
 mod deploy;
 mod help;
 mod locks;
+pub mod migrations;
 
 use crate::chat::Conversation;
 use crate::command::Command;
@@ -31,7 +35,12 @@ pub async fn dispatch(ctx: &Ctx, actor: &Actor, cmd: &Command, conv: &dyn Conver
         Command::DeployCancel { id } => Ok(flow.cancel(*id).await),
         Command::DeployResolve { id, resolution } => Ok(flow.resolve(*id, *resolution).await),
         Command::DeployRollback { target } => Ok(flow.rollback(target).await),
-        other => Ok(not_available(ctx, other)),
+        Command::AirflowStatus => Ok(airflow::status(ctx).await),
+        Command::DagsNew { days } => dags::new_dags(ctx, *days).await,
+        Command::DagEnable { dag_id, confirm } => dags::enable(ctx, dag_id, *confirm).await,
+        Command::DagSyncStatus => Ok(dag_sync::status(ctx).await),
+        Command::MigrationsStatus => migrations::status(ctx).await,
+        Command::MigrationsApply { name } => migrations::apply(ctx, actor, name).await,
     };
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, "store error in handler");
@@ -43,16 +52,4 @@ pub async fn dispatch(ctx: &Ctx, actor: &Actor, cmd: &Command, conv: &dyn Conver
             ),
         )
     })
-}
-
-/// Commands whose feature is not part of this build say so plainly, and change nothing.
-fn not_available(ctx: &Ctx, cmd: &Command) -> Reply {
-    Reply::new(
-        Outcome::Blocked,
-        format!(
-            "`{}{}` is not available in this version of the bot yet; nothing was done.",
-            ctx.config.chat.prefix,
-            cmd.name().replace('.', " ")
-        ),
-    )
 }

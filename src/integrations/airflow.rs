@@ -284,6 +284,24 @@ impl AirflowClient {
         Ok(out)
     }
 
+    /// Runs across all DAGs in `state` that ended at or after `since` (RFC 3339), at most `max`,
+    /// and how many there are in all.
+    pub async fn runs_ended_since(
+        &self,
+        state: &str,
+        since: &str,
+        max: usize,
+    ) -> Result<(Vec<DagRun>, usize), UpstreamError> {
+        let path = format!(
+            "{}/dags/~/dagRuns?state={}&end_date_gte={}&order_by=-end_date",
+            self.api().await?.prefix(),
+            encode_segment(state),
+            encode_segment(since)
+        );
+        let (runs, total) = self.collect_counted::<RawRun>(&path, max).await?;
+        Ok((runs.into_iter().map(DagRun::from).collect(), total))
+    }
+
     /// The most recent runs of one DAG, newest first, at most `limit`.
     pub async fn dag_runs(&self, dag_id: &str, limit: usize) -> Result<Vec<DagRun>, UpstreamError> {
         let path = format!(
@@ -370,6 +388,15 @@ impl AirflowClient {
         path: &str,
         max: usize,
     ) -> Result<Vec<T>, UpstreamError> {
+        Ok(self.collect_counted(path, max).await?.0)
+    }
+
+    /// Like `collect`, with the server's `total_entries` of the last page.
+    async fn collect_counted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        max: usize,
+    ) -> Result<(Vec<T>, usize), UpstreamError> {
         #[derive(Deserialize)]
         struct Page<T> {
             #[serde(alias = "dag_runs", alias = "dags", alias = "import_errors")]
@@ -378,6 +405,7 @@ impl AirflowClient {
         }
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut out = Vec::new();
+        let mut total = 0;
         for _ in 0..MAX_PAGES {
             let limit = PAGE_LIMIT.min(max - out.len());
             let page_path = format!("{path}{sep}limit={limit}&offset={}", out.len());
@@ -385,13 +413,15 @@ impl AirflowClient {
             expect_ok(&raw, &page_path)?;
             let page: Page<T> = parse_json(SERVICE, &page_path, &raw.body)?;
             let got = page.items.len();
+            total = page.total_entries;
             out.extend(page.items);
             if got == 0 || out.len() >= page.total_entries || out.len() >= max {
                 break;
             }
         }
         out.truncate(max);
-        Ok(out)
+        let total = total.max(out.len());
+        Ok((out, total))
     }
 
     /// A request with the API's credentials; on Airflow 3 a refused token means one new login.

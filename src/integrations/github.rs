@@ -1,4 +1,5 @@
-//! GitHub releases: the release behind a tag, and the newest published one.
+//! GitHub releases (the release behind a tag, and the newest published one) and, for dag-sync,
+//! commits: how far a branch is ahead of a deployed commit, and which commits touch a folder.
 //!
 //! octocrab builds the client (base URL, token, headers) and supplies the typed `Release` model;
 //! the calls go through octocrab's raw `_get` rather than its typed helpers because those hide the
@@ -284,6 +285,152 @@ impl GithubClient {
                 " — set GITHUB_TOKEN for a higher limit".to_string()
             },
         })
+    }
+}
+
+/// A commit, reduced to what `!dag-sync status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Commit {
+    pub sha: String,
+    /// The message's first line.
+    pub subject: String,
+    /// The GitHub login, or the git author name when GitHub has no account for it.
+    pub author: String,
+    /// RFC 3339.
+    pub date: Option<String>,
+}
+
+impl Commit {
+    /// The pull request a squash-merge subject names (`… (#1234)`).
+    pub fn pr_number(&self) -> Option<u64> {
+        let rest = self.subject.trim_end().strip_suffix(')')?;
+        let open = rest.rfind("(#")?;
+        rest[open + 2..].parse().ok()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RawCommit {
+    sha: String,
+    commit: RawCommitInner,
+    #[serde(default)]
+    author: Option<RawUser>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawCommitInner {
+    message: String,
+    #[serde(default)]
+    author: Option<RawGitAuthor>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawGitAuthor {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawUser {
+    login: String,
+}
+
+impl From<RawCommit> for Commit {
+    fn from(c: RawCommit) -> Self {
+        let git_author = c.commit.author;
+        Commit {
+            sha: c.sha,
+            subject: c
+                .commit
+                .message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            author: c
+                .author
+                .map(|u| u.login)
+                .or_else(|| git_author.as_ref().and_then(|a| a.name.clone()))
+                .unwrap_or_else(|| "unknown".to_string()),
+            date: git_author.and_then(|a| a.date),
+        }
+    }
+}
+
+/// How far `head` is ahead of `base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    /// `ahead`, `behind`, `identical` or `diverged`.
+    pub status: String,
+    pub ahead_by: u64,
+    pub behind_by: u64,
+    /// Oldest first; GitHub lists at most 250.
+    pub commits: Vec<Commit>,
+}
+
+impl GithubClient {
+    /// `head` (a branch) compared with `base` (the deployed commit); `None` when GitHub does not
+    /// know one of them.
+    pub async fn compare(
+        &self,
+        repo: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<Option<Comparison>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        struct RawComparison {
+            status: String,
+            ahead_by: u64,
+            behind_by: u64,
+            #[serde(default)]
+            commits: Vec<RawCommit>,
+        }
+        let path = format!(
+            "{}/compare/{}...{}",
+            repo_path(repo)?,
+            encode_segment(base),
+            encode_segment(head)
+        );
+        let raw = self.get(&path).await?;
+        match raw.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => return Err(self.status_error(&raw, &path)),
+        }
+        let c: RawComparison = parse_json(SERVICE, &path, &raw.body)?;
+        Ok(Some(Comparison {
+            status: c.status,
+            ahead_by: c.ahead_by,
+            behind_by: c.behind_by,
+            commits: c.commits.into_iter().map(Commit::from).collect(),
+        }))
+    }
+
+    /// The newest commits (at most `limit`, up to 100) reachable from `rev` that touch `folder`.
+    pub async fn commits_touching(
+        &self,
+        repo: &str,
+        rev: &str,
+        folder: &str,
+        limit: usize,
+    ) -> Result<Vec<Commit>, UpstreamError> {
+        let path = format!(
+            "{}/commits?sha={}&path={}&per_page={}",
+            repo_path(repo)?,
+            encode_segment(rev),
+            encode_segment(folder),
+            limit.clamp(1, PAGE)
+        );
+        let raw = self.get(&path).await?;
+        match raw.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(Vec::new()),
+            _ => return Err(self.status_error(&raw, &path)),
+        }
+        let list: Vec<RawCommit> = parse_json(SERVICE, &path, &raw.body)?;
+        Ok(list.into_iter().map(Commit::from).collect())
     }
 }
 

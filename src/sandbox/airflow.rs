@@ -509,7 +509,9 @@ fn list_runs(ctx: &Ctx, api: ApiVersion, dag_id: &str, q: &[(String, String)]) -
         .filter(|(k, _)| k == "state")
         .map(|(_, v)| v.as_str())
         .collect();
-    let newest_first = query_value(q, "order_by") == Some("-start_date");
+    let order = query_value(q, "order_by");
+    let ended_since =
+        query_value(q, "end_date_gte").and_then(crate::deploy::preflight::parse_rfc3339_ms);
     let now = now_ms();
     let w = ctx.world.lock();
     if dag_id != "~" && !w.airflow.dags.iter().any(|d| d.dag_id == dag_id) {
@@ -522,9 +524,15 @@ fn list_runs(ctx: &Ctx, api: ApiVersion, dag_id: &str, q: &[(String, String)]) -
         .iter()
         .filter(|r| dag_id == "~" || r.dag_id == dag_id)
         .filter(|r| states.is_empty() || states.contains(&r.state(now)))
+        .filter(|r| match ended_since {
+            Some(since) => r.ends_at_ms.is_some_and(|end| end <= now && end >= since),
+            None => true,
+        })
         .collect();
-    if newest_first {
-        matching.sort_by_key(|r| std::cmp::Reverse(r.starts_at_ms));
+    match order {
+        Some("-start_date") => matching.sort_by_key(|r| std::cmp::Reverse(r.starts_at_ms)),
+        Some("-end_date") => matching.sort_by_key(|r| std::cmp::Reverse(r.ends_at_ms)),
+        _ => {}
     }
     let total = matching.len();
     let runs: Vec<Value> = matching

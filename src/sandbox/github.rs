@@ -15,6 +15,8 @@ use super::{Ctx, QueryPairs, query_value};
 #[derive(Debug, Clone, Default)]
 pub struct GithubWorld {
     pub releases: Vec<SimRelease>,
+    /// The history of each repository's default branch (`main`), oldest first.
+    pub commits: Vec<SimCommit>,
     /// `None`: unlimited; otherwise counted down per request, `403` at zero.
     pub rate_limit: Option<RateLimit>,
     pub faults: Faults,
@@ -98,8 +100,143 @@ impl SimRelease {
     }
 }
 
+/// One commit on `main` of a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCommit {
+    pub repo: String,
+    /// 40 hex characters.
+    pub sha: String,
+    /// The whole message; the first line is the subject.
+    pub message: String,
+    pub author_login: String,
+    /// RFC 3339.
+    pub date: String,
+    /// Paths the commit changed, from the repository root.
+    pub files: Vec<String>,
+}
+
+impl SimCommit {
+    fn to_json(&self, base: &str) -> Value {
+        json!({
+            "sha": self.sha,
+            "node_id": format!("C_{}", &self.sha[..self.sha.len().min(12)]),
+            "url": format!("{base}/repos/{}/commits/{}", self.repo, self.sha),
+            "html_url": format!("https://github.com/{}/commit/{}", self.repo, self.sha),
+            "commit": {
+                "message": self.message,
+                "author": {"name": self.author_login, "email": format!("{}@users.noreply.github.com", self.author_login), "date": self.date},
+                "committer": {"name": "GitHub", "email": "noreply@github.com", "date": self.date},
+            },
+            "author": {"login": self.author_login, "id": 1, "type": "User"},
+            "committer": {"login": "web-flow", "id": 19864447, "type": "User"},
+            "parents": [],
+        })
+    }
+}
+
+fn repo_commits(ctx: &Ctx, owner: &str, repo: &str) -> Vec<SimCommit> {
+    let full = format!("{owner}/{repo}");
+    ctx.world
+        .lock()
+        .github
+        .commits
+        .iter()
+        .filter(|c| c.repo.eq_ignore_ascii_case(&full))
+        .cloned()
+        .collect()
+}
+
+/// Where `rev` (a branch name for the tip, or a full or abbreviated sha) is in `history`.
+fn position(history: &[SimCommit], rev: &str) -> Option<usize> {
+    if rev == "main" || rev == "HEAD" {
+        return history.len().checked_sub(1);
+    }
+    history
+        .iter()
+        .position(|c| rev.len() >= 7 && c.sha.starts_with(rev))
+}
+
+/// `GET /repos/{owner}/{repo}/compare/{base}...{head}`: the commits after `base` up to `head`,
+/// oldest first, like GitHub.
+async fn compare(
+    State(ctx): State<Ctx>,
+    Path((owner, repo, basehead)): Path<(String, String, String)>,
+) -> Response {
+    let history = repo_commits(&ctx, &owner, &repo);
+    let Some((base, head)) = basehead.split_once("...") else {
+        return answer(&ctx, 404, not_found());
+    };
+    let (Some(b), Some(h)) = (position(&history, base), position(&history, head)) else {
+        return answer(&ctx, 404, json!({"message": "Not Found", "status": "404"}));
+    };
+    let (status, ahead, behind) = match b.cmp(&h) {
+        std::cmp::Ordering::Equal => ("identical", 0, 0),
+        std::cmp::Ordering::Less => ("ahead", h - b, 0),
+        std::cmp::Ordering::Greater => ("behind", 0, b - h),
+    };
+    let commits: Vec<Value> = if b < h {
+        history[b + 1..=h]
+            .iter()
+            .map(|c| c.to_json(&ctx.base))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    answer(
+        &ctx,
+        200,
+        json!({
+            "status": status,
+            "ahead_by": ahead,
+            "behind_by": behind,
+            "total_commits": ahead,
+            "commits": commits,
+            "files": [],
+        }),
+    )
+}
+
+/// `GET /repos/{owner}/{repo}/commits?sha=&path=&per_page=&page=`: newest first.
+async fn commits(
+    State(ctx): State<Ctx>,
+    Path((owner, repo)): Path<(String, String)>,
+    query: QueryPairs,
+) -> Response {
+    let history = repo_commits(&ctx, &owner, &repo);
+    let rev = query_value(&query, "sha").unwrap_or("main");
+    let Some(tip) = position(&history, rev) else {
+        return answer(&ctx, 404, not_found());
+    };
+    let path = query_value(&query, "path").map(|p| p.trim_matches('/').to_string());
+    let per_page = query_value(&query, "per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query_value(&query, "page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let items: Vec<Value> = history[..=tip]
+        .iter()
+        .rev()
+        .filter(|c| match &path {
+            Some(p) => c
+                .files
+                .iter()
+                .any(|f| f == p || f.starts_with(&format!("{p}/"))),
+            None => true,
+        })
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|c| c.to_json(&ctx.base))
+        .collect();
+    answer(&ctx, 200, Value::Array(items))
+}
+
 pub(super) fn routes() -> Router<Ctx> {
     Router::new()
+        .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
+        .route("/repos/{owner}/{repo}/commits", get(commits))
         .route("/repos/{owner}/{repo}/releases", get(list))
         .route("/repos/{owner}/{repo}/releases/latest", get(latest))
         .route("/repos/{owner}/{repo}/releases/tags/{tag}", get(by_tag))

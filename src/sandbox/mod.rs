@@ -20,12 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use airflow::{AirflowWorld, SimDag, SimImportError, SimRun};
 pub use faults::{Faults, Forced};
-pub use github::{GithubWorld, RateLimit, SimRelease};
+pub use github::{GithubWorld, RateLimit, SimCommit, SimRelease};
 pub use registry::{
     DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, OciImage, RegistryWorld, SimBlob, SimRepo, oci_image,
     sha256_digest,
 };
-pub use seed::{CATALOG_REPO, IMAGE, MONOREPO};
+pub use seed::{CATALOG_REPO, DEPLOYED_COMMIT_INDEX, IMAGE, MONOREPO, monorepo_commits, sim_sha};
 
 use crate::config::{AirflowApi, Config};
 use crate::integrations::Service;

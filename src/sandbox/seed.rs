@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::WorldState;
 use super::airflow::{AirflowWorld, SimDag, SimRun};
-use super::github::{GithubWorld, SimRelease};
+use super::github::{GithubWorld, SimCommit, SimRelease};
 use super::now_ms;
 use super::registry::{RegistryWorld, sha256_digest};
 use crate::timefmt::rfc3339;
@@ -187,11 +187,82 @@ pub(super) fn openverse(active: bool) -> WorldState {
     WorldState {
         github: GithubWorld {
             releases: releases(),
+            commits: monorepo_commits(now),
             ..GithubWorld::default()
         },
         registry: registry(),
         airflow,
     }
+}
+
+/// The sandbox's deployed DAG commit (`sandbox/DEPLOYED_COMMIT`): `main` is four commits
+/// ahead of it, two of which touch `catalog/dags`.
+pub const DEPLOYED_COMMIT_INDEX: usize = 3;
+
+/// A deterministic 40-hex commit id for the `n`th simulated commit.
+pub fn sim_sha(n: usize) -> String {
+    super::sha256_digest(format!("sandbox-commit-{n}").as_bytes())
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(40)
+        .collect()
+}
+
+/// `main` of the monorepo, oldest first: some commits touch the DAG folder, some do not.
+pub fn monorepo_commits(now: i64) -> Vec<SimCommit> {
+    let items: [(&str, &str, &[&str]); 8] = [
+        (
+            "Bump frontend dependencies (#4101)",
+            "dhruvkb",
+            &["frontend/package.json"],
+        ),
+        (
+            "Add the justtakeitfree provider DAG (#4102)",
+            "stacimc",
+            &[
+                "catalog/dags/providers/provider_api_scripts/justtakeitfree.py",
+                "catalog/dags/providers/provider_workflows.py",
+            ],
+        ),
+        ("Fix API docs typo (#4103)", "zackkrida", &["api/README.md"]),
+        (
+            "Add flickr thumbnails removal DAG (#4104)",
+            "AetherUnbound",
+            &["catalog/dags/maintenance/flickr_thumbnails_removal.py"],
+        ),
+        (
+            "Update catalog test fixtures (#4105)",
+            "obulat",
+            &["catalog/tests/fixtures/x.json"],
+        ),
+        (
+            "Retry iNaturalist downloads on 503 (#4106)",
+            "stacimc",
+            &["catalog/dags/providers/provider_api_scripts/inaturalist.py"],
+        ),
+        (
+            "Frontend: fix header overlap (#4107)",
+            "dhruvkb",
+            &["frontend/src/components/VHeader.vue"],
+        ),
+        (
+            "Lower the Europeana batch size (#4108)",
+            "AetherUnbound",
+            &["catalog/dags/providers/provider_api_scripts/europeana.py"],
+        ),
+    ];
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, (subject, author, files))| SimCommit {
+            repo: MONOREPO.to_string(),
+            sha: sim_sha(i),
+            message: format!("{subject}\n\nSigned-off-by: {author}"),
+            author_login: author.to_string(),
+            date: rfc3339(now - (items.len() - i) as i64 * 3_600_000),
+            files: files.iter().map(|f| f.to_string()).collect(),
+        })
+        .collect()
 }
 
 pub(super) fn big(dags: usize, running: usize) -> WorldState {
@@ -230,6 +301,12 @@ pub(super) fn big(dags: usize, running: usize) -> WorldState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sandbox_deployed_commit_file_names_a_seeded_commit() {
+        let file = include_str!("../../sandbox/DEPLOYED_COMMIT");
+        assert_eq!(file.trim(), sim_sha(DEPLOYED_COMMIT_INDEX));
+    }
 
     #[test]
     fn fixture_parses_and_has_the_real_dags() {

@@ -9,10 +9,12 @@ mod audit;
 mod claims;
 mod deploys;
 mod locks;
+mod seen;
 
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
 pub use deploys::{Approval, Deploy, DeployState, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
+pub use seen::{MigrationRequest, SeenDag};
 
 use std::path::Path;
 use std::str::FromStr;
