@@ -134,7 +134,12 @@ pub async fn new_dags(ctx: &Ctx, days: Option<u32>) -> store::Result<Reply> {
     let since = now - i64::from(days) * 86_400_000;
     let prefix = &ctx.config.chat.prefix;
     let seen = ctx.store.seen_dags_since(since).await?;
-    if ctx.store.state("announcer.seeded").await?.is_none() && seen.is_empty() {
+    let seeded_ms: Option<i64> = ctx
+        .store
+        .state("announcer.seeded")
+        .await?
+        .and_then(|v| v.parse().ok());
+    if seeded_ms.is_none() && seen.is_empty() {
         return Ok(Reply::ok(
             "The DAG announcer has not polled Airflow yet, so no DAG is known as new. It runs in \
              the background of `run`/`console`, or once with `catalog-chatops watch --once`.",
@@ -166,7 +171,7 @@ pub async fn new_dags(ctx: &Ctx, days: Option<u32>) -> store::Result<Reply> {
             None => d.is_paused,
         })
         // The seeding poll records every DAG of an existing Airflow; those are not "new".
-        .filter(|d| d.announced_ms != Some(d.first_seen_ms))
+        .filter(|d| seeded_ms.is_none_or(|seeded| d.first_seen_ms > seeded))
         .collect();
     let window = if days == 1 {
         "the last day".to_string()
