@@ -32,6 +32,9 @@ impl Env {
             .arg(self.config())
             .args(args)
             .env("CATALOG_CHATOPS__STORE__URL", &self.store_url)
+            .env("CATALOG_CHATOPS__GITHUB__API_URL", support::CLOSED)
+            .env("CATALOG_CHATOPS__REGISTRY__URL", support::CLOSED)
+            .env("CATALOG_CHATOPS__AIRFLOW__URL", support::CLOSED)
             .env_remove("CATALOG_CHATOPS_CONFIG")
             .current_dir(self.dir.path());
         c

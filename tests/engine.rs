@@ -62,7 +62,12 @@ fn engine(store: &Store, url: &str, tweak: impl FnOnce(&mut Config)) -> Engine {
     config.limits.commands_per_minute = 100_000;
     config.limits.burst = 100_000;
     tweak(&mut config);
-    Engine::new(config, store.clone()).expect("engine")
+    // Upstreams are a closed port: one attempt each, so refused checks answer at once.
+    let http = catalog_chatops::integrations::HttpPolicy {
+        attempts: 1,
+        ..Default::default()
+    };
+    Engine::with_http_policy(config, store.clone(), http).expect("engine")
 }
 
 #[tokio::test]

@@ -92,16 +92,35 @@ pub async fn all_backends() -> Vec<TestStore> {
     v
 }
 
-/// The shipped Openverse config, pointed at `store_url`.
+/// A port on loopback where nothing listens: upstream calls fail at once, never leaving the
+/// machine.
+pub const CLOSED: &str = "http://127.0.0.1:9";
+
+/// The shipped Openverse config, pointed at `store_url`, with every upstream service pointed at
+/// a closed loopback port (tests never reach the internet).
 pub fn config_with_store(store_url: &str) -> Config {
     let toml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/catalog-chatops.toml"
     ))
     .expect("read shipped config");
-    let env = vec![(
-        "CATALOG_CHATOPS__STORE__URL".to_string(),
-        store_url.to_string(),
-    )];
+    let env = vec![
+        (
+            "CATALOG_CHATOPS__STORE__URL".to_string(),
+            store_url.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__GITHUB__API_URL".to_string(),
+            CLOSED.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__REGISTRY__URL".to_string(),
+            CLOSED.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__AIRFLOW__URL".to_string(),
+            CLOSED.to_string(),
+        ),
+    ];
     config::load_from_str(&toml, &env).expect("shipped config is valid")
 }
