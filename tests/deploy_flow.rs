@@ -41,7 +41,7 @@ impl Sbx {
         let world = sandbox::start(world).await.expect("sandbox");
         let dir = tempfile::tempdir().expect("tempdir");
         sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
-        let store_url = format!("sqlite://{}/bot.db", dir.path().display());
+        let store_url = support::store_url(dir.path()).await;
         Sbx {
             world,
             dir,

@@ -2,6 +2,8 @@
 //! secret-shaped tokens printed by a step; none of them may appear in what the bot posts, in its
 //! logs, in the store file, or reach the step's environment.
 
+mod support;
+
 use std::path::Path;
 use std::process::Stdio;
 
@@ -42,7 +44,7 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().join("infra");
     sandbox::session::write_infra(&workdir).expect("infra");
-    let store_url = format!("sqlite://{}/bot.db", dir.path().display());
+    let store_url = support::store_url(dir.path()).await;
     let env_dump = dir.path().join("step-env.txt");
 
     let run = |user: &'static str, text: &'static str, extra: Vec<(&'static str, String)>| {
@@ -140,19 +142,45 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
     // Logs were on (debug, JSON): they are part of `everything`.
     assert!(everything.contains("\"level\""), "logs were captured");
 
-    let mut store_bytes = Vec::new();
-    for entry in std::fs::read_dir(dir.path()).expect("dir") {
-        let path = entry.expect("entry").path();
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("bot.db"))
-        {
-            store_bytes.extend(std::fs::read(&path).expect("read store"));
+    let store_text = if store_url.starts_with("postgres") {
+        // Every row of every table, as text.
+        let store = catalog_chatops::store::Store::open(&store_url)
+            .await
+            .expect("open");
+        let mut all = String::new();
+        for table in [
+            "audit_events",
+            "deploys",
+            "deploy_steps",
+            "deploy_approvals",
+            "locks",
+            "command_claims",
+            "seen_dags",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT row_to_json(t)::text FROM {table} t"
+            )))
+            .fetch_all(store.pool())
+            .await
+            .expect("dump");
+            all.push_str(&rows.join("\n"));
         }
-    }
-    let store_text = String::from_utf8_lossy(&store_bytes);
-    assert!(store_text.contains("v1.5.3"), "the store file was read");
-
+        all
+    } else {
+        // The database file and its WAL, byte for byte.
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("bot.db"))
+            {
+                bytes.extend(std::fs::read(&path).expect("read store"));
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    assert!(store_text.contains("v1.5.3"), "the store was read");
     for secret in [
         AIRFLOW_PASSWORD,
         GITHUB_TOKEN,

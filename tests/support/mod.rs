@@ -83,6 +83,33 @@ pub async fn postgres() -> Option<TestStore> {
     })
 }
 
+/// Which store the end-to-end suites (`cli`, `deploy_flow`, `secrets`) use: SQLite by default,
+/// Postgres with `TEST_STORE=postgres` (CI runs them both ways).
+pub fn postgres_selected() -> bool {
+    std::env::var("TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh store URL for one test: a SQLite file in `dir`, or a fresh Postgres database when
+/// `TEST_STORE=postgres`.
+pub async fn store_url(dir: &std::path::Path) -> String {
+    if postgres_selected() {
+        match postgres_url().await {
+            Some(url) => return url,
+            None => panic!("TEST_STORE=postgres but Postgres is unreachable"),
+        }
+    }
+    format!("sqlite://{}/bot.db", dir.display())
+}
+
+/// [`store_url`] for synchronous tests.
+pub fn store_url_blocking(dir: &std::path::Path) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(store_url(dir))
+}
+
 /// Both backends (Postgres when available).
 pub async fn all_backends() -> Vec<TestStore> {
     let mut v = vec![sqlite().await];
