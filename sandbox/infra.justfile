@@ -6,6 +6,8 @@
 #   SANDBOX_PLAN_SECONDS=N   plan sleeps N seconds first (a slow plan: kill the bot meanwhile)
 #   state/drift              apply shows one more change than plan did (the plan changed)
 #   state/fail-bump          bump exits 1
+#   SANDBOX_ECHO=text        bump prints text (tests check that secrets in step output are redacted)
+#   SANDBOX_ENV_DUMP=path    bump writes its environment there (tests check it is scrubbed)
 
 set shell := ["bash", "-eu", "-o", "pipefail", "-c"]
 
@@ -15,6 +17,8 @@ bump version:
     mkdir -p state
     if [ -e state/fail-bump ]; then echo "error: cannot update prod.tfvars (state/fail-bump)" >&2; exit 1; fi
     echo "{{version}}" > state/wanted
+    if [ -n "${SANDBOX_ECHO:-}" ]; then echo "$SANDBOX_ECHO"; fi
+    if [ -n "${SANDBOX_ENV_DUMP:-}" ]; then env > "$SANDBOX_ENV_DUMP"; fi
     echo "Updated catalog_airflow_image_tag to \"{{version}}\" in environments/prod/catalog-airflow.tfvars"
 
 plan:

@@ -217,7 +217,7 @@ impl Engine {
         }
         // Durable before visible: an attempt with effects is on record before the handler may
         // act or post.
-        if let Err(e) = self.ctx.store.append_audit(&ev).await {
+        if let Err(e) = self.append(ev.clone()).await {
             return self.audit_unavailable(e, conv).await;
         }
         let reply = handlers::dispatch(&self.ctx, actor, &cmd, conv).await;
@@ -237,7 +237,7 @@ impl Engine {
     /// reply is withheld and the user told why (fail closed: nothing unaudited is shown).
     async fn finish(&self, mut ev: NewAuditEvent, reply: Reply, conv: &dyn Conversation) -> Reply {
         ev.outcome = Some(reply.outcome.as_str().into());
-        if let Err(e) = self.ctx.store.append_audit(&ev).await {
+        if let Err(e) = self.append(ev).await {
             return self.audit_unavailable(e, conv).await;
         }
         conv.post(&self.ctx.redactor.redact(&reply.message)).await;
@@ -245,6 +245,19 @@ impl Engine {
             message: self.ctx.redactor.redact(&reply.message),
             ..reply
         }
+    }
+
+    /// Appends an event after masking secrets in every text it carries: replies may quote what
+    /// the user typed, and the log is permanent.
+    async fn append(&self, mut ev: NewAuditEvent) -> Result<(), crate::store::StoreError> {
+        let r = &self.ctx.redactor;
+        for field in [&mut ev.raw, &mut ev.command] {
+            if let Some(text) = field.as_mut() {
+                *text = r.redact(text);
+            }
+        }
+        ev.detail = redact_json(r, ev.detail);
+        self.ctx.store.append_audit(&ev).await.map(|_| ())
     }
 
     async fn audit_unavailable(
@@ -307,5 +320,18 @@ impl Engine {
             self.ctx.store.get_deploy(*id).await,
             Ok(Some(d)) if d.requested_by == actor.name
         )
+    }
+}
+
+/// Masks secrets in every string of a JSON value.
+fn redact_json(r: &Redactor, v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(r.redact(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| redact_json(r, x)).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, x)| (k, redact_json(r, x))).collect())
+        }
+        other => other,
     }
 }

@@ -265,7 +265,18 @@ async fn run(cli: Cli) -> ExitCode {
             code
         }
         Cmd::Sandbox { user, roles, serve } => {
-            let world = match sandbox::session::start(&mut config, Ports::SANDBOX).await {
+            // The console keeps the infra stand-in's state in a temp dir; `--serve` uses the
+            // configured workdir, because the `exec` processes that run the steps need it.
+            let infra = match tempfile::tempdir() {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: cannot create a temp dir: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let infra_dir = (!serve).then(|| infra.path());
+            let world = match sandbox::session::start(&mut config, Ports::SANDBOX, infra_dir).await
+            {
                 Ok(w) => w,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -16,9 +16,10 @@ struct Env {
 }
 
 impl Env {
+    /// A fresh store: SQLite, or Postgres with `TEST_STORE=postgres`.
     fn sqlite() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store_url = format!("sqlite://{}/data/bot.db", dir.path().display());
+        let store_url = support::store_url_blocking(&dir.path().join("data"));
         Env { dir, store_url }
     }
 
@@ -32,6 +33,9 @@ impl Env {
             .arg(self.config())
             .args(args)
             .env("CATALOG_CHATOPS__STORE__URL", &self.store_url)
+            .env("CATALOG_CHATOPS__GITHUB__API_URL", support::CLOSED)
+            .env("CATALOG_CHATOPS__REGISTRY__URL", support::CLOSED)
+            .env("CATALOG_CHATOPS__AIRFLOW__URL", support::CLOSED)
             .env_remove("CATALOG_CHATOPS_CONFIG")
             .current_dir(self.dir.path());
         c
@@ -170,11 +174,16 @@ fn audit_verify_passes_fresh_and_names_an_altered_event() {
         let store = catalog_chatops::store::Store::open(&url)
             .await
             .expect("open");
-        for s in [
-            "DROP TRIGGER audit_events_no_update",
-            "DROP TRIGGER audit_events_no_delete",
-        ] {
-            sqlx::query(s)
+        let drops: &[&str] = if url.starts_with("postgres") {
+            &["DROP TRIGGER audit_events_no_update ON audit_events"]
+        } else {
+            &[
+                "DROP TRIGGER audit_events_no_update",
+                "DROP TRIGGER audit_events_no_delete",
+            ]
+        };
+        for s in drops {
+            sqlx::query(*s)
                 .execute(store.pool())
                 .await
                 .expect("drop trigger");
@@ -251,7 +260,7 @@ fn migrate_reports_what_it_applied() {
     let first = env.run(&["migrate"]);
     assert_eq!(first.status.code(), Some(0));
     assert!(
-        stdout(&first).starts_with("Applied migrations 1 to sqlite://"),
+        stdout(&first).starts_with("Applied migrations 1 to "),
         "{}",
         stdout(&first)
     );

@@ -110,3 +110,133 @@ pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(
     }
     Ok(interrupted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(state: DeployState, owner: Option<Owner>, heartbeat_ms: Option<i64>) -> Deploy {
+        Deploy {
+            id: 7,
+            target: "catalog".into(),
+            environment: "prod".into(),
+            version: "v1.5.3".into(),
+            requested_by: "alice".into(),
+            state,
+            step: Some("plan".into()),
+            reason: None,
+            force: false,
+            image_digest: None,
+            plan_fingerprint: None,
+            plan_summary: None,
+            preflight: None,
+            conversation: None,
+            owner,
+            heartbeat_ms,
+            created_ms: 0,
+            updated_ms: 0,
+            finished_ms: None,
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_live_owner_is_never_declared_gone() {
+        let me = Owner::current();
+        // This very process.
+        assert_eq!(
+            owner_gone(
+                &deploy(DeployState::Plan, Some(me.clone()), Some(0)),
+                &me,
+                LEASE,
+                1_000_000
+            ),
+            None
+        );
+        // Another live process on this host (pid 1 always exists), however old its heartbeat.
+        let init = Owner {
+            host: me.host.clone(),
+            pid: 1,
+        };
+        assert_eq!(
+            owner_gone(
+                &deploy(DeployState::Apply, Some(init), Some(0)),
+                &me,
+                LEASE,
+                1_000_000
+            ),
+            None
+        );
+        // Another host within its lease.
+        let remote = Owner {
+            host: "replica-b".into(),
+            pid: 42,
+        };
+        let now = 1_000_000;
+        assert_eq!(
+            owner_gone(
+                &deploy(DeployState::Bump, Some(remote), Some(now - 29_000)),
+                &me,
+                LEASE,
+                now
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_dead_local_pid_is_gone_at_once_and_a_silent_remote_after_the_lease() {
+        let me = Owner::current();
+        // A pid far above any pid_max is certainly not running.
+        let dead = Owner {
+            host: me.host.clone(),
+            pid: 999_999_999,
+        };
+        let why = owner_gone(
+            &deploy(DeployState::Plan, Some(dead), Some(1_000_000)),
+            &me,
+            LEASE,
+            1_000_001,
+        )
+        .expect("gone");
+        assert!(
+            why.contains("pid 999999999") && why.contains("is gone"),
+            "{why}"
+        );
+
+        let remote = Owner {
+            host: "replica-b".into(),
+            pid: 42,
+        };
+        let now = 1_000_000;
+        let why = owner_gone(
+            &deploy(DeployState::Apply, Some(remote), Some(now - 31_000)),
+            &me,
+            LEASE,
+            now,
+        )
+        .expect("expired");
+        assert!(why.contains("has not renewed its lease for 31 s"), "{why}");
+    }
+
+    #[test]
+    fn resting_and_final_deploys_have_no_owner_to_lose() {
+        let me = Owner::current();
+        for state in [
+            DeployState::AwaitingApproval,
+            DeployState::Succeeded,
+            DeployState::Failed,
+            DeployState::Cancelled,
+            DeployState::Interrupted,
+        ] {
+            assert_eq!(
+                owner_gone(&deploy(state, None, None), &me, LEASE, 0),
+                None,
+                "{state}"
+            );
+        }
+        // A working state without any owner is an orphan.
+        assert!(owner_gone(&deploy(DeployState::Bump, None, None), &me, LEASE, 0).is_some());
+    }
+}

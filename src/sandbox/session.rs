@@ -11,8 +11,14 @@ use super::{Ports, SandboxHandle, World, start_on};
 pub const INFRA_JUSTFILE: &str = include_str!("../../sandbox/infra.justfile");
 
 /// Starts the Openverse world on `ports`, points `config` at it, and writes the infra justfile
-/// into every target's workdir (creating it). Returns the running world.
-pub async fn start(config: &mut Config, ports: Ports) -> std::io::Result<SandboxHandle> {
+/// into every target's workdir (creating it) — or into `infra_dir` when given, which then
+/// replaces the workdirs (the interactive sandbox keeps its infra state in a temp dir). Returns
+/// the running world.
+pub async fn start(
+    config: &mut Config,
+    ports: Ports,
+    infra_dir: Option<&Path>,
+) -> std::io::Result<SandboxHandle> {
     let world = World::openverse();
     // A person trying the bot should not need a secret: this Airflow accepts any password.
     world.lock().airflow.password.clear();
@@ -26,7 +32,10 @@ pub async fn start(config: &mut Config, ports: Ports) -> std::io::Result<Sandbox
         )
     })?;
     handle.configure(config);
-    for target in config.targets.values() {
+    for target in config.targets.values_mut() {
+        if let Some(dir) = infra_dir {
+            target.workdir = dir.display().to_string();
+        }
         write_infra(Path::new(&target.workdir))?;
     }
     Ok(handle)

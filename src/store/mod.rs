@@ -99,9 +99,12 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite(url)?,
-            Backend::Postgres => url.to_string(),
+        let (url, sync) = match backend {
+            Backend::Sqlite => {
+                let (rest, sync) = sqlite_synchronous(url)?;
+                (prepare_sqlite(&rest)?, sync)
+            }
+            Backend::Postgres => (url.to_string(), Synchronous::Full),
         };
         let open_err = |source| StoreError::Open {
             backend: backend.name(),
@@ -116,13 +119,14 @@ impl Store {
             })
             .acquire_timeout(Duration::from_secs(30));
         let pool_options = if backend == Backend::Sqlite {
-            pool_options.after_connect(|conn, _meta| {
+            pool_options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers proceed during a write; FULL makes each commit durable;
-                    // the busy timeout makes concurrent writers (other processes) queue.
+                    // WAL lets readers proceed during a write; FULL (the default) makes each
+                    // commit durable; the busy timeout makes concurrent writers (other processes) queue.
                     conn.execute(sqlx::AssertSqlSafe(format!(
-                        "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-                        SQLITE_BUSY_TIMEOUT.as_millis()
+                        "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                        SQLITE_BUSY_TIMEOUT.as_millis(),
+                        sync.pragma()
                     )))
                     .await?;
                     Ok(())
@@ -224,6 +228,56 @@ impl Store {
 }
 
 /// Makes sure the SQLite file's directory exists and that the file is created on first use.
+/// SQLite's commit durability, from the URL's `synchronous=` parameter (ours, not sqlx's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is on disk before it returns (the default).
+    Full,
+    /// WAL commits survive a crash of the process but may be lost on power failure.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Splits our `synchronous=full|normal` parameter off a SQLite URL.
+fn sqlite_synchronous(url: &str) -> Result<(String, Synchronous)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), Synchronous::Full));
+    };
+    let mut sync = Synchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", v)) => {
+                sync = match v.to_ascii_lowercase().as_str() {
+                    "full" => Synchronous::Full,
+                    "normal" => Synchronous::Normal,
+                    other => {
+                        return Err(StoreError::UnsupportedUrl(format!(
+                            "{} (synchronous must be full or normal, got `{other}`)",
+                            redact_url(url)
+                        )));
+                    }
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, sync))
+}
+
 fn prepare_sqlite(url: &str) -> Result<String> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -285,6 +339,24 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://root@db/x"), "postgres://root@db/x");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_durability_is_chosen_in_the_url() {
+        let (url, sync) =
+            sqlite_synchronous("sqlite://x.db?synchronous=normal&mode=rwc").expect("ok");
+        assert_eq!(
+            (url.as_str(), sync),
+            ("sqlite://x.db?mode=rwc", Synchronous::Normal)
+        );
+        let (url, sync) = sqlite_synchronous("sqlite://x.db").expect("ok");
+        assert_eq!((url.as_str(), sync), ("sqlite://x.db", Synchronous::Full));
+        let err = sqlite_synchronous("sqlite://x.db?synchronous=off").expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("synchronous must be full or normal"),
+            "{err}"
+        );
     }
 
     #[test]

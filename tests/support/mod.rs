@@ -83,6 +83,33 @@ pub async fn postgres() -> Option<TestStore> {
     })
 }
 
+/// Which store the end-to-end suites (`cli`, `deploy_flow`, `secrets`) use: SQLite by default,
+/// Postgres with `TEST_STORE=postgres` (CI runs them both ways).
+pub fn postgres_selected() -> bool {
+    std::env::var("TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A fresh store URL for one test: a SQLite file in `dir`, or a fresh Postgres database when
+/// `TEST_STORE=postgres`.
+pub async fn store_url(dir: &std::path::Path) -> String {
+    if postgres_selected() {
+        match postgres_url().await {
+            Some(url) => return url,
+            None => panic!("TEST_STORE=postgres but Postgres is unreachable"),
+        }
+    }
+    format!("sqlite://{}/bot.db", dir.display())
+}
+
+/// [`store_url`] for synchronous tests.
+pub fn store_url_blocking(dir: &std::path::Path) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(store_url(dir))
+}
+
 /// Both backends (Postgres when available).
 pub async fn all_backends() -> Vec<TestStore> {
     let mut v = vec![sqlite().await];
@@ -92,16 +119,35 @@ pub async fn all_backends() -> Vec<TestStore> {
     v
 }
 
-/// The shipped Openverse config, pointed at `store_url`.
+/// A port on loopback where nothing listens: upstream calls fail at once, never leaving the
+/// machine.
+pub const CLOSED: &str = "http://127.0.0.1:9";
+
+/// The shipped Openverse config, pointed at `store_url`, with every upstream service pointed at
+/// a closed loopback port (tests never reach the internet).
 pub fn config_with_store(store_url: &str) -> Config {
     let toml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/catalog-chatops.toml"
     ))
     .expect("read shipped config");
-    let env = vec![(
-        "CATALOG_CHATOPS__STORE__URL".to_string(),
-        store_url.to_string(),
-    )];
+    let env = vec![
+        (
+            "CATALOG_CHATOPS__STORE__URL".to_string(),
+            store_url.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__GITHUB__API_URL".to_string(),
+            CLOSED.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__REGISTRY__URL".to_string(),
+            CLOSED.to_string(),
+        ),
+        (
+            "CATALOG_CHATOPS__AIRFLOW__URL".to_string(),
+            CLOSED.to_string(),
+        ),
+    ];
     config::load_from_str(&toml, &env).expect("shipped config is valid")
 }

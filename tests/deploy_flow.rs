@@ -1,0 +1,555 @@
+//! The deploy workflow end to end through `exec --json`, as an operator or script drives it: the
+//! sandbox world (fake GitHub, registry, Airflow) runs in this test process, the binary runs as
+//! child processes, the infra steps run a real `just` with the sandbox's infra justfile.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use catalog_chatops::sandbox::{self, SandboxHandle, World};
+use catalog_chatops::store::{DeployState, Store};
+use serde_json::Value;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
+
+fn require_just() -> bool {
+    let found = std::process::Command::new("just")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`just` is required in CI for the deploy workflow tests");
+        }
+        eprintln!("skipping: `just` is not on PATH");
+    }
+    found
+}
+
+struct Sbx {
+    world: SandboxHandle,
+    dir: tempfile::TempDir,
+    store_url: String,
+}
+
+impl Sbx {
+    async fn start(world: World) -> Sbx {
+        let world = sandbox::start(world).await.expect("sandbox");
+        let dir = tempfile::tempdir().expect("tempdir");
+        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
+        let store_url = support::store_url(dir.path()).await;
+        Sbx {
+            world,
+            dir,
+            store_url,
+        }
+    }
+
+    fn workdir(&self) -> PathBuf {
+        self.dir.path().join("infra")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
+            .args(args)
+            .env("CATALOG_CHATOPS__STORE__URL", &self.store_url)
+            .env("CATALOG_CHATOPS__GITHUB__API_URL", &self.world.github_url)
+            .env("CATALOG_CHATOPS__REGISTRY__URL", &self.world.registry_url)
+            .env("CATALOG_CHATOPS__AIRFLOW__URL", &self.world.airflow_url)
+            .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
+            .env("CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR", self.workdir())
+            .env("AIRFLOW_PASSWORD", "sandbox")
+            .env_remove("CATALOG_CHATOPS_CONFIG")
+            .current_dir(self.dir.path())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn exec(&self, user: &str, roles: &[&str], text: &str) -> (Value, Vec<Value>, i32) {
+        let mut args = vec!["exec", "--json", "--user", user];
+        for r in roles {
+            args.push("--role");
+            args.push(r);
+        }
+        args.push(text);
+        let out = self.cmd(&args).output().await.expect("exec");
+        parse(&out)
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.store_url).await.expect("store")
+    }
+}
+
+fn parse(out: &Output) -> (Value, Vec<Value>, i32) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let result = lines.last().cloned().unwrap_or_else(|| {
+        panic!(
+            "no output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(result["type"], "result", "{stdout}");
+    (result, lines, out.status.code().unwrap_or(-1))
+}
+
+fn text(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const ALICE: (&str, &[&str]) = ("alice", &["core-maintainer"]);
+const BOB: (&str, &[&str]) = ("bob", &["core-maintainer"]);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
+    let s = Sbx::start(World::openverse_idle()).await;
+    let (r, lines, code) = s.exec("carol", &[], "!deploy check catalog v1.5.3").await;
+    assert_eq!(
+        (r["outcome"].as_str(), code),
+        (Some("ok"), 0),
+        "{}",
+        text(&lines)
+    );
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(msg.contains("✅ release: `v1.5.3`"), "{msg}");
+    assert!(
+        msg.contains("✅ image: `wordpress/openverse-catalog:v1.5.3` → sha256:"),
+        "{msg}"
+    );
+    assert!(msg.contains("✅ DAG runs: no active DAG runs"), "{msg}");
+
+    // A running DAG blocks and is named.
+    let run_id = s
+        .world
+        .world
+        .lock()
+        .airflow
+        .add_running("inaturalist_workflow", 60_000, None);
+    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog v1.5.3").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(msg.contains("inaturalist_workflow"), "{msg}");
+    assert!(msg.contains(&run_id), "{msg}");
+    assert!(msg.contains("Blocked by DAG runs."), "{msg}");
+    // The release and image were still checked and reported.
+    assert!(msg.contains("✅ release"), "{msg}");
+    assert!(msg.contains("✅ image"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_image_or_release_blocks_saying_which() {
+    let s = Sbx::start(World::openverse_idle()).await;
+    // The sandbox has release v1.5.2 without an image.
+    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog v1.5.2").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("❌ image: no image `wordpress/openverse-catalog:v1.5.2`"),
+        "{msg}"
+    );
+    assert!(msg.contains("Blocked by image."), "{msg}");
+
+    let (r, _, _) = s.exec("carol", &[], "!deploy check catalog v9.9.9").await;
+    let msg = r["message"].as_str().unwrap_or("");
+    assert_eq!(r["outcome"], "blocked");
+    assert!(
+        msg.contains("❌ release: no release `v9.9.9` in WordPress/openverse-catalog"),
+        "{msg}"
+    );
+
+    // A draft does not count.
+    let (r, _, _) = s.exec("carol", &[], "!deploy check catalog v1.6.0").await;
+    assert_eq!(r["outcome"], "blocked");
+
+    // An upstream that cannot answer blocks too (fail closed), naming the service.
+    let out = s
+        .cmd(&["exec", "--json", "!deploy check catalog v1.5.3"])
+        .env("CATALOG_CHATOPS__REGISTRY__URL", "http://127.0.0.1:9")
+        .output()
+        .await
+        .expect("exec");
+    let (r, _, code) = parse(&out);
+    assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("⚠️ image: registry:"),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_request_approval_apply() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+
+    // A contributor cannot start a deploy: nothing runs.
+    let (r, _, code) = s
+        .exec("carol", &["contributor"], "!deploy catalog v1.5.3")
+        .await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("denied"), 1));
+    assert!(
+        !s.workdir().join("state/wanted").exists(),
+        "no step ran for a denied actor"
+    );
+
+    let (r, lines, code) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(
+        (r["outcome"].as_str(), code),
+        (Some("awaiting_approval"), 0),
+        "{}",
+        text(&lines)
+    );
+    assert_eq!(r["deploy_id"], 1);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Plan ready: 1 to add, 1 to change, 1 to destroy."),
+        "{r}"
+    );
+    let store = s.store().await;
+    let steps = store.deploy_steps(1).await.expect("steps");
+    let ran = |name: &str| {
+        steps
+            .iter()
+            .filter(|s| s.step == name && s.exit_code.is_some())
+            .count()
+    };
+    assert_eq!((ran("bump"), ran("plan"), ran("apply")), (1, 1, 0));
+
+    // A second deploy while the lock is held is blocked, naming the holder.
+    let (r, _, code) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("`catalog/prod` is locked by alice for deploy #1"),
+        "{msg}"
+    );
+
+    // The requester cannot approve their own deploy.
+    let (r, _, code) = s.exec(ALICE.0, ALICE.1, "!deploy approve 1").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("denied"), 1));
+    // Somebody without the permission cannot either.
+    let (r, _, _) = s.exec("carol", &["contributor"], "!deploy approve 1").await;
+    assert_eq!(r["outcome"], "denied");
+
+    // Another maintainer approves, in another process: apply runs once and is answered yes.
+    let (r, lines, code) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    assert_eq!(
+        (r["outcome"].as_str(), code),
+        (Some("ok"), 0),
+        "{}",
+        text(&lines)
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("🚀 Deploy #1 succeeded"),
+        "{r}"
+    );
+    assert!(text(&lines).contains("(the bot answered: yes)"));
+    let steps = store.deploy_steps(1).await.expect("steps");
+    let applies: Vec<_> = steps
+        .iter()
+        .filter(|s| s.step == "apply" && s.exit_code.is_some())
+        .collect();
+    assert_eq!(applies.len(), 1);
+    assert_eq!(applies[0].detail["answers"], serde_json::json!(["yes"]));
+    assert_eq!(
+        std::fs::read_to_string(s.workdir().join("state/deployed"))
+            .expect("applied")
+            .trim(),
+        "v1.5.3"
+    );
+    let d = store.get_deploy(1).await.expect("get").expect("deploy");
+    assert_eq!(d.state, DeployState::Succeeded);
+    assert!(
+        store.list_locks().await.expect("locks").is_empty(),
+        "lock released"
+    );
+    assert_eq!(
+        store.verify_audit().await.expect("verify").first_broken,
+        None
+    );
+
+    // Status and history tell it.
+    let (r, _, _) = s.exec("carol", &[], "!deploy history catalog").await;
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("#1 catalog v1.5.3 (prod) · succeeded"),
+        "{r}"
+    );
+
+    // Deploying the same version again: the plan has no changes, so the deploy ends there.
+    let (r, _, code) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the plan has no changes"),
+        "{r}"
+    );
+    assert!(store.list_locks().await.expect("locks").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_changed_since_approval_is_answered_no() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval");
+    // Something changes the infrastructure between plan and apply.
+    std::fs::write(s.workdir().join("state/drift"), "").expect("drift");
+    let (r, lines, code) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    assert_eq!(
+        (r["outcome"].as_str(), code),
+        (Some("failed"), 1),
+        "{}",
+        text(&lines)
+    );
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(msg.contains("plan changed since approval"), "{msg}");
+    assert!(text(&lines).contains("(the bot answered: no)"));
+    assert!(
+        !s.workdir().join("state/deployed").exists(),
+        "nothing was applied"
+    );
+    let store = s.store().await;
+    let apply = store
+        .deploy_steps(1)
+        .await
+        .expect("steps")
+        .into_iter()
+        .find(|s| s.step == "apply" && s.exit_code.is_some())
+        .expect("apply ran");
+    assert_eq!(apply.detail["answers"], serde_json::json!(["no"]));
+    assert!(store.list_locks().await.expect("locks").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_proceeds_past_running_dags_and_names_them_in_the_audit() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    s.world
+        .world
+        .lock()
+        .airflow
+        .add_running("image_data_refresh", 3_600_000, None);
+    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "blocked");
+    // --force needs deploy.force …
+    let (r, _, _) = s
+        .exec("carol", &["contributor"], "!deploy catalog v1.5.3 --force")
+        .await;
+    assert_eq!(r["outcome"], "denied");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`deploy.force`")
+    );
+    // … and then proceeds, recording the runs it overrode.
+    let (r, _, _) = s
+        .exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3 --force")
+        .await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let out = s.cmd(&["audit", "export"]).output().await.expect("export");
+    let log = String::from_utf8_lossy(&out.stdout);
+    let locked = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["kind"] == "deploy.transition" && e["outcome"] == "locked")
+        .expect("locked event");
+    assert_eq!(locked["detail"]["force"], true);
+    assert_eq!(
+        locked["detail"]["overridden_runs"][0]["dag_id"],
+        "image_data_refresh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_before_apply_releases_the_lock_and_rollback_redeploys_the_previous_version() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval");
+    // The requester may cancel their own even without deploy.cancel … (alice has it anyway;
+    // carol lacks it and is not the requester).
+    let (r, _, _) = s.exec("carol", &["contributor"], "!deploy cancel 1").await;
+    assert_eq!(r["outcome"], "denied");
+    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy cancel 1").await;
+    assert_eq!(r["outcome"], "ok", "{r}");
+    let store = s.store().await;
+    assert!(store.list_locks().await.expect("locks").is_empty());
+    assert_eq!(
+        store.get_deploy(1).await.expect("get").expect("d").state,
+        DeployState::Cancelled
+    );
+    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    assert_eq!(
+        r["outcome"], "blocked",
+        "a cancelled deploy cannot be approved: {r}"
+    );
+
+    // Two successful deploys, then a rollback goes back to the first version.
+    for (v, id) in [("v1.5.1", 2), ("v1.5.3", 3)] {
+        let (r, _, _) = s
+            .exec(ALICE.0, ALICE.1, &format!("!deploy catalog {v}"))
+            .await;
+        assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+        let (r, _, _) = s.exec(BOB.0, BOB.1, &format!("!deploy approve {id}")).await;
+        assert_eq!(r["outcome"], "ok", "{r}");
+    }
+    let (r, lines, _) = s.exec(ALICE.0, ALICE.1, "!deploy rollback catalog").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{}", text(&lines));
+    assert!(
+        text(&lines).contains("Rolling back catalog from v1.5.3 (deploy #3) to v1.5.1 (deploy #2)")
+    );
+    assert_eq!(
+        store.get_deploy(4).await.expect("get").expect("d").version,
+        "v1.5.1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    let mut child = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            "alice",
+            "--role",
+            "core-maintainer",
+            "!deploy catalog v1.5.3",
+        ])
+        .env("SANDBOX_PLAN_SECONDS", "30")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let store = s.store().await;
+    // Wait until the slow plan is running.
+    let mut at_plan = false;
+    for _ in 0..200 {
+        if let Ok(Some(d)) = store.get_deploy(1).await
+            && d.state == DeployState::Plan
+        {
+            at_plan = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(at_plan, "the deploy reached the plan step");
+    let pid = child.id().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    child.wait().await.expect("reaped");
+
+    // A new process sees the owner gone (same host, dead pid) and reports it interrupted.
+    let (r, _, _) = s.exec("carol", &[], "!deploy status 1").await;
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(msg.contains("interrupted at unknown"), "{msg}");
+    assert!(msg.contains("is gone"), "{msg}");
+    assert!(msg.contains("Holds the lock `catalog/prod`."), "{msg}");
+    let (r, _, _) = s.exec("carol", &[], "!locks").await;
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("held by alice for deploy #1"),
+        "{r}"
+    );
+    // The lock still blocks a new deploy.
+    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "blocked");
+    let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Cancel is refused for an interrupted deploy; resolve settles it and frees the lock.
+    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy cancel 1").await;
+    assert_eq!(r["outcome"], "blocked");
+    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy resolve 1 failed").await;
+    assert_eq!(r["outcome"], "ok", "{r}");
+    assert!(store.list_locks().await.expect("locks").is_empty());
+    assert_eq!(
+        store.get_deploy(1).await.expect("get").expect("d").state,
+        DeployState::Failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_past_its_timeout_fails_the_deploy_saying_so() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    let out = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            "alice",
+            "--role",
+            "core-maintainer",
+            "!deploy catalog v1.5.3",
+        ])
+        .env("SANDBOX_PLAN_SECONDS", "60")
+        .env("CATALOG_CHATOPS__TARGETS__CATALOG__STEP_TIMEOUT", "3s")
+        .output()
+        .await
+        .expect("exec");
+    let (r, _, code) = parse(&out);
+    assert_eq!((r["outcome"].as_str(), code), (Some("failed"), 1), "{r}");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(msg.contains("failed at plan"), "{msg}");
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(msg.contains("killed with its child processes"), "{msg}");
+    assert!(
+        s.store()
+            .await
+            .list_locks()
+            .await
+            .expect("locks")
+            .is_empty()
+    );
+}

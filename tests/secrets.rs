@@ -1,0 +1,200 @@
+//! Secrets never leave: a whole deploy with distinctive secret values configured and
+//! secret-shaped tokens printed by a step; none of them may appear in what the bot posts, in its
+//! logs, in the store file, or reach the step's environment.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use catalog_chatops::sandbox::{self, World};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
+
+const AIRFLOW_PASSWORD: &str = "af-pw-7Qz!x9-distinctive";
+const GITHUB_TOKEN: &str = "ghp_SecretGithubTokenForTests1234567890ab";
+const DISCORD_TOKEN: &str = "discord-token-Zp4Kx8-distinctive";
+// Shaped like real credentials, printed by the step itself.
+const AWS_KEY_IN_OUTPUT: &str = "AKIAZZZZSECRETKEY123";
+const GH_TOKEN_IN_OUTPUT: &str = "ghs_StepPrintedTokenAbcdefghij1234567890";
+
+fn have_just() -> bool {
+    let ok = std::process::Command::new("just")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("`just` is required in CI");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_chat_logs_store_or_step_environment() {
+    if !have_just() {
+        eprintln!("skipping: `just` is not on PATH");
+        return;
+    }
+    let world = sandbox::start(World::openverse_idle())
+        .await
+        .expect("sandbox");
+    world.world.lock().airflow.password = AIRFLOW_PASSWORD.to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workdir = dir.path().join("infra");
+    sandbox::session::write_infra(&workdir).expect("infra");
+    let store_url = support::store_url(dir.path()).await;
+    let env_dump = dir.path().join("step-env.txt");
+
+    let run = |user: &'static str, text: &'static str, extra: Vec<(&'static str, String)>| {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
+            .args([
+                "--log-format",
+                "json",
+                "exec",
+                "--json",
+                "--user",
+                user,
+                "--role",
+                "core-maintainer",
+                text,
+            ])
+            .env("RUST_LOG", "debug")
+            .env("CATALOG_CHATOPS__STORE__URL", &store_url)
+            .env("CATALOG_CHATOPS__GITHUB__API_URL", &world.github_url)
+            .env("CATALOG_CHATOPS__REGISTRY__URL", &world.registry_url)
+            .env("CATALOG_CHATOPS__AIRFLOW__URL", &world.airflow_url)
+            .env("CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR", &workdir)
+            .env("AIRFLOW_PASSWORD", AIRFLOW_PASSWORD)
+            .env("GITHUB_TOKEN", GITHUB_TOKEN)
+            .env("DISCORD_TOKEN", DISCORD_TOKEN)
+            .env_remove("CATALOG_CHATOPS_CONFIG")
+            .current_dir(dir.path());
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c
+    };
+    // The step prints secret-shaped tokens and, if they leaked into its environment, the bot's
+    // own secrets.
+    let echo = format!("aws={AWS_KEY_IN_OUTPUT} gh={GH_TOKEN_IN_OUTPUT}");
+    let first = run(
+        "alice",
+        "!deploy catalog v1.5.3",
+        vec![
+            ("SANDBOX_ECHO", echo),
+            ("SANDBOX_ENV_DUMP", env_dump.display().to_string()),
+            // Even a passthrough glob that matches everything must not hand over the secrets.
+            (
+                "CATALOG_CHATOPS__TARGETS__CATALOG__ENV_PASSTHROUGH",
+                "[\"*\"]".to_string(),
+            ),
+        ],
+    )
+    .output()
+    .await
+    .expect("deploy");
+    // A second command whose raw text carries a secret value: the audit log must not keep it.
+    let typed = run("bob", "!deploy approve 1", vec![])
+        .output()
+        .await
+        .expect("approve");
+    let leak_attempt = run(
+        "bob",
+        "!audit ghp_SecretGithubTokenForTests1234567890ab",
+        vec![],
+    )
+    .output()
+    .await
+    .expect("typo");
+
+    // The step's environment, as the step itself saw it.
+    let step_env = std::fs::read_to_string(&env_dump).expect("the step wrote its environment");
+    assert!(
+        step_env.contains("SANDBOX_ECHO="),
+        "passthrough works: {step_env}"
+    );
+    for name in [
+        "GITHUB_TOKEN=",
+        "AIRFLOW_PASSWORD=",
+        "DISCORD_TOKEN=",
+        "CATALOG_CHATOPS__",
+    ] {
+        assert!(!step_env.contains(name), "{name} reached the step");
+    }
+
+    let mut everything = String::new();
+    for out in [&first, &typed, &leak_attempt] {
+        everything.push_str(&String::from_utf8_lossy(&out.stdout));
+        everything.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        everything.contains("awaiting_approval") && everything.contains("succeeded"),
+        "the deploy ran: {everything}"
+    );
+    assert!(
+        everything.contains("[redacted]"),
+        "the step's tokens were masked, not dropped"
+    );
+    // Logs were on (debug, JSON): they are part of `everything`.
+    assert!(everything.contains("\"level\""), "logs were captured");
+
+    let store_text = if store_url.starts_with("postgres") {
+        // Every row of every table, as text.
+        let store = catalog_chatops::store::Store::open(&store_url)
+            .await
+            .expect("open");
+        let mut all = String::new();
+        for table in [
+            "audit_events",
+            "deploys",
+            "deploy_steps",
+            "deploy_approvals",
+            "locks",
+            "command_claims",
+            "seen_dags",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT row_to_json(t)::text FROM {table} t"
+            )))
+            .fetch_all(store.pool())
+            .await
+            .expect("dump");
+            all.push_str(&rows.join("\n"));
+        }
+        all
+    } else {
+        // The database file and its WAL, byte for byte.
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("bot.db"))
+            {
+                bytes.extend(std::fs::read(&path).expect("read store"));
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    assert!(store_text.contains("v1.5.3"), "the store was read");
+    for secret in [
+        AIRFLOW_PASSWORD,
+        GITHUB_TOKEN,
+        DISCORD_TOKEN,
+        AWS_KEY_IN_OUTPUT,
+        GH_TOKEN_IN_OUTPUT,
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked into chat output or logs"
+        );
+        assert!(
+            !store_text.contains(secret),
+            "`{secret}` leaked into the store"
+        );
+    }
+}
