@@ -1431,6 +1431,47 @@ apply = ["just", "apply", "prod", "catalog-airflow"]
     }
 
     #[test]
+    fn airflow_operation_sections_are_checked() {
+        let p = problems(&format!(
+            "[watch]\npoll_interval = \"often\"\nannounce = \"yes\"\n\
+             [dag_sync]\ncommit_source = {{ path = \"/a\", file = \"/b\" }}\nrepo = \"nope\"\n\
+             [catalog_db]\nurl = \"postgres://bot:pw@db/catalog\"\nledger_table = \"x; DROP\"\n\
+             [migrations]\ndags = [\"../x\"]\n{TARGET}"
+        ));
+        let text = p.join("\n");
+        for needle in [
+            "watch.poll_interval: must be a duration",
+            "watch.announce: must be true or false",
+            "dag_sync.commit_source: must have exactly one of path, file or command, got path and file",
+            "dag_sync.repo: must be a GitHub repository",
+            "catalog_db.url: must not contain a password",
+            "catalog_db.ledger_table: must be a plain SQL name",
+            "migrations.dags[0]: must be a DAG id",
+        ] {
+            assert!(text.contains(needle), "{needle}:\n{text}");
+        }
+        let ok = load_from_str(
+            &format!(
+                "[dag_sync]\ncommit_source = {{ command = [\"cat\", \"/srv/COMMIT\"] }}\n\
+                 repo = \"WordPress/openverse\"\n{TARGET}"
+            ),
+            &[],
+        )
+        .expect("valid");
+        let sync = ok.dag_sync.expect("dag_sync");
+        assert_eq!(
+            sync.commit_source,
+            crate::config::CommitSource::Command(vec!["cat".into(), "/srv/COMMIT".into()])
+        );
+        assert_eq!(
+            (sync.branch.as_str(), sync.dag_folder.as_str()),
+            ("main", "catalog/dags")
+        );
+        assert!(ok.catalog_db.is_none());
+        assert!(ok.watch.announce);
+    }
+
+    #[test]
     fn argv_must_be_a_non_empty_list_of_strings() {
         for bad in ["bump = []", "bump = \"just bump\""] {
             assert_eq!(
