@@ -287,16 +287,10 @@ apply = ["just", "apply", "prod", "catalog-airflow"]
         assert_eq!(c.airflow.url, "http://127.0.0.1:18083");
         assert_eq!(c.airflow.api, crate::config::AirflowApi::V2);
         let t = &c.targets["catalog"];
-        assert_eq!(t.workdir, ".");
+        assert_eq!(t.workdir, "data/sandbox-infra");
         assert_eq!(
             t.bump,
-            [
-                "just",
-                "--justfile",
-                "sandbox/infra.justfile",
-                "bump",
-                "{version}"
-            ]
+            ["just", "--justfile", "infra.justfile", "bump", "{version}"]
         );
     }
 
