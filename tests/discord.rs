@@ -7,19 +7,67 @@
 mod fake_discord;
 mod support;
 
+use std::sync::Arc;
+
 use catalog_chatops::Engine;
 use catalog_chatops::chat::discord::{self, RunError};
+use catalog_chatops::config::Config;
 use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use fake_discord::*;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use serenity::all::ShardManager;
 
 struct Harness {
     fake: FakeDiscord,
     store: support::TestStore,
+    config: Config,
     _sandbox: SandboxHandle,
     _workdir: tempfile::TempDir,
     bot: tokio::task::JoinHandle<Result<(), RunError>>,
+    shards: Arc<ShardManager>,
+}
+
+impl Harness {
+    /// Stops the bot (its gateway session ends) and starts a new one on the same store, as a
+    /// restarted process would.
+    async fn restart(&mut self) {
+        self.shards.shutdown_all().await;
+        self.bot.abort();
+        let registered = registrations(&self.fake.calls());
+        let (bot, shards) = start_bot(&self.fake, self.config.clone(), &self.store).await;
+        self.fake
+            .wait_for("the new process to register its commands", |calls| {
+                (registrations(calls) > registered).then_some(())
+            })
+            .await;
+        self.bot = bot;
+        self.shards = shards;
+    }
+}
+
+fn registrations(calls: &[Call]) -> usize {
+    let path = format!("/applications/{APP_ID}/guilds/{GUILD_ID}/commands");
+    calls
+        .iter()
+        .filter(|c| c.method == "PUT" && c.path == path)
+        .count()
+}
+
+type BotTask = tokio::task::JoinHandle<Result<(), RunError>>;
+
+async fn start_bot(
+    fake: &FakeDiscord,
+    config: Config,
+    store: &support::TestStore,
+) -> (BotTask, Arc<ShardManager>) {
+    let engine = Engine::new(config, store.store.clone()).expect("engine");
+    let token = SecretString::from(TOKEN.to_string());
+    let bot = discord::connect(engine, Some(&token), Some(&fake.api_url))
+        .await
+        .expect("connect to the fake");
+    let shards = bot.shard_manager();
+    (tokio::spawn(bot.run()), shards)
 }
 
 impl Drop for Harness {
@@ -73,28 +121,19 @@ async fn harness(extra_plan_lines: usize) -> Harness {
         .discord
         .roles
         .insert("Core Maintainers".into(), "core-maintainer".into());
-    let engine = Engine::new(config, store.store.clone()).expect("engine");
-    let token = SecretString::from(TOKEN.to_string());
-    let bot = discord::connect(engine, Some(&token), Some(&fake.api_url))
-        .await
-        .expect("connect to the fake");
-    let bot = tokio::spawn(bot.run());
+    let (bot, shards) = start_bot(&fake, config.clone(), &store).await;
     fake.wait_for("the slash commands to be registered", |calls| {
-        calls
-            .iter()
-            .any(|c| {
-                c.method == "PUT"
-                    && c.path == format!("/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
-            })
-            .then_some(())
+        (registrations(calls) > 0).then_some(())
     })
     .await;
     Harness {
         fake,
         store,
+        config,
         _sandbox: sb,
         _workdir: dir,
         bot,
+        shards,
     }
 }
 
@@ -275,6 +314,63 @@ async fn a_deploy_gets_a_thread_with_one_card_edited_through_to_success() {
         .filter(|c| c.body.get("flags") == Some(&json!(64)))
         .count();
     assert_eq!(ephemeral, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approve_button_works_after_a_restart_and_edits_the_same_card() {
+    let mut h = harness(0).await;
+    let d = deploy_until_approval(&h, 3601).await;
+    let card_msg = h.fake.message(d.card);
+    h.restart().await;
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        button_click(4601, BOB, "deploy:approve:1", card_msg),
+    );
+    h.fake
+        .wait_for("the same card to show success", |calls| {
+            edits_of(calls, d.thread, d.card)
+                .last()
+                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
+                .map(|_| ())
+        })
+        .await;
+    let calls = h.fake.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.path.ends_with("/threads"))
+            .count(),
+        1
+    );
+    let last = edits_of(&calls, d.thread, d.card)
+        .last()
+        .cloned()
+        .expect("edit");
+    assert_eq!(last.body["components"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_carries_no_roles() {
+    let h = harness(0).await;
+    h.fake.dispatch(
+        "MESSAGE_CREATE",
+        message_create(3701, ALICE, "!deploy catalog v1.5.3", false),
+    );
+    let reply = h
+        .fake
+        .wait_for("the denial", |calls| {
+            posted(calls, CHANNEL_ID, "permission")
+                .first()
+                .map(|c| (*c).clone())
+        })
+        .await;
+    assert!(
+        reply
+            .content()
+            .is_some_and(|t| t.ends_with("you have no roles.")),
+        "{reply:?}"
+    );
+    assert!(h.store.store.get_deploy(1).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
