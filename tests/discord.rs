@@ -557,6 +557,57 @@ async fn a_slash_command_is_deferred_and_answered() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_deploy_threads_off_its_first_answer() {
+    let h = harness(0).await;
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        slash_command(
+            3801,
+            ALICE,
+            "deploy",
+            &[("target", json!("catalog")), ("version", json!("v1.5.3"))],
+        ),
+    );
+    let original = format!("/webhooks/{APP_ID}/slash-token-3801/messages/@original");
+    let thread_call = h
+        .fake
+        .wait_for("the deploy thread", |calls| {
+            calls
+                .iter()
+                .find(|c| c.method == "POST" && c.path.ends_with("/threads"))
+                .cloned()
+        })
+        .await;
+    assert_eq!(thread_call.body["name"], "deploy catalog v1.5.3 · #1");
+    let calls = h.fake.calls();
+    let answer = calls
+        .iter()
+        .find(|c| c.path == original)
+        .expect("the first answer replaced the deferred one");
+    assert!(
+        answer
+            .content()
+            .is_some_and(|t| t.starts_with("Preflight for catalog v1.5.3"))
+    );
+    // The thread hangs off that first answer (the fake numbered it).
+    let anchor = thread_call
+        .path
+        .split('/')
+        .nth(4)
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("a thread from a message");
+    assert_eq!(h.fake.message(anchor)["content"], answer.body["content"]);
+    h.fake
+        .wait_for("the deploy to await approval", |calls| {
+            calls
+                .iter()
+                .any(|c| c.content().is_some_and(|t| t.contains("Plan ready")))
+                .then_some(())
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn operators_are_told_about_a_bad_token_or_a_missing_intent() {
     let fake = FakeDiscord::start().await;
