@@ -399,8 +399,7 @@ impl Store {
     }
 
     /// Records a finished step's exit and redacted output tail in the journal.
-    // One journal row's columns, bound in one place; a struct would only restate them.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // one journal row's columns; a struct would only rename them
     pub async fn record_step_output(
         &self,
         id: i64,
