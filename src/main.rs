@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use catalog_chatops::chat::{console, exec};
+use catalog_chatops::chat::{console, discord, exec};
 use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
@@ -43,6 +43,9 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Connect to Discord (token: env DISCORD_TOKEN) and serve the `[discord]` guild until
+    /// interrupted.
+    Run,
     /// An interactive chat in the terminal, same commands and output as Discord.
     Console {
         /// Act as this user (default: the OS user).
@@ -143,6 +146,52 @@ async fn run(cli: Cli) -> ExitCode {
         Err(e) => return config_failure(&config_path, &e),
     };
     match cli.command {
+        Cmd::Run => {
+            // Say what is missing before touching the store or the network.
+            if config.secrets.discord_token.is_none() {
+                eprintln!("error: {}", discord::RunError::MissingToken);
+                return ExitCode::from(EXIT_SETUP);
+            }
+            if config.discord.guild_id.is_none() {
+                eprintln!("error: {}", discord::RunError::MissingGuild);
+                return ExitCode::from(EXIT_SETUP);
+            }
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let token = config.secrets.discord_token.clone();
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let bot = match discord::connect(engine, token.as_ref(), None).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    store.close().await;
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let shards = bot.shard_manager();
+            let result = tokio::select! {
+                r = bot.run() => r,
+                _ = tokio::signal::ctrl_c() => {
+                    shards.shutdown_all().await;
+                    Ok(())
+                }
+            };
+            store.close().await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_SETUP)
+                }
+            }
+        }
         Cmd::CheckConfig => {
             println!(
                 "{} is valid: targets {}; store {}.",

@@ -19,6 +19,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub deploy: DeployConfig,
     pub chat: ChatConfig,
+    pub discord: DiscordConfig,
     pub github: GithubConfig,
     pub registry: RegistryConfig,
     pub airflow: AirflowConfig,
@@ -48,6 +49,20 @@ pub struct DeployConfig {
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
     pub prefix: String,
+}
+
+/// `[discord]`: where the bot lives on Discord and which guild roles count as which bot roles.
+/// Everything is optional here so that `console`/`exec` hosts need no Discord settings; `run`
+/// says precisely what is missing.
+#[derive(Debug, Clone, Default)]
+pub struct DiscordConfig {
+    /// The guild (server) whose slash commands the bot registers and whose members it serves.
+    pub guild_id: Option<u64>,
+    /// The channel for the bot's own announcements (new paused DAGs).
+    pub announce_channel_id: Option<u64>,
+    /// Guild role name or id → bot role (`"Core Maintainers" = "core-maintainer"`). Only mapped
+    /// roles count: a guild role nobody mapped grants nothing.
+    pub roles: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

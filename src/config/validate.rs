@@ -12,8 +12,8 @@ use figment::value::{Dict, Num, Value};
 
 use super::load::Origins;
 use super::{
-    AirflowApi, AirflowConfig, ChatConfig, Config, DeployConfig, GithubConfig, LimitsConfig,
-    LocalConfig, RegistryConfig, Secrets, StoreConfig, TargetConfig,
+    AirflowApi, AirflowConfig, ChatConfig, Config, DeployConfig, DiscordConfig, GithubConfig,
+    LimitsConfig, LocalConfig, RegistryConfig, Secrets, StoreConfig, TargetConfig,
 };
 
 /// Every action a permission can be granted for, in the order we list them in messages.
@@ -40,10 +40,11 @@ const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
     ("migrations.apply", "core-maintainer"),
 ];
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "store",
     "deploy",
     "chat",
+    "discord",
     "github",
     "registry",
     "airflow",
@@ -126,6 +127,13 @@ pub(super) fn validate(
     let chat = c.section(doc, "chat", &["prefix"]);
     let prefix = c.prefix(chat);
 
+    let discord_t = c.section(
+        doc,
+        "discord",
+        &["guild_id", "announce_channel_id", "roles"],
+    );
+    let discord = c.discord(discord_t);
+
     let github = c.section(doc, "github", &["api_url"]);
     let api_url = c.http_url(github, "github", "api_url", "https://api.github.com");
 
@@ -161,6 +169,7 @@ pub(super) fn validate(
         store: StoreConfig { url },
         deploy: DeployConfig { lease },
         chat: ChatConfig { prefix },
+        discord,
         github: GithubConfig { api_url },
         registry: RegistryConfig { url: registry_url },
         airflow,
@@ -218,7 +227,7 @@ impl Checker<'_> {
             let lower = key.to_ascii_lowercase();
             match lower.as_str() {
                 // Whole sections that people reach for when they have a secret to put somewhere.
-                "secrets" | "discord" => match value {
+                "secrets" => match value {
                     Value::Dict(_, t) => {
                         for k in t.keys() {
                             let dotted = format!("{key}.{k}");
@@ -523,6 +532,77 @@ impl Checker<'_> {
             }
         }
         roles
+    }
+
+    // ---- discord ---------------------------------------------------------------------------
+
+    fn discord(&mut self, t: Option<&Dict>) -> DiscordConfig {
+        let Some(t) = t else {
+            return DiscordConfig::default();
+        };
+        let guild_id = t
+            .get("guild_id")
+            .and_then(|v| self.snowflake("discord.guild_id", v));
+        let announce_channel_id = t
+            .get("announce_channel_id")
+            .and_then(|v| self.snowflake("discord.announce_channel_id", v));
+        let mut roles = BTreeMap::new();
+        if let Some(v) = t.get("roles") {
+            const EXAMPLE: &str = "such as { \"Core Maintainers\" = \"core-maintainer\" }";
+            match v {
+                Value::Dict(_, m) => {
+                    for (guild_role, bot_role) in m {
+                        let key = format!("discord.roles.{guild_role}");
+                        match bot_role {
+                            Value::String(_, r) if !r.trim().is_empty() && r != "*" => {
+                                roles.insert(guild_role.clone(), r.clone());
+                            }
+                            other => self.report(
+                                &key,
+                                format!(
+                                    "must be the bot role this guild role grants, such as \"core-maintainer\" (not \"*\"), got {}",
+                                    show(other)
+                                ),
+                            ),
+                        }
+                    }
+                }
+                other => self.report(
+                    "discord.roles",
+                    format!(
+                        "must be a table of guild role name or id → bot role, {EXAMPLE}, got {}",
+                        show(other)
+                    ),
+                ),
+            }
+        }
+        DiscordConfig {
+            guild_id,
+            announce_channel_id,
+            roles,
+        }
+    }
+
+    /// A Discord id: a positive integer (TOML number or digit string, since env values and
+    /// copied ids often arrive as text).
+    fn snowflake(&mut self, key: &str, v: &Value) -> Option<u64> {
+        let n = match v {
+            Value::String(_, s) => s.trim().parse::<u64>().ok(),
+            other => as_int(other).and_then(|n| u64::try_from(n).ok()),
+        };
+        match n {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.report(
+                    key,
+                    format!(
+                        "must be a Discord id (Developer Mode → right-click → Copy ID), such as 123456789012345678, got {}",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        }
     }
 
     // ---- targets ---------------------------------------------------------------------------
@@ -1360,6 +1440,37 @@ release_tag = "latest"
                 "[store]\nurl = \"postgres://u:hunter2@db/x\"\n{TARGET}"
             )),
             "store.url: must not contain a password; set PGPASSWORD in the environment instead"
+        );
+    }
+
+    #[test]
+    fn discord_section() {
+        let ok = load_from_str(
+            &format!(
+            "[discord]\nguild_id = 123456789012345678\nannounce_channel_id = \"42\"\n\
+             [discord.roles]\n\"Core Maintainers\" = \"core-maintainer\"\n\"99\" = \"core-maintainer\"\n{TARGET}"
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(ok.discord.guild_id, Some(123456789012345678));
+        assert_eq!(ok.discord.announce_channel_id, Some(42));
+        assert_eq!(ok.discord.roles["Core Maintainers"], "core-maintainer");
+        assert_eq!(
+            only(&format!("[discord]\nguild_id = \"my server\"\n{TARGET}")),
+            "discord.guild_id: must be a Discord id (Developer Mode → right-click → Copy ID), such as 123456789012345678, got \"my server\""
+        );
+        assert_eq!(
+            only(&format!("[discord]\nroles = [\"core\"]\n{TARGET}")),
+            "discord.roles: must be a table of guild role name or id → bot role, such as { \"Core Maintainers\" = \"core-maintainer\" }, got a list"
+        );
+        assert_eq!(
+            only(&format!("[discord.roles]\nMods = \"*\"\n{TARGET}")),
+            "discord.roles.Mods: must be the bot role this guild role grants, such as \"core-maintainer\" (not \"*\"), got \"*\""
+        );
+        assert_eq!(
+            only(&format!("[discord]\nguild = 1\n{TARGET}")),
+            "unknown key discord.guild; known: guild_id, announce_channel_id, roles"
         );
     }
 
