@@ -58,8 +58,16 @@ async fn latency_ratio() {
         let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
         let before = count(&handle.world);
         let t = Instant::now();
-        let r = clients.github.release_by_tag(&target.repo, "v1.5.3").await.expect("release");
-        let m = clients.registry.manifest(&target.image, "v1.5.3").await.expect("manifest");
+        let r = clients
+            .github
+            .release_by_tag(&target.repo, "v1.5.3")
+            .await
+            .expect("release");
+        let m = clients
+            .registry
+            .manifest(&target.image, "v1.5.3")
+            .await
+            .expect("manifest");
         let runs = clients.airflow.active_runs().await.expect("runs");
         sequential.push(t.elapsed());
         requests.1 = count(&handle.world) - before;
@@ -88,8 +96,16 @@ async fn latency_ratio() {
         requests.0 = count(&handle.world) - before;
         let before = count(&handle.world);
         let t = Instant::now();
-        clients.github.release_by_tag(&target.repo, "v1.5.3").await.expect("release");
-        clients.registry.manifest(&target.image, "v1.5.3").await.expect("manifest");
+        clients
+            .github
+            .release_by_tag(&target.repo, "v1.5.3")
+            .await
+            .expect("release");
+        clients
+            .registry
+            .manifest(&target.image, "v1.5.3")
+            .await
+            .expect("manifest");
         clients.airflow.active_runs().await.expect("runs");
         sequential.push(t.elapsed());
         requests.1 = count(&handle.world) - before;
@@ -114,7 +130,9 @@ fn count(world: &World) -> u64 {
 }
 
 async fn big_airflow() {
-    let handle = sandbox::start(World::big(2_000, 5_000)).await.expect("sandbox");
+    let handle = sandbox::start(World::big(2_000, 5_000))
+        .await
+        .expect("sandbox");
     let mut config = sandbox_config();
     handle.configure(&mut config);
     let target = config.targets["catalog"].clone();
@@ -126,11 +144,16 @@ async fn big_airflow() {
     let mut runs_requests = 0;
     for _ in 0..5 {
         let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
-        let before = handle.world.count_prefix(Service::Airflow, "GET /api/v2/dags/~/dagRuns");
+        let before = handle
+            .world
+            .count_prefix(Service::Airflow, "GET /api/v2/dags/~/dagRuns");
         let t = Instant::now();
         let report = preflight::run(&clients, "catalog", &target, &version).await;
         times.push(t.elapsed());
-        runs_requests = handle.world.count_prefix(Service::Airflow, "GET /api/v2/dags/~/dagRuns") - before;
+        runs_requests = handle
+            .world
+            .count_prefix(Service::Airflow, "GET /api/v2/dags/~/dagRuns")
+            - before;
         assert_eq!(report.blocking_runs.len(), 5_000);
     }
     println!(
@@ -145,9 +168,15 @@ async fn big_airflow() {
     for _ in 0..3 {
         let t = Instant::now();
         let out = tokio::process::Command::new(BIN)
-            .args(["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml")])
+            .args([
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml"),
+            ])
             .args(["exec", "!deploy check catalog v1.5.3"])
-            .env("CATALOG_CHATOPS__STORE__URL", format!("sqlite://{}/b.db", dir.path().display()))
+            .env(
+                "CATALOG_CHATOPS__STORE__URL",
+                format!("sqlite://{}/b.db", dir.path().display()),
+            )
             .env("CATALOG_CHATOPS__GITHUB__API_URL", &handle.github_url)
             .env("CATALOG_CHATOPS__REGISTRY__URL", &handle.registry_url)
             .env("CATALOG_CHATOPS__AIRFLOW__URL", &handle.airflow_url)
@@ -169,7 +198,10 @@ async fn big_airflow() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         latency_ratio().await;
         big_airflow().await;
