@@ -219,18 +219,18 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name: {line}"
         );
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(
-                    labels.starts_with('{') && labels.ends_with('}'),
-                    "bad labels: {line}"
-                );
-                for pair in labels[1..labels.len() - 1].split("\",") {
-                    let (k, v) = pair
-                        .split_once("=\"")
-                        .unwrap_or_else(|| panic!("bad label: {line}"));
-                    assert!(!k.is_empty() && !v.contains('\n'), "bad label: {line}");
-                }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "bad labels: {line}"
+            );
+            for pair in labels[1..labels.len() - 1].split("\",") {
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(!k.is_empty() && !v.contains('\n'), "bad label: {line}");
             }
         }
         let family = ["_bucket", "_sum", "_count"]
