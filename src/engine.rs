@@ -120,11 +120,15 @@ impl Engine {
             command = name,
             user = %actor.name,
             target = parsed.as_ref().ok().and_then(Command::target).unwrap_or(""),
+            deploy_id = tracing::field::Empty,
         );
         let reply = self
             .decide_and_run(actor, text, parsed, conv)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        if let Some(id) = reply.deploy_id {
+            span.record("deploy_id", id);
+        }
         crate::metrics::command_handled(name, reply.outcome.as_str());
         Some(reply)
     }
