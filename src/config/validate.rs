@@ -1439,6 +1439,37 @@ release_tag = "latest"
     }
 
     #[test]
+    fn server_bind_public_url_and_the_token_beyond_loopback() {
+        let c = load_from_str(TARGET, &[]).unwrap();
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.public_url, None);
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(30));
+        let doc = format!(
+            "[server]\nbind = \"127.0.0.1:9100\"\npublic_url = \"https://ops.example.org/\"\n\
+             [deploy]\nshutdown_grace = \"2m\"\n{TARGET}"
+        );
+        let c = load_from_str(&doc, &[]).unwrap();
+        assert_eq!(c.server.bind.port(), 9100);
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://ops.example.org")
+        );
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(120));
+        assert!(
+            only(&format!("[server]\nbind = \"localhost\"\n{TARGET}"))
+                .starts_with("server.bind: must be an IP address and port")
+        );
+        // The tests never set SERVER_TOKEN: a wildcard bind is refused without it.
+        if std::env::var_os("SERVER_TOKEN").is_none() {
+            assert!(
+                only(&format!("[server]\nbind = \"0.0.0.0:8080\"\n{TARGET}"))
+                    .contains("listens beyond loopback, so the pages need a token")
+            );
+        }
+        assert!(only(&format!("[server]\ntoken = \"abc\"\n{TARGET}")).contains("SERVER_TOKEN"));
+    }
+
+    #[test]
     fn durations() {
         let timeout = |s: &str| load_from_str(&with(&format!("step_timeout = {s}")), &[]);
         assert_eq!(
