@@ -43,6 +43,10 @@ pub async fn deploys(State(s): State<Arc<AppState>>) -> Response {
     let mut body = String::new();
     body.push_str(&super::chart::svg(&list, now_ms()));
     body.push_str(
+        "<p><small>Deploys per week over the last 12 weeks (bars) and the median duration of \
+         the finished ones (dots; hover for values).</small></p>",
+    );
+    body.push_str(
         "<table id=\"deploys\"><thead><tr><th>#</th><th>target</th><th>version</th>\
          <th>requested by</th><th>approvers</th><th>outcome</th><th>started</th><th>duration</th>\
          </tr></thead><tbody>",
