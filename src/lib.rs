@@ -10,10 +10,14 @@ pub mod deploy;
 pub mod engine;
 pub mod handlers;
 pub mod integrations;
+pub mod leader;
+pub mod metrics;
 pub mod policy;
 pub mod redact;
 pub mod reply;
 pub mod sandbox;
+pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod timefmt;
 

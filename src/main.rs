@@ -14,6 +14,8 @@ use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
 use catalog_chatops::{Engine, timefmt};
 
+mod ops;
+
 /// Exit code when the bot cannot start: bad config or unreachable store. Distinct from the
 /// outcome codes 0–2 of `exec`.
 const EXIT_SETUP: u8 = 3;
@@ -64,9 +66,18 @@ enum Cmd {
         /// One JSON object per line; the last is the result.
         #[arg(long)]
         json: bool,
+        /// Claim this message id in the store first; when another process (a replica, a
+        /// redelivery) already claimed it, do nothing and exit 0.
+        #[arg(long)]
+        claim: Option<String>,
         /// The message, e.g. '!deploy check catalog v1.5.3'.
         text: String,
     },
+    /// The HTTP server (health, metrics, pages) and the watchers' leader election, without
+    /// Discord; stops gracefully on SIGTERM/SIGINT.
+    Serve,
+    /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
+    Healthcheck,
     /// Start a simulated Openverse world (GitHub, registry, Airflow, infra) on loopback and a
     /// console bound to it.
     Sandbox {
@@ -192,6 +203,13 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Cmd::Serve => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            ops::serve(config, store).await
+        }
+        Cmd::Healthcheck => ops::healthcheck(&config).await,
         Cmd::CheckConfig => {
             println!(
                 "{} is valid: targets {}; store {}.",
@@ -238,14 +256,31 @@ async fn run(cli: Cli) -> ExitCode {
             user,
             roles,
             json,
+            claim,
             text,
         } => {
             let Some(store) = open_store(&config, true).await else {
                 return ExitCode::from(EXIT_SETUP);
             };
+            if let Some(key) = claim {
+                match store.claim(&key, &ops::claimant()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ops::already_claimed(&key, json);
+                        store.close().await;
+                        return ExitCode::SUCCESS;
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(EXIT_SETUP);
+                    }
+                }
+            }
             let actor = local_actor(user, roles);
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            catalog_chatops::shutdown::on_signals(shutdown.clone());
             let engine = match Engine::new(config, store.clone()) {
-                Ok(e) => e,
+                Ok(e) => e.with_shutdown(shutdown),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_SETUP);

@@ -13,7 +13,7 @@ use figment::value::{Dict, Num, Value};
 use super::load::Origins;
 use super::{
     AirflowApi, AirflowConfig, ChatConfig, Config, DeployConfig, DiscordConfig, GithubConfig,
-    LimitsConfig, LocalConfig, RegistryConfig, Secrets, StoreConfig, TargetConfig,
+    LimitsConfig, LocalConfig, RegistryConfig, Secrets, ServerConfig, StoreConfig, TargetConfig,
 };
 
 /// Every action a permission can be granted for, in the order we list them in messages.
@@ -40,9 +40,10 @@ const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
     ("migrations.apply", "core-maintainer"),
 ];
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "store",
     "deploy",
+    "server",
     "chat",
     "discord",
     "github",
@@ -117,12 +118,20 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease"]);
+    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace"]);
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),
         Duration::from_secs(30),
     );
+    let shutdown_grace = c.duration(
+        "deploy.shutdown_grace",
+        deploy_t.and_then(|t| t.get("shutdown_grace")),
+        Duration::from_secs(30),
+    );
+
+    let server_t = c.section(doc, "server", &["bind", "public_url"]);
+    let server = c.server(server_t, &secrets);
 
     let chat = c.section(doc, "chat", &["prefix"]);
     let prefix = c.prefix(chat);
@@ -167,7 +176,11 @@ pub(super) fn validate(
     }
     Ok(Config {
         store: StoreConfig { url },
-        deploy: DeployConfig { lease },
+        deploy: DeployConfig {
+            lease,
+            shutdown_grace,
+        },
+        server,
         chat: ChatConfig { prefix },
         discord,
         github: GithubConfig { api_url },
@@ -305,6 +318,66 @@ impl Checker<'_> {
     }
 
     // ---- sections --------------------------------------------------------------------------
+
+    /// `[server]`: a socket address to bind, an optional public URL for links; beyond loopback
+    /// the pages need `SERVER_TOKEN`, so a missing or short token is a problem (fail closed).
+    fn server(&mut self, t: Option<&Dict>, secrets: &Secrets) -> ServerConfig {
+        let default_bind = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+        let bind = match t.and_then(|t| t.get("bind")) {
+            None => default_bind,
+            Some(v) => match v {
+                Value::String(_, s) => match s.trim().parse::<std::net::SocketAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        self.report(
+                            "server.bind",
+                            format!(
+                                "must be an IP address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\", got {}",
+                                show(v)
+                            ),
+                        );
+                        default_bind
+                    }
+                },
+                other => {
+                    self.report(
+                        "server.bind",
+                        format!(
+                            "must be a string such as \"127.0.0.1:8080\", got {}",
+                            show(other)
+                        ),
+                    );
+                    default_bind
+                }
+            },
+        };
+        let public_url = match t.and_then(|t| t.get("public_url")) {
+            None => None,
+            Some(Value::String(_, s)) if s.trim().is_empty() => None,
+            Some(_) => {
+                let url = self.http_url(t, "server", "public_url", "");
+                Some(url.trim_end_matches('/').to_string())
+            }
+        };
+        if !bind.ip().is_loopback() {
+            use secrecy::ExposeSecret;
+            match &secrets.server_token {
+                None => self.report(
+                    "server.bind",
+                    format!(
+                        "{bind} listens beyond loopback, so the pages need a token: set the env var \
+                         SERVER_TOKEN (at least 16 characters), or bind 127.0.0.1"
+                    ),
+                ),
+                Some(tok) if tok.expose_secret().len() < 16 => self.report(
+                    "server.bind",
+                    "SERVER_TOKEN is shorter than 16 characters; use a long random value",
+                ),
+                Some(_) => {}
+            }
+        }
+        ServerConfig { bind, public_url }
+    }
 
     fn store_url(&mut self, store: Option<&Dict>) -> String {
         const DEFAULT: &str = "sqlite://data/catalog-chatops.db";
@@ -1198,6 +1271,8 @@ fn secret_var(section: &str, key: &str) -> Option<&'static str> {
     let about = |word: &str| s == word || k.contains(word);
     if about("discord") {
         Some("DISCORD_TOKEN")
+    } else if about("server") {
+        Some("SERVER_TOKEN")
     } else if about("github") {
         Some("GITHUB_TOKEN")
     } else if about("airflow") {
@@ -1472,6 +1547,37 @@ release_tag = "latest"
             only(&format!("[discord]\nguild = 1\n{TARGET}")),
             "unknown key discord.guild; known: guild_id, announce_channel_id, roles"
         );
+    }
+
+    #[test]
+    fn server_bind_public_url_and_the_token_beyond_loopback() {
+        let c = load_from_str(TARGET, &[]).unwrap();
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.public_url, None);
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(30));
+        let doc = format!(
+            "[server]\nbind = \"127.0.0.1:9100\"\npublic_url = \"https://ops.example.org/\"\n\
+             [deploy]\nshutdown_grace = \"2m\"\n{TARGET}"
+        );
+        let c = load_from_str(&doc, &[]).unwrap();
+        assert_eq!(c.server.bind.port(), 9100);
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://ops.example.org")
+        );
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(120));
+        assert!(
+            only(&format!("[server]\nbind = \"localhost\"\n{TARGET}"))
+                .starts_with("server.bind: must be an IP address and port")
+        );
+        // The tests never set SERVER_TOKEN: a wildcard bind is refused without it.
+        if std::env::var_os("SERVER_TOKEN").is_none() {
+            assert!(
+                only(&format!("[server]\nbind = \"0.0.0.0:8080\"\n{TARGET}"))
+                    .contains("listens beyond loopback, so the pages need a token")
+            );
+        }
+        assert!(only(&format!("[server]\ntoken = \"abc\"\n{TARGET}")).contains("SERVER_TOKEN"));
     }
 
     #[test]
