@@ -29,6 +29,9 @@ pub struct Ctx {
     pub redactor: Arc<Redactor>,
     /// GitHub, registry and Airflow clients, built once and shared.
     pub integrations: Arc<Integrations>,
+    /// Cancelled when the process is shutting down: running steps get `[deploy] shutdown_grace`
+    /// to finish, no new step starts.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Coalescing caches for status answers (`[watch] status_cache`).
     pub caches: Arc<Caches>,
 }
@@ -86,6 +89,7 @@ impl Engine {
                 redactor: Arc::new(redactor),
                 integrations,
                 caches,
+                shutdown: tokio_util::sync::CancellationToken::new(),
             },
             bot_user_id: None,
         })
@@ -94,6 +98,12 @@ impl Engine {
     /// Lets a chat front end accept `@bot command` as well as the prefix.
     pub fn with_bot_user_id(mut self, id: u64) -> Engine {
         self.bot_user_id = Some(id);
+        self
+    }
+
+    /// Ties the workflow to the process's shutdown token (see [`crate::shutdown`]).
+    pub fn with_shutdown(mut self, token: tokio_util::sync::CancellationToken) -> Engine {
+        self.ctx.shutdown = token;
         self
     }
 
@@ -130,11 +140,16 @@ impl Engine {
             command = name,
             user = %actor.name,
             target = parsed.as_ref().ok().and_then(Command::target).unwrap_or(""),
+            deploy_id = tracing::field::Empty,
         );
         let reply = self
             .decide_and_run(actor, text, parsed, conv)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        if let Some(id) = reply.deploy_id {
+            span.record("deploy_id", id);
+        }
+        crate::metrics::command_handled(name, reply.outcome.as_str());
         Some(reply)
     }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use catalog_chatops::chat::{console, exec};
+use catalog_chatops::chat::{console, discord, exec};
 use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
@@ -15,6 +15,8 @@ use catalog_chatops::store::{Store, redact_url};
 use catalog_chatops::watch::{Announcer, announcer};
 use catalog_chatops::{Engine, timefmt};
 use tokio_util::sync::CancellationToken;
+
+mod ops;
 
 /// Exit code when the bot cannot start: bad config or unreachable store. Distinct from the
 /// outcome codes 0–2 of `exec`.
@@ -45,6 +47,9 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Connect to Discord (token: env DISCORD_TOKEN) and serve the `[discord]` guild until
+    /// interrupted.
+    Run,
     /// An interactive chat in the terminal, same commands and output as Discord.
     Console {
         /// Act as this user (default: the OS user).
@@ -63,9 +68,18 @@ enum Cmd {
         /// One JSON object per line; the last is the result.
         #[arg(long)]
         json: bool,
+        /// Claim this message id in the store first; when another process (a replica, a
+        /// redelivery) already claimed it, do nothing and exit 0.
+        #[arg(long)]
+        claim: Option<String>,
         /// The message, e.g. '!deploy check catalog v1.5.3'.
         text: String,
     },
+    /// The HTTP server (health, metrics, pages) and the watchers' leader election, without
+    /// Discord; stops gracefully on SIGTERM/SIGINT.
+    Serve,
+    /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs).
+    Healthcheck,
     /// Start a simulated Openverse world (GitHub, registry, Airflow, infra) on loopback and a
     /// console bound to it.
     Sandbox {
@@ -154,6 +168,59 @@ async fn run(cli: Cli) -> ExitCode {
         Err(e) => return config_failure(&config_path, &e),
     };
     match cli.command {
+        Cmd::Run => {
+            // Say what is missing before touching the store or the network.
+            if config.secrets.discord_token.is_none() {
+                eprintln!("error: {}", discord::RunError::MissingToken);
+                return ExitCode::from(EXIT_SETUP);
+            }
+            if config.discord.guild_id.is_none() {
+                eprintln!("error: {}", discord::RunError::MissingGuild);
+                return ExitCode::from(EXIT_SETUP);
+            }
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let token = config.secrets.discord_token.clone();
+            let engine = match Engine::new(config, store.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let bot = match discord::connect(engine, token.as_ref(), None).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    store.close().await;
+                    return ExitCode::from(EXIT_SETUP);
+                }
+            };
+            let shards = bot.shard_manager();
+            let result = tokio::select! {
+                r = bot.run() => r,
+                _ = tokio::signal::ctrl_c() => {
+                    shards.shutdown_all().await;
+                    Ok(())
+                }
+            };
+            store.close().await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_SETUP)
+                }
+            }
+        }
+        Cmd::Serve => {
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            ops::serve(config, store).await
+        }
+        Cmd::Healthcheck => ops::healthcheck(&config).await,
         Cmd::CheckConfig => {
             println!(
                 "{} is valid: targets {}; store {}.",
@@ -200,14 +267,31 @@ async fn run(cli: Cli) -> ExitCode {
             user,
             roles,
             json,
+            claim,
             text,
         } => {
             let Some(store) = open_store(&config, true).await else {
                 return ExitCode::from(EXIT_SETUP);
             };
+            if let Some(key) = claim {
+                match store.claim(&key, &ops::claimant()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        ops::already_claimed(&key, json);
+                        store.close().await;
+                        return ExitCode::SUCCESS;
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(EXIT_SETUP);
+                    }
+                }
+            }
             let actor = local_actor(user, roles);
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            catalog_chatops::shutdown::on_signals(shutdown.clone());
             let engine = match Engine::new(config, store.clone()) {
-                Ok(e) => e,
+                Ok(e) => e.with_shutdown(shutdown),
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_SETUP);

@@ -309,6 +309,33 @@ fn check_config_reports_every_problem_at_once() {
 }
 
 #[test]
+fn run_says_what_is_missing_before_connecting() {
+    let env = Env::sqlite();
+    let out = env
+        .cmd(&["run"])
+        .env_remove("DISCORD_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: DISCORD_TOKEN is not set"), "{err}");
+
+    // The shipped config leaves guild_id to the operator.
+    let out = env
+        .cmd(&["run"])
+        .env("DISCORD_TOKEN", "some-token-value")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: [discord] guild_id is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("some-token-value"));
+}
+
+#[test]
 fn a_missing_config_file_is_named() {
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/cc.toml", "check-config"])

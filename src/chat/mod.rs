@@ -2,6 +2,7 @@
 //! the console and `exec` each implement it; handlers only ever see this trait.
 
 pub mod console;
+pub mod discord;
 pub mod exec;
 
 use std::sync::Mutex;

@@ -18,7 +18,9 @@ use secrecy::SecretString;
 pub struct Config {
     pub store: StoreConfig,
     pub deploy: DeployConfig,
+    pub server: ServerConfig,
     pub chat: ChatConfig,
+    pub discord: DiscordConfig,
     pub github: GithubConfig,
     pub registry: RegistryConfig,
     pub airflow: AirflowConfig,
@@ -101,11 +103,37 @@ pub struct DeployConfig {
     /// How long a deploy's owner may go without renewing its lease before another process
     /// declares the deploy interrupted (owners on the same host are checked by pid at once).
     pub lease: Duration,
+    /// On SIGTERM/SIGINT a running step may finish within this long; then it is killed and the
+    /// deploy recorded interrupted.
+    pub shutdown_grace: Duration,
+}
+
+/// The HTTP server (health, metrics, pages).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen, e.g. `127.0.0.1:8080`.
+    pub bind: std::net::SocketAddr,
+    /// How chat links reach the pages (e.g. `https://chatops.example.org`), no trailing slash.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ChatConfig {
     pub prefix: String,
+}
+
+/// `[discord]`: where the bot lives on Discord and which guild roles count as which bot roles.
+/// Everything is optional here so that `console`/`exec` hosts need no Discord settings; `run`
+/// says precisely what is missing.
+#[derive(Debug, Clone, Default)]
+pub struct DiscordConfig {
+    /// The guild (server) whose slash commands the bot registers and whose members it serves.
+    pub guild_id: Option<u64>,
+    /// The channel for the bot's own announcements (new paused DAGs).
+    pub announce_channel_id: Option<u64>,
+    /// Guild role name or id → bot role (`"Core Maintainers" = "core-maintainer"`). Only mapped
+    /// roles count: a guild role nobody mapped grants nothing.
+    pub roles: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,16 +208,19 @@ pub struct Secrets {
     pub registry_username: Option<String>,
     pub registry_password: Option<SecretString>,
     pub airflow_password: Option<SecretString>,
+    /// Bearer token for the pages when the server listens beyond loopback (`SERVER_TOKEN`).
+    pub server_token: Option<SecretString>,
 }
 
 impl Secrets {
     /// Names of the env vars that hold the bot's own secrets; steps never inherit them.
-    pub const ENV_VARS: [&'static str; 5] = [
+    pub const ENV_VARS: [&'static str; 6] = [
         "DISCORD_TOKEN",
         "GITHUB_TOKEN",
         "REGISTRY_USERNAME",
         "REGISTRY_PASSWORD",
         "AIRFLOW_PASSWORD",
+        "SERVER_TOKEN",
     ];
 
     pub fn from_env() -> Self {
@@ -200,6 +231,7 @@ impl Secrets {
             registry_username: get("REGISTRY_USERNAME"),
             registry_password: get("REGISTRY_PASSWORD").map(SecretString::from),
             airflow_password: get("AIRFLOW_PASSWORD").map(SecretString::from),
+            server_token: get("SERVER_TOKEN").map(SecretString::from),
         }
     }
 
@@ -211,6 +243,7 @@ impl Secrets {
             &self.github_token,
             &self.registry_password,
             &self.airflow_password,
+            &self.server_token,
         ]
         .into_iter()
         .flatten()

@@ -13,8 +13,8 @@ use figment::value::{Dict, Num, Value};
 use super::load::Origins;
 use super::{
     AirflowApi, AirflowConfig, CatalogDbConfig, ChatConfig, CommitSource, Config, DagSyncConfig,
-    DeployConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig, RegistryConfig,
-    Secrets, StoreConfig, TargetConfig, WatchConfig,
+    DeployConfig, DiscordConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
+    RegistryConfig, Secrets, ServerConfig, StoreConfig, TargetConfig, WatchConfig,
 };
 
 /// Every action a permission can be granted for, in the order we list them in messages.
@@ -41,14 +41,16 @@ const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
     ("migrations.apply", "core-maintainer"),
 ];
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 16] = [
     "watch",
     "dag_sync",
     "catalog_db",
     "migrations",
     "store",
     "deploy",
+    "server",
     "chat",
+    "discord",
     "github",
     "registry",
     "airflow",
@@ -121,15 +123,30 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease"]);
+    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace"]);
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),
         Duration::from_secs(30),
     );
+    let shutdown_grace = c.duration(
+        "deploy.shutdown_grace",
+        deploy_t.and_then(|t| t.get("shutdown_grace")),
+        Duration::from_secs(30),
+    );
+
+    let server_t = c.section(doc, "server", &["bind", "public_url"]);
+    let server = c.server(server_t, &secrets);
 
     let chat = c.section(doc, "chat", &["prefix"]);
     let prefix = c.prefix(chat);
+
+    let discord_t = c.section(
+        doc,
+        "discord",
+        &["guild_id", "announce_channel_id", "roles"],
+    );
+    let discord = c.discord(discord_t);
 
     let github = c.section(doc, "github", &["api_url"]);
     let api_url = c.http_url(github, "github", "api_url", "https://api.github.com");
@@ -185,8 +202,13 @@ pub(super) fn validate(
     }
     Ok(Config {
         store: StoreConfig { url },
-        deploy: DeployConfig { lease },
+        deploy: DeployConfig {
+            lease,
+            shutdown_grace,
+        },
+        server,
         chat: ChatConfig { prefix },
+        discord,
         github: GithubConfig { api_url },
         registry: RegistryConfig { url: registry_url },
         airflow,
@@ -248,7 +270,7 @@ impl Checker<'_> {
             let lower = key.to_ascii_lowercase();
             match lower.as_str() {
                 // Whole sections that people reach for when they have a secret to put somewhere.
-                "secrets" | "discord" => match value {
+                "secrets" => match value {
                     Value::Dict(_, t) => {
                         for k in t.keys() {
                             let dotted = format!("{key}.{k}");
@@ -326,6 +348,66 @@ impl Checker<'_> {
     }
 
     // ---- sections --------------------------------------------------------------------------
+
+    /// `[server]`: a socket address to bind, an optional public URL for links; beyond loopback
+    /// the pages need `SERVER_TOKEN`, so a missing or short token is a problem (fail closed).
+    fn server(&mut self, t: Option<&Dict>, secrets: &Secrets) -> ServerConfig {
+        let default_bind = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+        let bind = match t.and_then(|t| t.get("bind")) {
+            None => default_bind,
+            Some(v) => match v {
+                Value::String(_, s) => match s.trim().parse::<std::net::SocketAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        self.report(
+                            "server.bind",
+                            format!(
+                                "must be an IP address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\", got {}",
+                                show(v)
+                            ),
+                        );
+                        default_bind
+                    }
+                },
+                other => {
+                    self.report(
+                        "server.bind",
+                        format!(
+                            "must be a string such as \"127.0.0.1:8080\", got {}",
+                            show(other)
+                        ),
+                    );
+                    default_bind
+                }
+            },
+        };
+        let public_url = match t.and_then(|t| t.get("public_url")) {
+            None => None,
+            Some(Value::String(_, s)) if s.trim().is_empty() => None,
+            Some(_) => {
+                let url = self.http_url(t, "server", "public_url", "");
+                Some(url.trim_end_matches('/').to_string())
+            }
+        };
+        if !bind.ip().is_loopback() {
+            use secrecy::ExposeSecret;
+            match &secrets.server_token {
+                None => self.report(
+                    "server.bind",
+                    format!(
+                        "{bind} listens beyond loopback, so the pages need a token: set the env var \
+                         SERVER_TOKEN (at least 16 characters), or bind 127.0.0.1"
+                    ),
+                ),
+                Some(tok) if tok.expose_secret().len() < 16 => self.report(
+                    "server.bind",
+                    "SERVER_TOKEN is shorter than 16 characters; use a long random value",
+                ),
+                Some(_) => {}
+            }
+        }
+        ServerConfig { bind, public_url }
+    }
 
     fn store_url(&mut self, store: Option<&Dict>) -> String {
         const DEFAULT: &str = "sqlite://data/catalog-chatops.db";
@@ -553,6 +635,77 @@ impl Checker<'_> {
             }
         }
         roles
+    }
+
+    // ---- discord ---------------------------------------------------------------------------
+
+    fn discord(&mut self, t: Option<&Dict>) -> DiscordConfig {
+        let Some(t) = t else {
+            return DiscordConfig::default();
+        };
+        let guild_id = t
+            .get("guild_id")
+            .and_then(|v| self.snowflake("discord.guild_id", v));
+        let announce_channel_id = t
+            .get("announce_channel_id")
+            .and_then(|v| self.snowflake("discord.announce_channel_id", v));
+        let mut roles = BTreeMap::new();
+        if let Some(v) = t.get("roles") {
+            const EXAMPLE: &str = "such as { \"Core Maintainers\" = \"core-maintainer\" }";
+            match v {
+                Value::Dict(_, m) => {
+                    for (guild_role, bot_role) in m {
+                        let key = format!("discord.roles.{guild_role}");
+                        match bot_role {
+                            Value::String(_, r) if !r.trim().is_empty() && r != "*" => {
+                                roles.insert(guild_role.clone(), r.clone());
+                            }
+                            other => self.report(
+                                &key,
+                                format!(
+                                    "must be the bot role this guild role grants, such as \"core-maintainer\" (not \"*\"), got {}",
+                                    show(other)
+                                ),
+                            ),
+                        }
+                    }
+                }
+                other => self.report(
+                    "discord.roles",
+                    format!(
+                        "must be a table of guild role name or id → bot role, {EXAMPLE}, got {}",
+                        show(other)
+                    ),
+                ),
+            }
+        }
+        DiscordConfig {
+            guild_id,
+            announce_channel_id,
+            roles,
+        }
+    }
+
+    /// A Discord id: a positive integer (TOML number or digit string, since env values and
+    /// copied ids often arrive as text).
+    fn snowflake(&mut self, key: &str, v: &Value) -> Option<u64> {
+        let n = match v {
+            Value::String(_, s) => s.trim().parse::<u64>().ok(),
+            other => as_int(other).and_then(|n| u64::try_from(n).ok()),
+        };
+        match n {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                self.report(
+                    key,
+                    format!(
+                        "must be a Discord id (Developer Mode → right-click → Copy ID), such as 123456789012345678, got {}",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        }
     }
 
     // ---- targets ---------------------------------------------------------------------------
@@ -1330,6 +1483,8 @@ fn secret_var(section: &str, key: &str) -> Option<&'static str> {
     let about = |word: &str| s == word || k.contains(word);
     if about("discord") {
         Some("DISCORD_TOKEN")
+    } else if about("server") {
+        Some("SERVER_TOKEN")
     } else if about("github") {
         Some("GITHUB_TOKEN")
     } else if about("airflow") {
@@ -1614,6 +1769,68 @@ release_tag = "latest"
             )),
             "store.url: must not contain a password; set PGPASSWORD in the environment instead"
         );
+    }
+
+    #[test]
+    fn discord_section() {
+        let ok = load_from_str(
+            &format!(
+            "[discord]\nguild_id = 123456789012345678\nannounce_channel_id = \"42\"\n\
+             [discord.roles]\n\"Core Maintainers\" = \"core-maintainer\"\n\"99\" = \"core-maintainer\"\n{TARGET}"
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(ok.discord.guild_id, Some(123456789012345678));
+        assert_eq!(ok.discord.announce_channel_id, Some(42));
+        assert_eq!(ok.discord.roles["Core Maintainers"], "core-maintainer");
+        assert_eq!(
+            only(&format!("[discord]\nguild_id = \"my server\"\n{TARGET}")),
+            "discord.guild_id: must be a Discord id (Developer Mode → right-click → Copy ID), such as 123456789012345678, got \"my server\""
+        );
+        assert_eq!(
+            only(&format!("[discord]\nroles = [\"core\"]\n{TARGET}")),
+            "discord.roles: must be a table of guild role name or id → bot role, such as { \"Core Maintainers\" = \"core-maintainer\" }, got a list"
+        );
+        assert_eq!(
+            only(&format!("[discord.roles]\nMods = \"*\"\n{TARGET}")),
+            "discord.roles.Mods: must be the bot role this guild role grants, such as \"core-maintainer\" (not \"*\"), got \"*\""
+        );
+        assert_eq!(
+            only(&format!("[discord]\nguild = 1\n{TARGET}")),
+            "unknown key discord.guild; known: guild_id, announce_channel_id, roles"
+        );
+    }
+
+    #[test]
+    fn server_bind_public_url_and_the_token_beyond_loopback() {
+        let c = load_from_str(TARGET, &[]).unwrap();
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.public_url, None);
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(30));
+        let doc = format!(
+            "[server]\nbind = \"127.0.0.1:9100\"\npublic_url = \"https://ops.example.org/\"\n\
+             [deploy]\nshutdown_grace = \"2m\"\n{TARGET}"
+        );
+        let c = load_from_str(&doc, &[]).unwrap();
+        assert_eq!(c.server.bind.port(), 9100);
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://ops.example.org")
+        );
+        assert_eq!(c.deploy.shutdown_grace, Duration::from_secs(120));
+        assert!(
+            only(&format!("[server]\nbind = \"localhost\"\n{TARGET}"))
+                .starts_with("server.bind: must be an IP address and port")
+        );
+        // The tests never set SERVER_TOKEN: a wildcard bind is refused without it.
+        if std::env::var_os("SERVER_TOKEN").is_none() {
+            assert!(
+                only(&format!("[server]\nbind = \"0.0.0.0:8080\"\n{TARGET}"))
+                    .contains("listens beyond loopback, so the pages need a token")
+            );
+        }
+        assert!(only(&format!("[server]\ntoken = \"abc\"\n{TARGET}")).contains("SERVER_TOKEN"));
     }
 
     #[test]

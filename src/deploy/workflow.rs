@@ -124,6 +124,9 @@ impl Workflow<'_> {
             .await
             .map_err(|e| self.store_error(e))?;
         if moved {
+            if to.is_final() || to == DeployState::AwaitingApproval {
+                crate::metrics::deploy_reached(to.as_str());
+            }
             self.ctx
                 .store
                 .append_audit(&NewAuditEvent {
@@ -279,6 +282,13 @@ impl Workflow<'_> {
             (*self.ctx.redactor).clone(),
         )
         .map_err(|e| e.to_string())?;
+        if self.ctx.shutdown.is_cancelled() {
+            // A step that has not started is not started during a shutdown: the deploy is
+            // recorded interrupted (lock kept) for a maintainer to pick up.
+            let reason = format!("the bot shut down before {name} started");
+            self.interrupt(d, name, &reason).await;
+            return Err(reason);
+        }
         self.conv
             .post(&format!(
                 "▶️ Deploy #{}: running {name}: `{}`",
@@ -343,8 +353,40 @@ impl Workflow<'_> {
                 }
             }
         };
-        let (result, ()) = tokio::join!(run, post_batches);
+        let grace = self.ctx.config.deploy.shutdown_grace;
+        let guarded = async {
+            let r = crate::shutdown::within_grace(run, &self.ctx.shutdown, grace).await;
+            // When the grace ran out the step's future was dropped (killing its process group)
+            // before it could say it was done.
+            done.store(true, Ordering::SeqCst);
+            wake.notify_one();
+            r
+        };
+        let (result, ()) = tokio::join!(guarded, post_batches);
+        let Some(result) = result else {
+            let reason = format!(
+                "the bot shut down while {name} ran; it was killed after the {} grace period",
+                humantime::format_duration(grace)
+            );
+            let detail = serde_json::json!({ "argv": argv, "interrupted": true });
+            if let Err(e) = self
+                .ctx
+                .store
+                .record_step_output(d.id, name, "interrupted", None, "", started, &detail)
+                .await
+            {
+                tracing::error!(error = %e, "cannot journal step output");
+            }
+            crate::metrics::step_finished(
+                name,
+                false,
+                Duration::from_millis((now_ms() - started).max(0) as u64),
+            );
+            self.interrupt(d, name, &reason).await;
+            return Err(reason);
+        };
         let outcome = result.map_err(|e| e.to_string())?;
+        crate::metrics::step_finished(name, outcome.success(), outcome.duration);
         let detail = serde_json::json!({
             "argv": argv,
             "timed_out": outcome.timed_out,
@@ -374,6 +416,34 @@ impl Workflow<'_> {
             tracing::error!(error = %e, "cannot journal step output");
         }
         Ok(outcome)
+    }
+
+    /// Records the deploy interrupted at `step` because the process is shutting down. The lock
+    /// stays held: what the killed step did is unknown until a maintainer checks reality. The
+    /// caller's later transition to failed then finds the deploy moved and says so.
+    async fn interrupt(&self, d: &Deploy, step: &str, reason: &str) {
+        let active = [
+            DeployState::Requested,
+            DeployState::Preflight,
+            DeployState::Locked,
+            DeployState::Bump,
+            DeployState::Plan,
+            DeployState::Approved,
+            DeployState::Apply,
+            DeployState::Verify,
+        ];
+        if let Err(r) = self
+            .transition(
+                d,
+                &active,
+                DeployState::Interrupted,
+                Some(step),
+                Some(reason),
+            )
+            .await
+        {
+            tracing::error!(deploy_id = d.id, reply = %r.message, "cannot record the interruption");
+        }
     }
 
     /// `!deploy <target> <version> [--force]`.

@@ -247,6 +247,23 @@ impl HttpPolicy {
         &self,
         service: Service,
         path: &str,
+        attempt: F,
+    ) -> Result<Raw, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Raw, AttemptError>>,
+    {
+        let started = std::time::Instant::now();
+        let result = self.run_attempts(service, path, attempt).await;
+        // A 4xx answer is the caller's to judge (a missing image is an answer, not an error).
+        crate::metrics::upstream_request(&service.to_string(), started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn run_attempts<F, Fut>(
+        &self,
+        service: Service,
+        path: &str,
         mut attempt: F,
     ) -> Result<Raw, UpstreamError>
     where

@@ -1,0 +1,224 @@
+//! Slash commands and buttons, translated into the same command text a typed message carries, so
+//! that one grammar, one policy and one engine decide everything (a click is authorised exactly
+//! like the typed command).
+
+use serenity::all::{CommandDataOption, CommandDataOptionValue, CommandOptionType};
+use serenity::builder::{CreateCommand, CreateCommandOption};
+
+/// What `/deploy action:` may be; `start` (the default) is the full workflow.
+const DEPLOY_ACTIONS: [&str; 8] = [
+    "start", "check", "approve", "cancel", "status", "history", "resolve", "rollback",
+];
+
+/// Commands whose words after the name are free text (`/dags args:new --days 3`).
+const FREE_FORM: [(&str, &str, &str); 8] = [
+    ("dag-sync", "DAG code sync", "status"),
+    ("airflow", "Airflow", "status"),
+    ("dags", "DAGs", "new [--days N]"),
+    ("dag", "one DAG", "enable <dag_id> [--confirm]"),
+    (
+        "migrations",
+        "catalog DB migrations",
+        "status | apply <name>",
+    ),
+    ("audit", "the audit log", "[n]"),
+    ("locks", "deploy locks", "(nothing)"),
+    ("help", "the commands", "[command]"),
+];
+
+/// The guild's slash commands: `/deploy` with named options, the others with one free-text
+/// `args` option that follows the command word exactly as typed after `!`.
+pub fn definitions() -> Vec<CreateCommand> {
+    let mut action = CreateCommandOption::new(
+        CommandOptionType::String,
+        "action",
+        "what to do (default: start the full workflow)",
+    );
+    for a in DEPLOY_ACTIONS {
+        action = action.add_string_choice(a, a);
+    }
+    let text = |name: &str, what: &str| {
+        CreateCommandOption::new(
+            CommandOptionType::String,
+            name.to_string(),
+            what.to_string(),
+        )
+    };
+    let deploy = CreateCommand::new("deploy")
+        .description("Deploy a target: preflight, bump, plan, approval, apply")
+        .add_option(action)
+        .add_option(text("target", "the target, e.g. catalog"))
+        .add_option(text("version", "the version, e.g. v1.5.3"))
+        .add_option(
+            CreateCommandOption::new(CommandOptionType::Integer, "id", "the deploy id")
+                .min_int_value(1),
+        )
+        .add_option(
+            text("resolution", "for resolve: what really happened")
+                .add_string_choice("succeeded", "succeeded")
+                .add_string_choice("failed", "failed"),
+        )
+        .add_option(CreateCommandOption::new(
+            CommandOptionType::Boolean,
+            "force",
+            "deploy despite running DAGs (needs deploy.force)",
+        ));
+    let mut all = vec![deploy];
+    for (name, what, usage) in FREE_FORM {
+        all.push(
+            CreateCommand::new(name)
+                .description(format!("{what}: /{name} {usage}"))
+                .add_option(text("args", usage)),
+        );
+    }
+    all
+}
+
+/// An option value as text, or `None` when it is absent or of a type we never declare.
+fn value(options: &[CommandDataOption], name: &str) -> Option<String> {
+    let o = options.iter().find(|o| o.name == name)?;
+    match &o.value {
+        CommandDataOptionValue::String(s) => Some(s.trim().to_string()),
+        CommandDataOptionValue::Integer(i) => Some(i.to_string()),
+        CommandDataOptionValue::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The command text a slash command stands for, e.g. `!deploy catalog v1.5.3 --force`. Missing
+/// options are simply left out: the grammar then says precisely what is missing.
+pub fn slash_text(prefix: &str, name: &str, options: &[CommandDataOption]) -> String {
+    let get = |n: &str| value(options, n).filter(|s| !s.is_empty());
+    let mut words: Vec<String> = vec![name.to_string()];
+    if name == "deploy" {
+        let action = get("action").unwrap_or_else(|| "start".into());
+        if action != "start" {
+            words.push(action);
+        }
+        for key in ["target", "version", "id", "resolution"] {
+            if let Some(v) = get(key) {
+                words.push(v);
+            }
+        }
+        if get("force").as_deref() == Some("true") {
+            words.push("--force".into());
+        }
+    } else if let Some(args) = get("args") {
+        words.push(args);
+    }
+    format!("{prefix}{}", words.join(" "))
+}
+
+/// The command text a button stands for; `None` for an id we never issue.
+pub fn button_text(prefix: &str, custom_id: &str) -> Option<String> {
+    let mut parts = custom_id.splitn(3, ':');
+    let (kind, verb, arg) = (parts.next()?, parts.next()?, parts.next()?);
+    let ok_id = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    match (kind, verb) {
+        ("deploy", "approve" | "cancel") if arg.parse::<i64>().is_ok() => {
+            Some(format!("{prefix}deploy {verb} {arg}"))
+        }
+        ("dag", "enable") if ok_id(arg) => Some(format!("{prefix}dag enable {arg} --confirm")),
+        _ => None,
+    }
+}
+
+/// The slash command options as serenity would hand them to us (for tests of the translation).
+#[cfg(test)]
+fn opt(name: &str, value: CommandDataOptionValue) -> CommandDataOption {
+    serde_json::from_value(serde_json::json!({
+        "name": name,
+        "type": match value {
+            CommandDataOptionValue::Integer(_) => 4,
+            CommandDataOptionValue::Boolean(_) => 5,
+            _ => 3,
+        },
+        "value": match value {
+            CommandDataOptionValue::String(s) => serde_json::json!(s),
+            CommandDataOptionValue::Integer(i) => serde_json::json!(i),
+            CommandDataOptionValue::Boolean(b) => serde_json::json!(b),
+            _ => serde_json::Value::Null,
+        },
+    }))
+    .expect("option json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CommandDataOptionValue as V;
+
+    #[test]
+    fn slash_commands_become_command_text() {
+        let s = |v: &str| V::String(v.into());
+        assert_eq!(
+            slash_text(
+                "!",
+                "deploy",
+                &[opt("target", s("catalog")), opt("version", s("v1.5.3"))]
+            ),
+            "!deploy catalog v1.5.3"
+        );
+        assert_eq!(
+            slash_text(
+                "!",
+                "deploy",
+                &[
+                    opt("target", s("catalog")),
+                    opt("version", s("v1.5.3")),
+                    opt("force", V::Boolean(true))
+                ]
+            ),
+            "!deploy catalog v1.5.3 --force"
+        );
+        assert_eq!(
+            slash_text(
+                "!",
+                "deploy",
+                &[
+                    opt("action", s("resolve")),
+                    opt("id", V::Integer(4)),
+                    opt("resolution", s("failed"))
+                ]
+            ),
+            "!deploy resolve 4 failed"
+        );
+        assert_eq!(slash_text("?", "locks", &[]), "?locks");
+        assert_eq!(
+            slash_text("!", "dags", &[opt("args", s("new --days 3"))]),
+            "!dags new --days 3"
+        );
+    }
+
+    #[test]
+    fn buttons_become_command_text() {
+        assert_eq!(
+            button_text("!", "deploy:approve:7").as_deref(),
+            Some("!deploy approve 7")
+        );
+        assert_eq!(
+            button_text("!", "deploy:cancel:7").as_deref(),
+            Some("!deploy cancel 7")
+        );
+        assert_eq!(
+            button_text("!", "dag:enable:image_expiration_workflow").as_deref(),
+            Some("!dag enable image_expiration_workflow --confirm")
+        );
+        assert_eq!(button_text("!", "deploy:approve:7 --force"), None);
+        assert_eq!(button_text("!", "dag:enable:a b"), None);
+        assert_eq!(button_text("!", "deploy:apply:7"), None);
+    }
+
+    #[test]
+    fn definitions_respect_discord_limits() {
+        let defs = serde_json::to_value(definitions()).expect("serialise");
+        for d in defs.as_array().expect("list") {
+            let desc = d["description"].as_str().unwrap_or("");
+            assert!(!desc.is_empty() && desc.chars().count() <= 100, "{desc}");
+            for o in d["options"].as_array().into_iter().flatten() {
+                let desc = o["description"].as_str().unwrap_or("");
+                assert!(!desc.is_empty() && desc.chars().count() <= 100, "{desc}");
+            }
+        }
+    }
+}
