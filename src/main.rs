@@ -181,38 +181,7 @@ async fn run(cli: Cli) -> ExitCode {
             let Some(store) = open_store(&config, true).await else {
                 return ExitCode::from(EXIT_SETUP);
             };
-            let token = config.secrets.discord_token.clone();
-            let engine = match Engine::new(config, store.clone()) {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_SETUP);
-                }
-            };
-            let bot = match discord::connect(engine, token.as_ref(), None).await {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    store.close().await;
-                    return ExitCode::from(EXIT_SETUP);
-                }
-            };
-            let shards = bot.shard_manager();
-            let result = tokio::select! {
-                r = bot.run() => r,
-                _ = tokio::signal::ctrl_c() => {
-                    shards.shutdown_all().await;
-                    Ok(())
-                }
-            };
-            store.close().await;
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_SETUP)
-                }
-            }
+            ops::run(config, store).await
         }
         Cmd::Serve => {
             let Some(store) = open_store(&config, true).await else {

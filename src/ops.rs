@@ -1,5 +1,6 @@
-//! The operator subcommands of the binary: `serve` (HTTP server plus the watchers' leader
-//! election, no Discord), `healthcheck`, and the helpers of `exec --claim`.
+//! The long-running and operator subcommands of the binary: `run` (Discord, the HTTP server and
+//! the leader-elected watchers), `serve` (the same without Discord), `healthcheck`, and the
+//! helpers of `exec --claim`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,10 +9,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use catalog_chatops::Engine;
+use catalog_chatops::chat::{Conversation, discord};
 use catalog_chatops::config::Config;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::Store;
+use catalog_chatops::watch::announcer;
 
 /// The advisory-lock name the watchers' leader holds.
 pub const WATCHERS_KEY: &str = "catalog-chatops/watchers";
@@ -37,11 +41,63 @@ pub fn already_claimed(key: &str, json: bool) {
     }
 }
 
-/// Runs the server and the leader election until SIGTERM/SIGINT, then stops both, closes the
-/// store and exits 0.
+/// Announcements of a process without a chat front end (`serve`): they go to the log, where an
+/// operator's log pipeline picks them up.
+struct LogAnnouncements;
+
+#[async_trait::async_trait]
+impl Conversation for LogAnnouncements {
+    async fn post(&self, text: &str) {
+        tracing::info!(announcement = %text, "announcement");
+    }
+}
+
+/// `serve`: the HTTP server and the leader-elected watchers, without Discord.
 pub async fn serve(config: Config, store: Store) -> ExitCode {
     let shutdown = CancellationToken::new();
+    let engine = match Engine::new(config, store.clone()) {
+        Ok(e) => e.with_shutdown(shutdown.clone()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    services(engine, store, None, shutdown).await
+}
+
+/// `run`: Discord, the HTTP server and the leader-elected watchers.
+pub async fn run(config: Config, store: Store) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let token = config.secrets.discord_token.clone();
+    let engine = match Engine::new(config, store.clone()) {
+        Ok(e) => e.with_shutdown(shutdown.clone()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let bot = match discord::connect(engine.clone(), token.as_ref(), None).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            store.close().await;
+            return ExitCode::from(3);
+        }
+    };
+    services(engine, store, Some(bot), shutdown).await
+}
+
+/// Runs the server, the watchers (on the leader only) and the chat front end, if any, until
+/// SIGTERM/SIGINT; then stops taking commands, lets a running step finish within the grace
+/// period (the workflow watches the same token), closes the store and exits.
+async fn services(
+    engine: Engine,
+    store: Store,
+    bot: Option<discord::Bot>,
+    shutdown: CancellationToken,
+) -> ExitCode {
     catalog_chatops::shutdown::on_signals(shutdown.clone());
+    let config = engine.ctx().config.clone();
     let bind = config.server.bind;
     let listener = match server::bind(bind).await {
         Ok(l) => l,
@@ -53,21 +109,70 @@ pub async fn serve(config: Config, store: Store) -> ExitCode {
     let local = listener.local_addr().unwrap_or(bind);
     let poll = (config.deploy.lease / 3).max(Duration::from_millis(200));
     let readiness = Arc::new(Readiness::default());
-    // `serve` has no chat front end: it is as connected as it will ever be.
-    readiness.set_chat(true);
-    let state = Arc::new(AppState::new(Arc::new(config), store.clone(), readiness));
+    let announce: Arc<dyn Conversation> = match &bot {
+        // Without a chat front end there is nothing to wait for.
+        None => {
+            readiness.set_chat(true);
+            Arc::new(LogAnnouncements)
+        }
+        Some(b) => {
+            // /readyz follows the gateway session.
+            let connected = b.connected();
+            let r = readiness.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    r.set_chat(connected.load(std::sync::atomic::Ordering::SeqCst));
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+            b.announcements()
+                .unwrap_or_else(|| Arc::new(LogAnnouncements))
+        }
+    };
+    let state = Arc::new(AppState::new(config.clone(), store.clone(), readiness));
+    let ctx = engine.ctx().clone();
     let leader = tokio::spawn(Leadership::acquire_loop(
         store.clone(),
         WATCHERS_KEY,
         poll,
-        // The watchers (src/watch) start here when they are wired in; until then leading is
-        // visible in /metrics (catalog_chatops_leader) and the log.
-        |lead: CancellationToken| async move { lead.cancelled().await },
+        // Only the leader polls Airflow and announces: replicas would announce twice.
+        move |lead: CancellationToken| {
+            let task = announcer::spawn(ctx.clone(), announce.clone(), lead.clone());
+            async move {
+                lead.cancelled().await;
+                let _ = task.await;
+            }
+        },
         shutdown.clone(),
     ));
     tracing::info!(addr = %local, "serving /healthz, /readyz, /metrics and the pages");
-    eprintln!("catalog-chatops serve: listening on http://{local}");
-    let result = server::serve(listener, state, shutdown.clone()).await;
+    let mode = if bot.is_some() { "run" } else { "serve" };
+    eprintln!("catalog-chatops {mode}: listening on http://{local}");
+    let server = server::serve(listener, state, shutdown.clone());
+    let result = match bot {
+        None => server.await.map_err(|e| e.to_string()),
+        Some(bot) => {
+            let shards = bot.shard_manager();
+            let stop = shutdown.clone();
+            let chat = async move {
+                tokio::select! {
+                    r = bot.run() => r.map_err(|e| e.to_string()),
+                    _ = stop.cancelled() => {
+                        shards.shutdown_all().await;
+                        Ok(())
+                    }
+                }
+            };
+            let (s, c) = tokio::join!(server, async {
+                let r = chat.await;
+                // The gateway ended for good (or on a signal): stop everything else too.
+                shutdown.cancel();
+                r
+            });
+            s.map_err(|e| e.to_string()).and(c)
+        }
+    };
     shutdown.cancel();
     let _ = leader.await;
     store.close().await;
@@ -75,7 +180,7 @@ pub async fn serve(config: Config, store: Store) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(3)
         }
     }
 }

@@ -71,6 +71,8 @@ pub enum Origin {
     /// engine decides: a refusal goes to the clicker alone (ephemeral), anything that changed
     /// state goes to everyone.
     Component(Box<ComponentInteraction>),
+    /// The bot speaking on its own in a channel (announcements of new DAGs).
+    Channel,
 }
 
 pub struct DiscordConversation {
@@ -201,7 +203,7 @@ impl DiscordConversation {
                 }
                 i.create_followup(&*self.http, b).await?;
             }
-            Origin::Message { .. } | Origin::Component(_) => {
+            Origin::Message { .. } | Origin::Component(_) | Origin::Channel => {
                 let mut m = CreateMessage::new().content(content);
                 if let Some(f) = file {
                     m = m.add_file(f);
@@ -316,6 +318,23 @@ fn button_rows(buttons: &[Button]) -> Vec<CreateActionRow> {
 
 #[async_trait::async_trait]
 impl Conversation for DiscordConversation {
+    /// A new paused DAG: the text plus an Enable button (`dag:enable:<id>`), which the handler
+    /// turns into `!dag enable <id> --confirm` as the clicking member.
+    async fn announce(&self, a: &crate::watch::Announcement) {
+        let button = Button {
+            id: a.button_id.clone(),
+            label: "Enable".to_string(),
+            style: "success",
+        };
+        let text = limits::truncate(&self.redactor.redact(&a.text), MAX_CONTENT);
+        let m = CreateMessage::new()
+            .content(text)
+            .components(button_rows(std::slice::from_ref(&button)));
+        if let Err(e) = self.channel_id.send_message(&*self.http, m).await {
+            tracing::warn!(dag_id = %a.dag_id, error = %e, "cannot post the announcement");
+        }
+    }
+
     async fn post(&self, text: &str) {
         if let Origin::Component(_) = &self.origin {
             let mut st = self.state.lock().await;

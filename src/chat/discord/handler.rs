@@ -22,6 +22,8 @@ pub struct Handler {
     bot_user_id: u64,
     /// Who claims events in the store (host and pid): tells replicas apart in `command_claims`.
     replica: String,
+    /// Set while the gateway session is up; `/readyz` reports it.
+    pub connected: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handler {
@@ -34,6 +36,7 @@ impl Handler {
             engine,
             bot_user_id,
             replica: format!("discord@{host}:{}", std::process::id()),
+            connected: Arc::default(),
         }
     }
 
@@ -133,6 +136,8 @@ async fn role_names(ctx: &Context, guild: GuildId, ids: &[RoleId]) -> Vec<(u64, 
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
+        self.connected
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
         let Some(guild) = self.guild() else {
             return;
@@ -150,6 +155,8 @@ impl EventHandler for Handler {
     }
 
     async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        self.connected
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::info!("gateway session resumed");
     }
 

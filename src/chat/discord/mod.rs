@@ -56,6 +56,8 @@ pub fn intents() -> GatewayIntents {
 /// A connected (not yet started) bot.
 pub struct Bot {
     client: Client,
+    connected: Arc<std::sync::atomic::AtomicBool>,
+    announce: Option<Arc<dyn crate::chat::Conversation>>,
 }
 
 /// Checks the token and the configuration and builds the client. `api_base` points serenity's
@@ -87,16 +89,42 @@ pub async fn connect(
     };
     tracing::info!(bot = %me.name, id = me.id.get(), "token accepted");
     let engine = engine.with_bot_user_id(me.id.get());
+    let handler = handler::Handler::new(engine.clone(), me.id.get());
+    let connected = handler.connected.clone();
     let client = serenity::all::ClientBuilder::new_with_http(http, intents())
-        .event_handler(handler::Handler::new(engine, me.id.get()))
+        .event_handler(handler)
         .await?;
-    Ok(Bot { client })
+    let c = engine.ctx();
+    let announce = c.config.discord.announce_channel_id.map(|channel| {
+        Arc::new(conversation::DiscordConversation::new(
+            client.http.clone(),
+            c.store.clone(),
+            c.redactor.clone(),
+            serenity::all::ChannelId::new(channel),
+            conversation::Origin::Channel,
+        )) as Arc<dyn crate::chat::Conversation>
+    });
+    Ok(Bot {
+        client,
+        connected,
+        announce,
+    })
 }
 
 impl Bot {
     /// Lets a caller (a test, a signal handler) shut the gateway connections down.
     pub fn shard_manager(&self) -> Arc<ShardManager> {
         self.client.shard_manager.clone()
+    }
+
+    /// True while the gateway session is up (for `/readyz`).
+    pub fn connected(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.connected.clone()
+    }
+
+    /// The ops channel (`[discord] announce_channel_id`) where new paused DAGs are announced.
+    pub fn announcements(&self) -> Option<Arc<dyn crate::chat::Conversation>> {
+        self.announce.clone()
     }
 
     /// Runs until the gateway connection ends for good.
