@@ -130,16 +130,10 @@ impl Workflow<'_> {
             self.ctx
                 .store
                 .append_audit(&NewAuditEvent {
-                    kind: "deploy.transition".into(),
-                    source: self.actor.source.name().into(),
-                    actor: self.actor.name.clone(),
-                    os_user: self.actor.source.os_user().map(str::to_string),
-                    roles: self.actor.roles.clone(),
-                    target: Some(d.target.clone()),
                     deploy_id: Some(d.id),
                     outcome: Some(to.as_str().into()),
                     detail: serde_json::json!({ "to": to.as_str(), "step": step, "reason": reason }),
-                    ..NewAuditEvent::default()
+                    ..self.event("deploy.transition", d)
                 })
                 .await
                 .map_err(|e| self.store_error(e))?;
@@ -163,6 +157,20 @@ impl Workflow<'_> {
             Ok(Some(card)) => self.conv.deploy_card(&card).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(deploy_id = id, error = %e, "cannot build the status card"),
+        }
+    }
+
+    /// An audit event about deploy `d` by this command's actor; callers fill in the rest.
+    fn event(&self, kind: &str, d: &Deploy) -> NewAuditEvent {
+        NewAuditEvent {
+            kind: kind.into(),
+            source: self.actor.source.name().into(),
+            actor: self.actor.name.clone(),
+            os_user: self.actor.source.os_user().map(str::to_string),
+            roles: self.actor.roles.clone(),
+            target: Some(d.target.clone()),
+            deploy_id: Some(d.id),
+            ..NewAuditEvent::default()
         }
     }
 
@@ -528,12 +536,6 @@ impl Workflow<'_> {
         self.ctx
             .store
             .append_audit(&NewAuditEvent {
-                kind: "deploy.transition".into(),
-                source: self.actor.source.name().into(),
-                actor: self.actor.name.clone(),
-                os_user: self.actor.source.os_user().map(str::to_string),
-                roles: self.actor.roles.clone(),
-                target: Some(d.target.clone()),
                 deploy_id: Some(d.id),
                 outcome: Some("locked".into()),
                 detail: serde_json::json!({
@@ -544,7 +546,7 @@ impl Workflow<'_> {
                     // --force is recorded with the runs it overrode.
                     "overridden_runs": if force { serde_json::to_value(&report.blocking_runs).unwrap_or_default() } else { serde_json::Value::Null },
                 }),
-                ..NewAuditEvent::default()
+                ..self.event("deploy.transition", &d)
             })
             .await
             .map_err(|e| self.store_error(e))?;
@@ -773,12 +775,6 @@ impl Workflow<'_> {
         self.ctx
             .store
             .append_audit(&NewAuditEvent {
-                kind: "deploy.approval".into(),
-                source: self.actor.source.name().into(),
-                actor: self.actor.name.clone(),
-                os_user: self.actor.source.os_user().map(str::to_string),
-                roles: self.actor.roles.clone(),
-                target: Some(d.target.clone()),
                 deploy_id: Some(id),
                 outcome: Some(
                     if added {
@@ -789,7 +785,7 @@ impl Workflow<'_> {
                     .into(),
                 ),
                 detail: serde_json::json!({ "fingerprint": fingerprint }),
-                ..NewAuditEvent::default()
+                ..self.event("deploy.approval", &d)
             })
             .await
             .map_err(|e| self.store_error(e))?;
