@@ -154,7 +154,13 @@ impl Workflow<'_> {
             .get(d.as_ref().map(|d| d.target.as_str()).unwrap_or(""))
             .map_or(1, |t| t.approvals);
         match crate::deploy::card::build(&self.ctx.store, id, needed).await {
-            Ok(Some(card)) => self.conv.deploy_card(&card).await,
+            Ok(Some(mut card)) => {
+                // Discord's 2,000 characters fall short of a deploy's story: link its page.
+                if let Some(url) = crate::server::page_url(&self.ctx.config, id) {
+                    card.lines.push(format!("📄 {url}"));
+                }
+                self.conv.deploy_card(&card).await
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(deploy_id = id, error = %e, "cannot build the status card"),
         }
