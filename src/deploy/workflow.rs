@@ -224,6 +224,24 @@ impl Workflow<'_> {
         }
     }
 
+    /// Moves a deploy this process owns from `from` to `to`; when someone else moved it first
+    /// (a cancel, an interruption) the work stops with the reply that says so.
+    async fn advance(
+        &self,
+        d: &Deploy,
+        from: DeployState,
+        to: DeployState,
+        step: Option<&str>,
+        reason: Option<&str>,
+        owner: &Owner,
+    ) -> Flow<()> {
+        if self.transition(d, &[from], to, step, reason).await? {
+            Ok(())
+        } else {
+            Err(self.moved_elsewhere(d.id, owner).await)
+        }
+    }
+
     /// Fails the deploy at `step` with `reason`, releases its lock and lease.
     async fn fail(
         &self,
@@ -595,18 +613,15 @@ impl Workflow<'_> {
 
     async fn bump_and_plan(&self, d: Deploy, target: &TargetConfig, owner: &Owner) -> Flow<Reply> {
         // bump
-        if !self
-            .transition(
-                &d,
-                &[DeployState::Locked],
-                DeployState::Bump,
-                Some("bump"),
-                None,
-            )
-            .await?
-        {
-            return Ok(self.moved_elsewhere(d.id, owner).await);
-        }
+        self.advance(
+            &d,
+            DeployState::Locked,
+            DeployState::Bump,
+            Some("bump"),
+            None,
+            owner,
+        )
+        .await?;
         match self.step(&d, "bump", &target.bump, target, None).await {
             Err(e) => return Ok(self.fail(&d, DeployState::Bump, "bump", &e, owner).await),
             Ok(o) if !o.success() => {
@@ -618,18 +633,15 @@ impl Workflow<'_> {
             Ok(_) => {}
         }
         // plan
-        if !self
-            .transition(
-                &d,
-                &[DeployState::Bump],
-                DeployState::Plan,
-                Some("plan"),
-                None,
-            )
-            .await?
-        {
-            return Ok(self.moved_elsewhere(d.id, owner).await);
-        }
+        self.advance(
+            &d,
+            DeployState::Bump,
+            DeployState::Plan,
+            Some("plan"),
+            None,
+            owner,
+        )
+        .await?;
         let outcome = match self.step(&d, "plan", &target.plan, target, None).await {
             Err(e) => return Ok(self.fail(&d, DeployState::Plan, "plan", &e, owner).await),
             Ok(o) if !o.success() => {
@@ -656,18 +668,15 @@ impl Workflow<'_> {
         }
         if plan.no_changes {
             let reason = "the plan has no changes: nothing to apply";
-            if !self
-                .transition(
-                    &d,
-                    &[DeployState::Plan],
-                    DeployState::Cancelled,
-                    Some("plan"),
-                    Some(reason),
-                )
-                .await?
-            {
-                return Ok(self.moved_elsewhere(d.id, owner).await);
-            }
+            self.advance(
+                &d,
+                DeployState::Plan,
+                DeployState::Cancelled,
+                Some("plan"),
+                Some(reason),
+                owner,
+            )
+            .await?;
             self.release_lock(&d).await;
             let _ = self.ctx.store.release_lease(d.id, owner).await;
             return Ok(Reply::ok(format!(
@@ -684,18 +693,15 @@ impl Workflow<'_> {
             .set_deploy_facts(d.id, None, None, Some((&fingerprint, &summary)))
             .await
             .map_err(|e| self.store_error(e))?;
-        if !self
-            .transition(
-                &d,
-                &[DeployState::Plan],
-                DeployState::AwaitingApproval,
-                Some("approval"),
-                None,
-            )
-            .await?
-        {
-            return Ok(self.moved_elsewhere(d.id, owner).await);
-        }
+        self.advance(
+            &d,
+            DeployState::Plan,
+            DeployState::AwaitingApproval,
+            Some("approval"),
+            None,
+            owner,
+        )
+        .await?;
         // Resting: nobody owns a deploy that waits for people.
         let _ = self.ctx.store.release_lease(d.id, owner).await;
         self.conv
@@ -878,18 +884,15 @@ impl Workflow<'_> {
         owner: &Owner,
         approved: &str,
     ) -> Flow<Reply> {
-        if !self
-            .transition(
-                &d,
-                &[DeployState::Approved],
-                DeployState::Apply,
-                Some("apply"),
-                None,
-            )
-            .await?
-        {
-            return Ok(self.moved_elsewhere(d.id, owner).await);
-        }
+        self.advance(
+            &d,
+            DeployState::Approved,
+            DeployState::Apply,
+            Some("apply"),
+            None,
+            owner,
+        )
+        .await?;
         let seen: Arc<Mutex<Option<String>>> = Arc::default();
         let handler: infra::PromptHandler = {
             let approved = approved.to_string();
@@ -950,18 +953,15 @@ impl Workflow<'_> {
                 .await;
         }
         // verify
-        if !self
-            .transition(
-                &d,
-                &[DeployState::Apply],
-                DeployState::Verify,
-                Some("verify"),
-                None,
-            )
-            .await?
-        {
-            return Ok(self.moved_elsewhere(d.id, owner).await);
-        }
+        self.advance(
+            &d,
+            DeployState::Apply,
+            DeployState::Verify,
+            Some("verify"),
+            None,
+            owner,
+        )
+        .await?;
         self.conv
             .post(&format!(
                 "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
@@ -974,18 +974,15 @@ impl Workflow<'_> {
                 .fail(&d, DeployState::Verify, "verify", &reason, owner)
                 .await),
             Ok(health) => {
-                if !self
-                    .transition(
-                        &d,
-                        &[DeployState::Verify],
-                        DeployState::Succeeded,
-                        Some("verify"),
-                        Some(&health),
-                    )
-                    .await?
-                {
-                    return Ok(self.moved_elsewhere(d.id, owner).await);
-                }
+                self.advance(
+                    &d,
+                    DeployState::Verify,
+                    DeployState::Succeeded,
+                    Some("verify"),
+                    Some(&health),
+                    owner,
+                )
+                .await?;
                 self.release_lock(&d).await;
                 let _ = self.ctx.store.release_lease(d.id, owner).await;
                 let took = now_ms() - d.created_ms;
