@@ -321,10 +321,25 @@ async fn deploys_are_journaled_and_listed() {
             .await
             .expect("create");
         assert_eq!(d.state, DeployState::Requested);
-        t.store
-            .set_deploy_state(d.id, DeployState::Failed, Some("plan"), Some("exit 1"))
-            .await
-            .expect("state");
+        let moved = |from: DeployState| {
+            let store = t.store.clone();
+            async move {
+                store
+                    .transition(
+                        d.id,
+                        &[from],
+                        DeployState::Failed,
+                        Some("plan"),
+                        Some("exit 1"),
+                    )
+                    .await
+                    .expect("transition")
+            }
+        };
+        assert!(moved(DeployState::Requested).await, "{}", t.backend);
+        // Compare-and-set: a second mover that saw the old state loses.
+        assert!(!moved(DeployState::Requested).await, "{}", t.backend);
+        assert_eq!(t.store.deploy_steps(d.id).await.expect("steps").len(), 1);
         let back = t
             .store
             .get_deploy(d.id)

@@ -214,44 +214,6 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("deploy {id} vanished after insert")))
     }
 
-    /// Moves a deploy to `state` (recording the step and reason) and journals the transition.
-    pub async fn set_deploy_state(
-        &self,
-        id: i64,
-        state: DeployState,
-        step: Option<&str>,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let now = now_ms();
-        let finished = state.is_final().then_some(now);
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE deploys SET state = $1, step = $2, reason = $3, updated_ms = $4, \
-             finished_ms = COALESCE($5, finished_ms) WHERE id = $6",
-        )
-        .bind(state.as_str())
-        .bind(step)
-        .bind(reason)
-        .bind(now)
-        .bind(finished)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO deploy_steps (deploy_id, step, state, detail, started_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(step.unwrap_or(state.as_str()))
-        .bind(state.as_str())
-        .bind(serde_json::json!({ "reason": reason }).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn get_deploy(&self, id: i64) -> Result<Option<Deploy>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM deploys WHERE id = $1"
