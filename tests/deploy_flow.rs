@@ -132,6 +132,20 @@ async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
     );
     assert!(msg.contains("✅ DAG runs: no active DAG runs"), "{msg}");
 
+    // `latest` resolves to the newest published release (the draft v1.6.0 does not count), and
+    // the image is checked for that version.
+    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog latest").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("Preflight for catalog latest (v1.5.3):"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("✅ image: `wordpress/openverse-catalog:v1.5.3` → sha256:"),
+        "{msg}"
+    );
+
     // A running DAG blocks and is named.
     let run_id = s
         .world

@@ -183,6 +183,14 @@ pub async fn run(
     }
 }
 
+/// The version itself when it names one; `latest` is only known once GitHub answers.
+fn concrete(version: &Version) -> Option<String> {
+    match version {
+        Version::Latest => None,
+        v => Some(v.as_str().to_string()),
+    }
+}
+
 async fn check_release(
     clients: &Integrations,
     target: &TargetConfig,
@@ -216,10 +224,7 @@ async fn check_release(
     match answer {
         Err(e) => (
             Check::new("release", Status::Unknown, e.to_string()),
-            match version {
-                Version::Latest => None,
-                v => Some(v.as_str().to_string()),
-            },
+            concrete(version),
         ),
         Ok(None) => {
             let what = match version {
@@ -230,13 +235,7 @@ async fn check_release(
                     target.repo
                 ),
             };
-            (
-                Check::new("release", Status::Fail, what),
-                match version {
-                    Version::Latest => None,
-                    v => Some(v.as_str().to_string()),
-                },
-            )
+            (Check::new("release", Status::Fail, what), concrete(version))
         }
         Ok(Some(r)) if r.draft => (
             Check::new(
@@ -247,10 +246,8 @@ async fn check_release(
             version_from_tag(&target.release_tag, &r.tag),
         ),
         Ok(Some(r)) => {
-            let resolved = match version {
-                Version::Latest => version_from_tag(&target.release_tag, &r.tag),
-                v => Some(v.as_str().to_string()),
-            };
+            let resolved =
+                concrete(version).or_else(|| version_from_tag(&target.release_tag, &r.tag));
             // A `latest` whose tag does not fit the template cannot be deployed by name.
             if resolved.is_none() {
                 return (
