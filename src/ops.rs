@@ -69,6 +69,7 @@ pub async fn serve(config: Config, store: Store) -> ExitCode {
 pub async fn run(config: Config, store: Store) -> ExitCode {
     let shutdown = CancellationToken::new();
     let token = config.secrets.discord_token.clone();
+    let api_url = config.discord.api_url.clone();
     let engine = match Engine::new(config, store.clone()) {
         Ok(e) => e.with_shutdown(shutdown.clone()),
         Err(e) => {
@@ -76,7 +77,7 @@ pub async fn run(config: Config, store: Store) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let bot = match discord::connect(engine.clone(), token.as_ref(), None).await {
+    let bot = match discord::connect(engine.clone(), token.as_ref(), api_url.as_deref()).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");

@@ -367,3 +367,39 @@ async fn deploys_are_journaled_and_listed() {
         );
     }
 }
+
+/// Regression: Postgres declared two millisecond columns 32-bit, so the first real timestamp
+/// failed with "integer out of range" (found by the two-replica test: the announcer could not
+/// record its seeding). Every store write that stamps a time must take a real Unix-ms time.
+#[tokio::test]
+async fn watcher_state_and_migration_requests_take_real_timestamps() {
+    for t in support::all_backends().await {
+        let s = &t.store;
+        s.set_state("announcer.seeded", "1")
+            .await
+            .unwrap_or_else(|e| panic!("{}: set_state: {e}", t.backend));
+        assert_eq!(
+            s.state("announcer.seeded").await.expect("state").as_deref(),
+            Some("1"),
+            "{}",
+            t.backend
+        );
+        assert!(
+            s.request_migration("0042_add_index.sql", "alice")
+                .await
+                .unwrap_or_else(|e| panic!("{}: request_migration: {e}", t.backend))
+        );
+        let r = s
+            .migration_request("0042_add_index.sql")
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(r.requested_by, "alice", "{}", t.backend);
+        assert!(
+            r.requested_ms > i64::from(i32::MAX),
+            "{}: {}",
+            t.backend,
+            r.requested_ms
+        );
+    }
+}

@@ -134,6 +134,11 @@ pub struct DiscordConfig {
     /// Guild role name or id → bot role (`"Core Maintainers" = "core-maintainer"`). Only mapped
     /// roles count: a guild role nobody mapped grants nothing.
     pub roles: BTreeMap<String, String>,
+    /// Where Discord's REST API is (`https://discord.com` when unset). Set only for a test double
+    /// or a relay that speaks Discord's API: serenity then sends every REST call there, takes the
+    /// gateway URL from that host's `GET /gateway`, and runs without its client-side rate limiter
+    /// (serenity 0.12.5 builds rate-limited requests without the proxy).
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]

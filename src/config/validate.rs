@@ -144,7 +144,7 @@ pub(super) fn validate(
     let discord_t = c.section(
         doc,
         "discord",
-        &["guild_id", "announce_channel_id", "roles"],
+        &["guild_id", "announce_channel_id", "roles", "api_url"],
     );
     let discord = c.discord(discord_t);
 
@@ -504,6 +504,7 @@ impl Checker<'_> {
                 let var = match section {
                     "github" => "GITHUB_TOKEN",
                     "registry" => "REGISTRY_USERNAME and REGISTRY_PASSWORD",
+                    "discord" => "DISCORD_TOKEN",
                     _ => "AIRFLOW_PASSWORD",
                 };
                 self.report(
@@ -679,10 +680,14 @@ impl Checker<'_> {
                 ),
             }
         }
+        let api_url = t
+            .contains_key("api_url")
+            .then(|| self.http_url(Some(t), "discord", "api_url", "https://discord.com"));
         DiscordConfig {
             guild_id,
             announce_channel_id,
             roles,
+            api_url,
         }
     }
 
@@ -1784,6 +1789,20 @@ release_tag = "latest"
         assert_eq!(ok.discord.guild_id, Some(123456789012345678));
         assert_eq!(ok.discord.announce_channel_id, Some(42));
         assert_eq!(ok.discord.roles["Core Maintainers"], "core-maintainer");
+        assert_eq!(ok.discord.api_url, None, "Discord itself unless set");
+        let relay = load_from_str(
+            &format!("[discord]\napi_url = \"http://127.0.0.1:9000/\"\n{TARGET}"),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            relay.discord.api_url.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            only(&format!("[discord]\napi_url = \"discord.com\"\n{TARGET}")),
+            "discord.api_url: must be an http:// or https:// URL such as \"https://discord.com\", got \"discord.com\""
+        );
         assert_eq!(
             only(&format!("[discord]\nguild_id = \"my server\"\n{TARGET}")),
             "discord.guild_id: must be a Discord id (Developer Mode → right-click → Copy ID), such as 123456789012345678, got \"my server\""
@@ -1798,7 +1817,7 @@ release_tag = "latest"
         );
         assert_eq!(
             only(&format!("[discord]\nguild = 1\n{TARGET}")),
-            "unknown key discord.guild; known: guild_id, announce_channel_id, roles"
+            "unknown key discord.guild; known: guild_id, announce_channel_id, roles, api_url"
         );
     }
 

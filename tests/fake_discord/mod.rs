@@ -70,13 +70,14 @@ struct Shared {
     messages: Mutex<HashMap<u64, Value>>,
     changed: Notify,
     next_id: AtomicU64,
-    seq: AtomicU64,
     pending: Mutex<VecDeque<(String, Value)>>,
     pending_ready: Notify,
     drop_connection: Notify,
     /// A close code to answer IDENTIFY with (4014: the intent is not enabled).
     refuse_identify: Mutex<Option<u16>>,
     gateway_url: Mutex<String>,
+    /// Set by [`FakeDiscord::fan_out`]: every ready session gets every dispatched event.
+    fan_out: Mutex<Option<tokio::sync::broadcast::Sender<(String, Value)>>>,
 }
 
 pub struct FakeDiscord {
@@ -142,12 +143,32 @@ impl FakeDiscord {
     /// Delivers a dispatch event (`MESSAGE_CREATE`, `INTERACTION_CREATE`) on the current or the
     /// next gateway session.
     pub fn dispatch(&self, event: &str, data: Value) {
+        if let Some(tx) = self.shared.fan_out.lock().unwrap().as_ref() {
+            // No session yet means nobody receives it, as on Discord.
+            let _ = tx.send((event.to_string(), data));
+            return;
+        }
         self.shared
             .pending
             .lock()
             .unwrap()
             .push_back((event.to_string(), data));
         self.shared.pending_ready.notify_one();
+    }
+
+    /// From now on every ready gateway session receives every dispatched event, as when two
+    /// bot processes log in with one token (no sharding): Discord sends each session everything.
+    /// Without it an event goes to one session only.
+    pub fn fan_out(&self) {
+        *self.shared.fan_out.lock().unwrap() = Some(tokio::sync::broadcast::channel(4096).0);
+    }
+
+    /// Sessions that have been identified so far (each replica's first READY).
+    pub fn identified(&self) -> usize {
+        self.gateway_log()
+            .iter()
+            .filter(|e| **e == GatewayLog::Identified)
+            .count()
     }
 
     /// Closes the gateway connection with 4000 (unknown error: the client may resume).
@@ -365,6 +386,11 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
         return;
     }
     let mut ready = false;
+    // Sequence numbers are per session, as on Discord: a new session starts at 1 and a resumed
+    // one continues from the last number the client saw.
+    let mut seq: u64 = 0;
+    // This session's subscription when events fan out to every session.
+    let mut fanned: Option<tokio::sync::broadcast::Receiver<(String, Value)>> = None;
     loop {
         tokio::select! {
             incoming = ws.next() => {
@@ -381,6 +407,9 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                         if acked.is_err() { return; }
                     }
                     Some(2) => {
+                        // Subscribe before telling waiters, so an event dispatched once they
+                        // see this session reaches it.
+                        fanned = s.fan_out.lock().unwrap().as_ref().map(|tx| tx.subscribe());
                         record_gateway(&s, GatewayLog::Identified);
                         let refuse = *s.refuse_identify.lock().unwrap();
                         if let Some(code) = refuse {
@@ -392,7 +421,7 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                         }
                         let url = s.gateway_url.lock().unwrap().clone();
                         for (t, d) in [("READY", ready_event(&url)), ("GUILD_CREATE", guild())] {
-                            let seq = s.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                            seq += 1;
                             if ws.send(send(json!({"op": 0, "t": t, "s": seq, "d": d}))).await.is_err() {
                                 return;
                             }
@@ -401,7 +430,7 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                         s.pending_ready.notify_one();
                     }
                     Some(6) => {
-                        let seq = s.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                        seq = v["d"]["seq"].as_u64().unwrap_or(0) + 1;
                         if ws.send(send(json!({"op": 0, "t": "RESUMED", "s": seq, "d": {}}))).await.is_err() {
                             return;
                         }
@@ -416,12 +445,18 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                 loop {
                     let next = s.pending.lock().unwrap().pop_front();
                     let Some((t, d)) = next else { break };
-                    let seq = s.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    seq += 1;
                     if ws.send(send(json!({"op": 0, "t": t, "s": seq, "d": d}))).await.is_err() {
                         // Not delivered: keep it for the next session.
                         s.pending.lock().unwrap().push_front((t, d));
                         return;
                     }
+                }
+            }
+            Some((t, d)) = next_fanned(&mut fanned) => {
+                seq += 1;
+                if ws.send(send(json!({"op": 0, "t": t, "s": seq, "d": d}))).await.is_err() {
+                    return;
                 }
             }
             _ = s.drop_connection.notified() => {
@@ -432,5 +467,15 @@ async fn gateway_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                 return;
             }
         }
+    }
+}
+
+/// The next fanned-out event for a session, or never when the session does not subscribe.
+async fn next_fanned(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<(String, Value)>>,
+) -> Option<(String, Value)> {
+    match rx {
+        Some(rx) => rx.recv().await.ok(),
+        None => std::future::pending().await,
     }
 }
