@@ -3,11 +3,17 @@
 # for `yes` like `terraform apply` does. State lives in ./state beside this file's copy.
 #
 # Knobs for trying failure paths (set in the step environment, or as files in ./state):
+#   SANDBOX_BUMP_SECONDS=N   bump sleeps N seconds before it changes anything (a slow bump)
 #   SANDBOX_PLAN_SECONDS=N   plan sleeps N seconds first (a slow plan: kill the bot meanwhile)
+#   SANDBOX_APPLY_SECONDS=N  apply sleeps N seconds after the `yes`, while it "changes" resources
 #   state/drift              apply shows one more change than plan did (the plan changed)
 #   state/fail-bump          bump exits 1
 #   SANDBOX_ECHO=text        bump prints text (tests check that secrets in step output are redacted)
 #   SANDBOX_ENV_DUMP=path    bump writes its environment there (tests check it is scrubbed)
+#
+# Every recipe appends to state/steps.log (`<recipe> start pid=N`, `apply answered <answer>`,
+# `apply applied <version>`, `<recipe> end`): the step-side record that fault tests compare with
+# the bot's approvals. It never goes to stdout, so plan fingerprints do not change.
 
 set shell := ["bash", "-eu", "-o", "pipefail", "-c"]
 
@@ -15,21 +21,29 @@ bump version:
     #!/usr/bin/env bash
     set -euo pipefail
     mkdir -p state
+    echo "bump start pid=$$" >> state/steps.log
+    sleep "${SANDBOX_BUMP_SECONDS:-0}"
     if [ -e state/fail-bump ]; then echo "error: cannot update prod.tfvars (state/fail-bump)" >&2; exit 1; fi
     echo "{{version}}" > state/wanted
     if [ -n "${SANDBOX_ECHO:-}" ]; then echo "$SANDBOX_ECHO"; fi
     if [ -n "${SANDBOX_ENV_DUMP:-}" ]; then env > "$SANDBOX_ENV_DUMP"; fi
     echo "Updated catalog_airflow_image_tag to \"{{version}}\" in environments/prod/catalog-airflow.tfvars"
+    echo "bump end" >> state/steps.log
 
 plan:
     #!/usr/bin/env bash
     set -euo pipefail
+    mkdir -p state
+    echo "plan start pid=$$" >> state/steps.log
     sleep "${SANDBOX_PLAN_SECONDS:-0}"
     just --justfile "{{justfile()}}" --working-directory . _show-plan
+    echo "plan end" >> state/steps.log
 
 apply:
     #!/usr/bin/env bash
     set -euo pipefail
+    mkdir -p state
+    echo "apply start pid=$$" >> state/steps.log
     just --justfile "{{justfile()}}" --working-directory . _show-plan
     if [ -e state/drift ]; then
         echo
@@ -47,16 +61,21 @@ apply:
     echo
     printf "  Enter a value: "
     read -r answer || answer=""
+    echo "apply answered ${answer:-<nothing>}" >> state/steps.log
     echo
     if [ "$answer" != "yes" ]; then
         echo "Apply cancelled."
+        echo "apply end" >> state/steps.log
         exit 1
     fi
+    sleep "${SANDBOX_APPLY_SECONDS:-0}"
     echo "module.catalog_airflow.aws_instance.airflow: Destroying... [id=i-0fedcba9876543210]"
     echo "module.catalog_airflow.aws_instance.airflow: Creation complete after 42s [id=i-0123456789abcdef0]"
     cp state/wanted state/deployed
+    echo "apply applied $(cat state/wanted)" >> state/steps.log
     echo
     echo "Apply complete! Resources: 1 added, 1 changed, 1 destroyed."
+    echo "apply end" >> state/steps.log
 
 _show-plan:
     #!/usr/bin/env bash

@@ -252,7 +252,12 @@ impl Engine {
     /// reply is withheld and the user told why (fail closed: nothing unaudited is shown).
     async fn finish(&self, mut ev: NewAuditEvent, reply: Reply, conv: &dyn Conversation) -> Reply {
         ev.outcome = Some(reply.outcome.as_str().into());
+        // A `result` event closes a command whose handler has already acted.
+        let acted = ev.kind == "result";
         if let Err(e) = self.append(ev).await {
+            if acted {
+                return self.outcome_unrecorded(e, &reply, conv).await;
+            }
             return self.audit_unavailable(e, conv).await;
         }
         conv.post(&self.ctx.redactor.redact(&reply.message)).await;
@@ -290,6 +295,34 @@ impl Engine {
         );
         conv.post(&reply.message).await;
         reply
+    }
+
+    /// The handler ran but its result cannot be logged: the reply stays withheld (nothing
+    /// unaudited is shown), and the user is told the command did run, where to look, and which
+    /// deploy it concerned — never that nothing was done.
+    async fn outcome_unrecorded(
+        &self,
+        e: crate::store::StoreError,
+        reply: &Reply,
+        conv: &dyn Conversation,
+    ) -> Reply {
+        tracing::error!(error = %e, outcome = reply.outcome.as_str(), "cannot record a command's result");
+        let prefix = &self.ctx.config.chat.prefix;
+        let status = match reply.deploy_id {
+            Some(id) => format!("`{prefix}deploy status {id}`"),
+            None => format!("`{prefix}deploy status`"),
+        };
+        let message = format!(
+            "The audit log cannot be written ({}); the command ran, but its outcome could not be \
+             recorded, so it is not shown. Once the store is back, check {status} and `{prefix}locks`.",
+            self.ctx.redactor.redact(&e.to_string())
+        );
+        conv.post(&message).await;
+        Reply {
+            outcome: Outcome::Failed,
+            message,
+            deploy_id: reply.deploy_id,
+        }
     }
 
     /// `[local] allowed_roles` narrows which roles a shell user may claim with `--role`.

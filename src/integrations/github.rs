@@ -95,8 +95,9 @@ impl GithubClient {
                 reqwest::header::HeaderName::from_static("x-github-api-version"),
                 "2022-11-28".to_string(),
             )
-            .set_connect_timeout(Some(policy.timeout))
-            .set_read_timeout(Some(policy.timeout));
+            // No read timeout of its own: the policy's timeout wraps each whole attempt, and a
+            // read timeout racing it turned a silent server into "could not connect (timed out)".
+            .set_connect_timeout(Some(policy.timeout));
         if let Some(token) = token {
             builder = builder.personal_token(token);
         }

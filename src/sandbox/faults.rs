@@ -1,5 +1,6 @@
-//! Fault injection shared by the three fake services: added latency, a queue of forced answers,
-//! hanging forever, a page-size cap, and request counters that tests assert on.
+//! Fault injection shared by the three fake services: added latency, a queue of forced answers
+//! (including bodies cut short and connections dropped without an answer), hanging forever, a
+//! page-size cap, and request counters that tests assert on.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -62,7 +63,7 @@ impl Faults {
     }
 }
 
-/// A canned answer: status, headers, body; optionally cut short.
+/// A canned answer: status, headers, body; optionally cut short, or no answer at all.
 #[derive(Debug, Clone)]
 pub struct Forced {
     /// Only requests whose path starts with this get it; `None` means any request.
@@ -72,6 +73,9 @@ pub struct Forced {
     pub body: Vec<u8>,
     /// Announce a longer `Content-Length` than the body and close early.
     pub truncate: bool,
+    /// Read the request, then drop the connection without writing a byte of the answer: what a
+    /// client sees when a proxy or a TLS terminator resets the connection.
+    pub reset: bool,
 }
 
 impl Forced {
@@ -82,6 +86,7 @@ impl Forced {
             headers: Vec::new(),
             body: Vec::new(),
             truncate: false,
+            reset: false,
         }
     }
 
@@ -107,6 +112,14 @@ impl Forced {
         }
     }
 
+    /// The connection is dropped without an answer (no status line, no headers).
+    pub fn reset() -> Forced {
+        Forced {
+            reset: true,
+            ..Forced::status(200)
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Forced {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -124,6 +137,11 @@ impl Forced {
     }
 
     fn into_response(self) -> Response {
+        if self.reset {
+            // hyper buffers the status line and headers until the body's first frame; a body
+            // that fails at once ends the connection before anything was written.
+            return Body::new(Refused).into_response();
+        }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let len = self.body.len();
         let mut resp = if self.truncate {
@@ -210,5 +228,23 @@ impl http_body::Body for CutShort {
                 Poll::Ready(Some(Err(std::io::Error::other("connection cut short"))))
             }
         }
+    }
+}
+
+/// A body that fails before yielding anything: the server drops the connection unanswered.
+struct Refused;
+
+impl http_body::Body for Refused {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by the sandbox",
+        ))))
     }
 }

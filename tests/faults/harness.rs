@@ -1,0 +1,419 @@
+//! What every fault case needs: a sandbox world with its infra stand-in, the bot as a child
+//! process (`exec --json`) or in-process (an engine with quick HTTP timeouts), and the three
+//! checks each case ends with — no apply without approval (read on the step side, from
+//! `state/steps.log`), no lost audit event (the deploy journal against the audit log), and
+//! `audit verify` passing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use catalog_chatops::chat::Transcript;
+use catalog_chatops::config;
+use catalog_chatops::integrations::HttpPolicy;
+use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::sandbox::{self, SandboxHandle, World};
+use catalog_chatops::store::{Deploy, DeployState, Store};
+use catalog_chatops::{Engine, Reply};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::support;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
+
+pub const ALICE: (&str, &[&str]) = ("alice", &["core-maintainer"]);
+pub const BOB: (&str, &[&str]) = ("bob", &["core-maintainer"]);
+
+/// The deploy every case asks for: the sandbox's newest release, with an image.
+pub const DEPLOY: &str = "!deploy catalog v1.5.3";
+
+/// `just` runs the infra steps; without it the workflow cases cannot run.
+pub fn require_just() -> bool {
+    let found = std::process::Command::new("just")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("`just` is required in CI for the fault-injection tests");
+        }
+        eprintln!("skipping: `just` is not on PATH");
+    }
+    found
+}
+
+/// Small numbers so that a hanging or failing upstream costs about a second, not half a minute.
+pub fn quick_http() -> HttpPolicy {
+    HttpPolicy {
+        timeout: Duration::from_millis(400),
+        attempts: 3,
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+        max_wait: Duration::from_secs(5),
+    }
+}
+
+pub struct Sbx {
+    pub world: SandboxHandle,
+    pub dir: tempfile::TempDir,
+    pub store_url: String,
+    /// Commands sent with effects (each must leave a `command` audit event).
+    pub sent: std::sync::atomic::AtomicUsize,
+}
+
+impl Sbx {
+    pub async fn start() -> Sbx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = support::store_url(dir.path()).await;
+        Sbx::start_with_store(store_url, dir).await
+    }
+
+    pub async fn start_with_store(store_url: String, dir: tempfile::TempDir) -> Sbx {
+        let world = World::openverse_idle();
+        // The in-process engine reads secrets from this process's env, which has none: this
+        // Airflow accepts any password (the child processes still send `sandbox`).
+        world.lock().airflow.password.clear();
+        let world = sandbox::start(world).await.expect("sandbox");
+        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
+        Sbx {
+            world,
+            dir,
+            store_url,
+            sent: Default::default(),
+        }
+    }
+
+    pub fn workdir(&self) -> PathBuf {
+        self.dir.path().join("infra")
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("CATALOG_CHATOPS__STORE__URL", self.store_url.clone()),
+            (
+                "CATALOG_CHATOPS__GITHUB__API_URL",
+                self.world.github_url.clone(),
+            ),
+            (
+                "CATALOG_CHATOPS__REGISTRY__URL",
+                self.world.registry_url.clone(),
+            ),
+            (
+                "CATALOG_CHATOPS__AIRFLOW__URL",
+                self.world.airflow_url.clone(),
+            ),
+            ("CATALOG_CHATOPS__AIRFLOW__API", "v2".into()),
+            (
+                "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
+                self.workdir().display().to_string(),
+            ),
+            // Verify polls every 5 s: one poll decides.
+            (
+                "CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY_TIMEOUT",
+                "3s".into(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// The bot as a child process, configured like `config/sandbox.toml` on this world.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(sandbox_toml())
+            .args(args)
+            .envs(self.env())
+            .env("AIRFLOW_PASSWORD", "sandbox")
+            .env_remove("CATALOG_CHATOPS_CONFIG")
+            .current_dir(self.dir.path())
+            .kill_on_drop(true);
+        c
+    }
+
+    fn exec_args<'a>(user: &'a str, roles: &[&'a str], text: &'a str) -> Vec<&'a str> {
+        let mut args = vec!["exec", "--json", "--user", user];
+        for r in roles {
+            args.push("--role");
+            args.push(r);
+        }
+        args.push(text);
+        args
+    }
+
+    /// Runs one command in a new bot process and returns its result line and every line.
+    pub async fn exec(&self, who: (&str, &[&str]), text: &str) -> (Value, Vec<Value>) {
+        self.count_sent(who, text);
+        let out = self
+            .cmd(&Self::exec_args(who.0, who.1, text))
+            .output()
+            .await
+            .expect("exec");
+        parse(&out)
+    }
+
+    /// Starts one command in a new bot process (stdout piped, JSON lines) without waiting.
+    pub fn spawn(&self, who: (&str, &[&str]), text: &str, env: &[(&str, &str)]) -> Child {
+        self.count_sent(who, text);
+        let mut c = self.cmd(&Self::exec_args(who.0, who.1, text));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+
+    fn count_sent(&self, who: (&str, &[&str]), text: &str) {
+        // Read-only commands leave their one event after the reply; only commands with effects
+        // are audited before they act, so only those are counted as attempts that must survive
+        // a kill.
+        let read_only = text.starts_with("!locks")
+            || text.starts_with("!deploy status")
+            || text.starts_with("!deploy history")
+            || text.starts_with("!deploy check");
+        if !read_only && !who.1.is_empty() {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// The engine in this process, with quick HTTP timeouts, on this world.
+    pub async fn engine(&self) -> Engine {
+        let toml = std::fs::read_to_string(sandbox_toml()).expect("sandbox.toml");
+        let config = config::load_from_str(&toml, &self.env()).expect("config");
+        let store = self.store().await;
+        store.migrate().await.expect("migrate");
+        Engine::with_http_policy(config, store, quick_http()).expect("engine")
+    }
+
+    /// Sends one command through an in-process engine.
+    pub async fn handle(
+        &self,
+        engine: &Engine,
+        who: (&str, &[&str]),
+        text: &str,
+    ) -> (Reply, Vec<String>) {
+        self.count_sent(who, text);
+        let actor = Actor {
+            name: who.0.into(),
+            roles: who.1.iter().map(|r| r.to_string()).collect(),
+            source: Source::Local {
+                os_user: "tester".into(),
+            },
+        };
+        let conv = Transcript::new();
+        let reply = engine.handle(&actor, text, &conv).await.expect("addressed");
+        (reply, conv.messages())
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.store_url).await.expect("store")
+    }
+
+    /// The step-side record: one line per thing the infra stand-in did.
+    pub fn steps_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.workdir().join("state/steps.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How often the infra stand-in applied a change.
+    pub fn applies(&self) -> usize {
+        self.steps_log()
+            .iter()
+            .filter(|l| l.starts_with("apply applied"))
+            .count()
+    }
+
+    /// The pid of the newest run of `recipe` (its shell; its group is the step's group).
+    pub fn step_pid(&self, recipe: &str) -> Option<i32> {
+        let prefix = format!("{recipe} start pid=");
+        self.steps_log()
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    /// The process group of the newest run of `recipe` (the step's whole group).
+    pub fn step_group(&self, recipe: &str) -> nix::unistd::Pid {
+        let pid = self.step_pid(recipe).expect("step pid");
+        nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).expect("pgid")
+    }
+
+    /// Waits until the steps log has a line starting with `prefix`.
+    pub async fn wait_log(&self, prefix: &str) -> bool {
+        for _ in 0..600 {
+            if self.steps_log().iter().any(|l| l.starts_with(prefix)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Waits until deploy `id` is in `state`.
+    pub async fn wait_state(&self, store: &Store, id: i64, state: DeployState) -> bool {
+        for _ in 0..600 {
+            if let Ok(Some(d)) = store.get_deploy(id).await
+                && d.state == state
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub async fn deploy(&self, store: &Store, id: i64) -> Deploy {
+        store.get_deploy(id).await.expect("get").expect("deploy")
+    }
+
+    /// The three closing checks of every case.
+    ///
+    /// * Applies: the infra stand-in applied at most as often as deploys were approved, and
+    ///   exactly `applied` times.
+    /// * Audit: every transition the deploy journal holds has its audit event, and every command
+    ///   with effects that was sent has its `command` event.
+    /// * `audit verify` (the CLI, in its own process) reports the chain intact.
+    pub async fn closing_checks(&self, applied: usize) {
+        let store = self.store().await;
+        let approved = store
+            .count_audit("deploy.approval")
+            .await
+            .expect("count approvals") as usize;
+        let applies = self.applies();
+        assert_eq!(
+            applies,
+            applied,
+            "applies on the step side: {:?}",
+            self.steps_log()
+        );
+        assert!(
+            applies <= approved,
+            "{applies} apply(ies) but only {approved} approval(s)"
+        );
+        // Each apply that answered yes belongs to an approved deploy.
+        let yes = self
+            .steps_log()
+            .iter()
+            .filter(|l| *l == "apply answered yes")
+            .count();
+        assert!(yes <= approved, "{yes} yes answers, {approved} approvals");
+
+        let commands = store.count_audit("command").await.expect("count") as usize;
+        let sent = self.sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            commands >= sent,
+            "{sent} commands with effects sent but only {commands} audited"
+        );
+        let lost = lost_transitions(&store).await;
+        assert!(lost.is_empty(), "journaled but not audited: {lost:?}");
+
+        let out = self
+            .cmd(&["audit", "verify"])
+            .output()
+            .await
+            .expect("verify");
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        assert!(said.starts_with("Audit log intact:"), "{said}");
+    }
+}
+
+pub fn sandbox_toml() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml")
+}
+
+/// Transitions in the deploy journal (rows without an end time; step outputs have one) that no
+/// audit event records, as `(deploy, state)`.
+pub async fn lost_transitions(store: &Store) -> Vec<(i64, String)> {
+    let mut audited: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut events = Vec::new();
+    store
+        .for_each_audit(|e| {
+            events.push(e.clone());
+            Ok(())
+        })
+        .await
+        .expect("read audit");
+    for e in &events {
+        let (Some(id), Some(outcome)) = (e.deploy_id, e.outcome.as_deref()) else {
+            continue;
+        };
+        if e.kind == "deploy.transition" || e.kind == "deploy.interrupted" {
+            *audited.entry((id, outcome.to_string())).or_default() += 1;
+        }
+    }
+    let mut lost = Vec::new();
+    for d in store.list_deploys(None, 1000).await.expect("deploys") {
+        for s in store.deploy_steps(d.id).await.expect("steps") {
+            if s.finished_ms.is_some() {
+                continue;
+            }
+            let key = (d.id, s.state.clone());
+            match audited.get_mut(&key) {
+                Some(n) if *n > 0 => *n -= 1,
+                _ => lost.push(key),
+            }
+        }
+    }
+    lost
+}
+
+pub fn parse(out: &Output) -> (Value, Vec<Value>) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = json_lines(&stdout);
+    let result = lines.last().cloned().unwrap_or_else(|| {
+        panic!(
+            "no output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(result["type"], "result", "{stdout}");
+    (result, lines)
+}
+
+pub fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+pub fn message(r: &Value) -> &str {
+    r["message"].as_str().unwrap_or("")
+}
+
+/// SIGKILLs one process (never a group: the bot's step children live on, as they would when the
+/// bot alone is killed).
+pub fn sigkill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+}
+
+/// SIGKILLs the process group `pid` belongs to.
+pub fn sigkill_group_of(pid: i32) {
+    let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).expect("pgid");
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
+}
+
+/// Waits until no process of group `pgid` is left.
+pub async fn wait_gone(pgid: nix::unistd::Pid) -> bool {
+    for _ in 0..600 {
+        if nix::sys::signal::killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
