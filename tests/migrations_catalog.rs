@@ -76,7 +76,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
     assert!(
         status
             .message
-            .contains("Bot store (sqlite): 2 migrations applied, none pending."),
+            .contains("Bot store (sqlite): 3 migrations applied, none pending."),
         "{}",
         status.message
     );

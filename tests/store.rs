@@ -324,6 +324,12 @@ async fn deploys_are_journaled_and_listed() {
         let moved = |from: DeployState| {
             let store = t.store.clone();
             async move {
+                let event = NewAuditEvent {
+                    kind: "deploy.transition".into(),
+                    deploy_id: Some(d.id),
+                    outcome: Some("failed".into()),
+                    ..NewAuditEvent::default()
+                };
                 store
                     .transition(
                         d.id,
@@ -331,15 +337,29 @@ async fn deploys_are_journaled_and_listed() {
                         DeployState::Failed,
                         Some("plan"),
                         Some("exit 1"),
+                        Some(&event),
                     )
                     .await
                     .expect("transition")
             }
         };
         assert!(moved(DeployState::Requested).await, "{}", t.backend);
-        // Compare-and-set: a second mover that saw the old state loses.
+        // Compare-and-set: a second mover that saw the old state loses, and writes nothing.
         assert!(!moved(DeployState::Requested).await, "{}", t.backend);
         assert_eq!(t.store.deploy_steps(d.id).await.expect("steps").len(), 1);
+        // The journal row and its audit event commit together.
+        assert_eq!(
+            t.store
+                .count_audit("deploy.transition")
+                .await
+                .expect("count"),
+            1,
+            "{}",
+            t.backend
+        );
+        let report = t.store.verify_audit().await.expect("verify");
+        assert_eq!(report.first_broken, None, "{}", t.backend);
+        assert_eq!(report.events, 1, "{}", t.backend);
         let back = t
             .store
             .get_deploy(d.id)
@@ -400,6 +420,63 @@ async fn watcher_state_and_migration_requests_take_real_timestamps() {
             "{}: {}",
             t.backend,
             r.requested_ms
+        );
+    }
+}
+
+/// A deploy transition and its audit event commit together: when the event cannot be written,
+/// the state does not move either (a crash between two commits would have kept one without the
+/// other). The audit head is taken away to make the append fail inside the transaction.
+#[tokio::test]
+async fn a_transition_whose_audit_event_fails_is_not_kept() {
+    for t in all_backends().await {
+        let d = t
+            .store
+            .create_deploy(&NewDeploy {
+                target: "catalog",
+                environment: "prod",
+                version: "v1.5.3",
+                requested_by: "alice",
+                force: false,
+            })
+            .await
+            .expect("create");
+        sqlx::query("DELETE FROM audit_head")
+            .execute(t.store.pool())
+            .await
+            .expect("remove the head");
+        let event = NewAuditEvent {
+            kind: "deploy.transition".into(),
+            deploy_id: Some(d.id),
+            ..NewAuditEvent::default()
+        };
+        let r = t
+            .store
+            .transition(
+                d.id,
+                &[DeployState::Requested],
+                DeployState::Failed,
+                Some("plan"),
+                None,
+                Some(&event),
+            )
+            .await;
+        assert!(
+            r.is_err(),
+            "{}: the append failed, so must the transition",
+            t.backend
+        );
+        let back = t
+            .store
+            .get_deploy(d.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(back.state, DeployState::Requested, "{}", t.backend);
+        assert!(
+            t.store.deploy_steps(d.id).await.expect("steps").is_empty(),
+            "{}: no journal row without its audit event",
+            t.backend
         );
     }
 }

@@ -76,6 +76,22 @@ pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(
             continue;
         };
         // Compare-and-set on the state we saw: if the owner moved it meanwhile, it was alive.
+        // The audit event commits with the transition.
+        let event = NewAuditEvent {
+            kind: "deploy.interrupted".into(),
+            source: "system".into(),
+            actor: "catalog-chatops".into(),
+            target: Some(d.target.clone()),
+            deploy_id: Some(d.id),
+            outcome: Some("interrupted".into()),
+            detail: serde_json::json!({
+                "was": d.state.as_str(),
+                "step": d.step,
+                "owner": d.owner,
+                "reason": reason,
+            }),
+            ..NewAuditEvent::default()
+        };
         if !store
             .transition(
                 d.id,
@@ -83,28 +99,12 @@ pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(
                 DeployState::Interrupted,
                 Some("unknown"),
                 Some(&reason),
+                Some(&event),
             )
             .await?
         {
             continue;
         }
-        store
-            .append_audit(&NewAuditEvent {
-                kind: "deploy.interrupted".into(),
-                source: "system".into(),
-                actor: "catalog-chatops".into(),
-                target: Some(d.target.clone()),
-                deploy_id: Some(d.id),
-                outcome: Some("interrupted".into()),
-                detail: serde_json::json!({
-                    "was": d.state.as_str(),
-                    "step": d.step,
-                    "owner": d.owner,
-                    "reason": reason,
-                }),
-                ..NewAuditEvent::default()
-            })
-            .await?;
         tracing::warn!(deploy_id = d.id, %reason, "deploy interrupted");
         interrupted.push((d, reason));
     }

@@ -117,26 +117,22 @@ impl Workflow<'_> {
         reason: Option<&str>,
     ) -> Flow<bool> {
         let reason = reason.map(|r| self.ctx.redactor.redact(r));
+        let event = NewAuditEvent {
+            deploy_id: Some(d.id),
+            outcome: Some(to.as_str().into()),
+            detail: serde_json::json!({ "to": to.as_str(), "step": step, "reason": reason }),
+            ..self.event("deploy.transition", d)
+        };
         let moved = self
             .ctx
             .store
-            .transition(d.id, from, to, step, reason.as_deref())
+            .transition(d.id, from, to, step, reason.as_deref(), Some(&event))
             .await
             .map_err(|e| self.store_error(e))?;
         if moved {
             if to.is_final() || to == DeployState::AwaitingApproval {
                 crate::metrics::deploy_reached(to.as_str());
             }
-            self.ctx
-                .store
-                .append_audit(&NewAuditEvent {
-                    deploy_id: Some(d.id),
-                    outcome: Some(to.as_str().into()),
-                    detail: serde_json::json!({ "to": to.as_str(), "step": step, "reason": reason }),
-                    ..self.event("deploy.transition", d)
-                })
-                .await
-                .map_err(|e| self.store_error(e))?;
             self.refresh_card(d.id).await;
         }
         Ok(moved)
@@ -169,13 +165,20 @@ impl Workflow<'_> {
     /// An audit event about deploy `d` by this command's actor; callers fill in the rest.
     fn event(&self, kind: &str, d: &Deploy) -> NewAuditEvent {
         NewAuditEvent {
+            deploy_id: Some(d.id),
+            ..self.target_event(kind, &d.target)
+        }
+    }
+
+    /// An event by this actor about `target`, before a deploy id exists.
+    fn target_event(&self, kind: &str, target: &str) -> NewAuditEvent {
+        NewAuditEvent {
             kind: kind.into(),
             source: self.actor.source.name().into(),
             actor: self.actor.name.clone(),
             os_user: self.actor.source.os_user().map(str::to_string),
             roles: self.actor.roles.clone(),
-            target: Some(d.target.clone()),
-            deploy_id: Some(d.id),
+            target: Some(target.to_string()),
             ..NewAuditEvent::default()
         }
     }
@@ -525,6 +528,19 @@ impl Workflow<'_> {
             .clone()
             .unwrap_or_else(|| version.to_string());
         let owner = Owner::current();
+        // Written with the deploy and its lock (the store fills in the id).
+        let locked_event = NewAuditEvent {
+            outcome: Some("locked".into()),
+            detail: serde_json::json!({
+                "to": "locked",
+                "version": concrete,
+                "image_digest": report.image_digest,
+                "force": force,
+                // --force is recorded with the runs it overrode.
+                "overridden_runs": if force { serde_json::to_value(&report.blocking_runs).unwrap_or_default() } else { serde_json::Value::Null },
+            }),
+            ..self.target_event("deploy.transition", target_name)
+        };
         let created = self
             .ctx
             .store
@@ -538,6 +554,7 @@ impl Workflow<'_> {
                 },
                 &key,
                 &owner,
+                &locked_event,
             )
             .await
             .map_err(|e| self.store_error(e))?;
@@ -555,23 +572,6 @@ impl Workflow<'_> {
                 Some(&report_json),
                 None,
             )
-            .await
-            .map_err(|e| self.store_error(e))?;
-        self.ctx
-            .store
-            .append_audit(&NewAuditEvent {
-                deploy_id: Some(d.id),
-                outcome: Some("locked".into()),
-                detail: serde_json::json!({
-                    "to": "locked",
-                    "version": concrete,
-                    "image_digest": report.image_digest,
-                    "force": force,
-                    // --force is recorded with the runs it overrode.
-                    "overridden_runs": if force { serde_json::to_value(&report.blocking_runs).unwrap_or_default() } else { serde_json::Value::Null },
-                }),
-                ..self.event("deploy.transition", &d)
-            })
             .await
             .map_err(|e| self.store_error(e))?;
         let forced = if force && !report.blocking_runs.is_empty() {

@@ -67,6 +67,17 @@ async fn write_batch(
         Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => pool.begin().await?,
     };
+    let stored = append_in_tx(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Appends `events` to the chain inside the caller's transaction, so that a state change and
+/// its audit event commit together (a crash between two commits would lose the event).
+pub(super) async fn append_in_tx(
+    tx: &mut sqlx::AnyConnection,
+    events: &[&NewAuditEvent],
+) -> Result<Vec<AuditEvent>> {
     // Updating the head first locks it (a row lock on Postgres, the write lock on SQLite)
     // until commit: this is what serialises appends across processes.
     let (last_seq, mut prev_hash): (i64, String) =
@@ -157,7 +168,6 @@ async fn write_batch(
         .bind(&prev_hash)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(stored)
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Lock, Result, Store, StoreError, now_ms};
+use super::{Lock, NewAuditEvent, Result, Store, StoreError, now_ms};
 
 /// Where a deploy is in the workflow (ARCHITECTURE.md, "The deploy workflow").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -248,13 +248,15 @@ impl Store {
         rows.iter().map(deploy_from_row).collect()
     }
 
-    /// Creates a deploy already holding its target's lock, atomically: either both exist
-    /// afterwards or neither does and the current holder is returned.
+    /// Creates a deploy already holding its target's lock, atomically with `locked_event` (its
+    /// `deploy_id` filled in): either all three exist afterwards or none does and the current
+    /// holder is returned.
     pub async fn create_locked_deploy(
         &self,
         d: &NewDeploy<'_>,
         lock_key: &str,
         owner: &Owner,
+        locked_event: &NewAuditEvent,
     ) -> Result<std::result::Result<Deploy, Lock>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -291,7 +293,7 @@ impl Store {
             return match self.get_lock(lock_key).await? {
                 Some(held) => Ok(Err(held)),
                 // Released in between: try again rather than report a holder that is gone.
-                None => Box::pin(self.create_locked_deploy(d, lock_key, owner)).await,
+                None => Box::pin(self.create_locked_deploy(d, lock_key, owner, locked_event)).await,
             };
         }
         sqlx::query(
@@ -303,6 +305,11 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let event = NewAuditEvent {
+            deploy_id: Some(id),
+            ..locked_event.clone()
+        };
+        super::audit::append_in_tx(&mut tx, &[&event]).await?;
         tx.commit().await?;
         let deploy = self
             .get_deploy(id)
@@ -312,7 +319,8 @@ impl Store {
     }
 
     /// Moves a deploy to `to` only if it is in one of `from` (compare-and-set), journaling the
-    /// transition; false when another actor moved it first.
+    /// transition and appending `audit` in the same transaction (a crash cannot keep one without
+    /// the other); false when another actor moved it first, and then nothing is written.
     pub async fn transition(
         &self,
         id: i64,
@@ -320,6 +328,7 @@ impl Store {
         to: DeployState,
         step: Option<&str>,
         reason: Option<&str>,
+        audit: Option<&NewAuditEvent>,
     ) -> Result<bool> {
         let now = now_ms();
         let finished = to.is_final().then_some(now);
@@ -355,6 +364,9 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if let Some(ev) = audit {
+                super::audit::append_in_tx(&mut tx, &[ev]).await?;
+            }
         }
         tx.commit().await?;
         Ok(moved == 1)
