@@ -292,8 +292,12 @@ mod tests {
 
     #[test]
     fn real_plans_hold() {
-        fingerprint(include_bytes!("../tests/fixtures/terraform-plan-image-bump.txt"));
-        fingerprint(include_bytes!("../tests/fixtures/terraform-apply-prompt.txt"));
+        fingerprint(include_bytes!(
+            "../tests/fixtures/terraform-plan-image-bump.txt"
+        ));
+        fingerprint(include_bytes!(
+            "../tests/fixtures/terraform-apply-prompt.txt"
+        ));
         fingerprint(b"\x1b[1m# a.b will be created\x1b[");
         fingerprint(b"No changes.\r");
     }
