@@ -1,14 +1,17 @@
 //! Secrets never leave: a whole deploy with distinctive secret values configured and
 //! secret-shaped tokens printed by a step; none of them may appear in what the bot posts, in its
-//! logs, in the store file, or reach the step's environment.
+//! logs, in the store file, in the pages, or reach the step's environment.
 
 mod support;
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use catalog_chatops::sandbox::{self, World};
+use catalog_chatops::server::{self, AppState, Readiness};
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 
@@ -181,6 +184,40 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
         String::from_utf8_lossy(&bytes).into_owned()
     };
     assert!(store_text.contains("v1.5.3"), "the store was read");
+
+    // The pages read the same store: the deploy list, the deploy's page with its full step
+    // output, the locks and the audit log.
+    let pages = {
+        let store = catalog_chatops::store::Store::open(&store_url)
+            .await
+            .expect("open");
+        let config = support::config_with_store(&store_url);
+        let state = Arc::new(AppState::new(
+            Arc::new(config),
+            store.clone(),
+            Arc::new(Readiness::default()),
+        ));
+        let listener = server::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(server::serve(listener, state, cancel.clone()));
+        let mut text = String::new();
+        for path in ["/", "/deploys/1", "/locks", "/audit"] {
+            let resp = reqwest::get(format!("{base}{path}")).await.expect("page");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            text.push_str(&resp.text().await.expect("body"));
+        }
+        cancel.cancel();
+        let _ = task.await;
+        store.close().await;
+        text
+    };
+    assert!(
+        pages.contains("v1.5.3") && pages.contains("[redacted]"),
+        "the deploy page shows the step output, masked"
+    );
     for secret in [
         AIRFLOW_PASSWORD,
         GITHUB_TOKEN,
@@ -196,5 +233,6 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
             !store_text.contains(secret),
             "`{secret}` leaked into the store"
         );
+        assert!(!pages.contains(secret), "`{secret}` leaked into the pages");
     }
 }
