@@ -194,6 +194,32 @@ pub struct NewAuditEvent {
     pub detail: serde_json::Value,
 }
 
+impl NewAuditEvent {
+    /// A copy every backend can store: Postgres refuses NUL in text, and one event carrying it
+    /// (a message with a NUL byte) would fail its whole group-committed batch, other people's
+    /// events included. NUL becomes U+FFFD. `detail` needs nothing: JSON escapes it.
+    fn storable(&self) -> NewAuditEvent {
+        fn clean(s: &str) -> String {
+            s.replace('\0', "\u{FFFD}")
+        }
+        let opt = |s: &Option<String>| s.as_deref().map(clean);
+        NewAuditEvent {
+            kind: clean(&self.kind),
+            source: clean(&self.source),
+            actor: clean(&self.actor),
+            os_user: opt(&self.os_user),
+            roles: self.roles.iter().map(|r| clean(r)).collect(),
+            raw: opt(&self.raw),
+            command: opt(&self.command),
+            decision: opt(&self.decision),
+            outcome: opt(&self.outcome),
+            target: opt(&self.target),
+            deploy_id: self.deploy_id,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
 /// A stored event.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AuditEvent {
@@ -306,7 +332,7 @@ impl Store {
     pub async fn append_audit(&self, ev: &NewAuditEvent) -> Result<AuditEvent> {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.audit_writer
-            .send((ev.clone(), reply_tx))
+            .send((ev.storable(), reply_tx))
             .await
             .map_err(|_| StoreError::Append("the audit writer has stopped".into()))?;
         reply_rx
