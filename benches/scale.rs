@@ -112,6 +112,36 @@ async fn preflight_in_process(h: &SandboxHandle, config: &Config) {
     );
 }
 
+/// A fresh Postgres database on `BENCH_POSTGRES_URL` (default the local test server), or `None`
+/// with the reason printed.
+async fn postgres_url() -> Option<(sqlx::AnyPool, String, String)> {
+    let admin = std::env::var("BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let pool = match sqlx::AnyPool::connect(&admin).await {
+        Ok(p) => p,
+        Err(e) => {
+            println!("(Postgres half skipped: {admin} unreachable: {e})");
+            return None;
+        }
+    };
+    let name = format!("ccx_bench_scale_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("create the bench database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some((pool, format!("{base}/{name}"), name))
+}
+
+async fn engine_on_store(config: &Config, url: &str) -> Engine {
+    let mut config = config.clone();
+    config.store.url = url.to_string();
+    let store = Store::open(url).await.expect("store");
+    store.migrate().await.expect("migrate");
+    Engine::new(config, store).expect("engine")
+}
+
 async fn engine_on_fresh_store(config: &Config, dir: &Path, name: &str) -> Engine {
     let url = format!("sqlite://{}/{name}.db", dir.display());
     let mut config = config.clone();
@@ -119,6 +149,42 @@ async fn engine_on_fresh_store(config: &Config, dir: &Path, name: &str) -> Engin
     let store = Store::open(&url).await.expect("store");
     store.migrate().await.expect("migrate");
     Engine::new(config, store).expect("engine")
+}
+
+/// The same polls with the seen set on Postgres (one first poll, then steady ones).
+async fn announcer_postgres(h: &SandboxHandle, config: &Config) {
+    let Some((admin, url, name)) = postgres_url().await else {
+        return;
+    };
+    let engine = engine_on_store(config, &url).await;
+    let announcer = Announcer::new(engine.ctx().clone());
+    let conv = Transcript::new();
+    let t = Instant::now();
+    announcer.poll_once(&conv).await.expect("poll");
+    let first = t.elapsed();
+    let mut steady = Vec::new();
+    let mut reqs = 0;
+    for _ in 0..REPEATS {
+        let before = h.world.count_prefix(Service::Airflow, "");
+        let t = Instant::now();
+        announcer.poll_once(&conv).await.expect("poll");
+        steady.push(t.elapsed());
+        reqs = h.world.count_prefix(Service::Airflow, "") - before;
+    }
+    println!(
+        "announcer on Postgres (127.0.0.1): first poll {:.0} ms, steady poll median {:.0} ms over \
+         {REPEATS}, {reqs} Airflow requests",
+        ms(first),
+        ms(median(steady))
+    );
+    drop(announcer);
+    engine.ctx().store.close().await;
+    drop(engine);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
 }
 
 async fn announcer(h: &SandboxHandle, config: &Config, dir: &Path) {
@@ -134,7 +200,11 @@ async fn announcer(h: &SandboxHandle, config: &Config, dir: &Path) {
         let report = announcer.poll_once(&conv).await.expect("poll");
         first.push(t.elapsed());
         first_reqs = h.world.count_prefix(Service::Airflow, "") - before;
-        assert_eq!(report.dags, h.world.lock().airflow.dags.len(), "every DAG read");
+        assert_eq!(
+            report.dags,
+            h.world.lock().airflow.dags.len(),
+            "every DAG read"
+        );
         last = Some(announcer);
     }
     let announcer = last.expect("an announcer");
@@ -272,6 +342,7 @@ fn main() {
 
         preflight_in_process(&h, &config).await;
         announcer(&h, &config, dir.path()).await;
+        announcer_postgres(&h, &config).await;
         println!(
             "this bench process (fakes included) peak RSS (VmHWM): {}",
             peak_rss_kib().map_or("?".into(), mib)

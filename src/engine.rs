@@ -441,7 +441,9 @@ mod tests {
         use sha2::Digest;
         let digest = hex::encode(sha2::Sha256::digest(long.as_bytes()));
         assert!(
-            quoted.ends_with(&format!("… [cut: {chars} characters in all, sha256 {digest}]")),
+            quoted.ends_with(&format!(
+                "… [cut: {chars} characters in all, sha256 {digest}]"
+            )),
             "{quoted}"
         );
         assert!(quoted.len() < 1024, "{} bytes", quoted.len());

@@ -2,8 +2,8 @@
 //! control characters, NUL bytes, option injection and 100 kB messages, placed into every
 //! argument of every command that takes user text. Each one must be `invalid` with the sentence
 //! naming what is wrong, be on the audit record (bounded, NUL-free) with the chain intact, and
-//! reach nothing: no step runs (the sandbox's infra justfile logs every step it starts, see
-//! `SANDBOX_STEP_LOG`), no request reaches GitHub or the registry and Airflow sees no `PATCH`.
+//! reach nothing: no step runs (the sandbox's infra justfile records every step it starts in
+//! `state/steps.log`), no request reaches GitHub or the registry and Airflow sees no `PATCH`.
 //!
 //! The generated table runs in-process through the same entry point as `exec` and `console`, on
 //! both store backends; a representative subset runs through the real `exec --json` binary.
@@ -346,7 +346,11 @@ fn cases() -> Vec<Case> {
                         if form.has_options {
                             format!("Unknown option {} for `!{}`", code(typed), form.words)
                         } else {
-                            format!("`!{}` takes no options, but got {}", form.words, code(typed))
+                            format!(
+                                "`!{}` takes no options, but got {}",
+                                form.words,
+                                code(typed)
+                            )
                         }
                     }
                     None => format!("— unexpected {}.", code(first)),
@@ -456,8 +460,8 @@ fn have_just() -> bool {
     found
 }
 
-/// The sandbox config on `store_url`, pointed at the fakes, steps in `workdir` logging to `log`.
-fn sandbox_config(h: &SandboxHandle, store_url: &str, workdir: &Path, log: &Path) -> Config {
+/// The sandbox config on `store_url`, pointed at the fakes, steps in `workdir`.
+fn sandbox_config(h: &SandboxHandle, store_url: &str, workdir: &Path) -> Config {
     let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml"))
         .expect("config");
     let env = [
@@ -467,19 +471,16 @@ fn sandbox_config(h: &SandboxHandle, store_url: &str, workdir: &Path, log: &Path
             workdir.display().to_string(),
         ),
         // The table is one user sending a thousand messages; the limiter is not under test.
-        ("CATALOG_CHATOPS__LIMITS__COMMANDS_PER_MINUTE", "10000".into()),
+        (
+            "CATALOG_CHATOPS__LIMITS__COMMANDS_PER_MINUTE",
+            "10000".into(),
+        ),
         ("CATALOG_CHATOPS__LIMITS__BURST", "10000".into()),
     ]
     .map(|(k, v)| (k.to_string(), v));
     let mut config = config::load_from_str(&toml, &env).expect("valid config");
     h.configure(&mut config);
     config.secrets.airflow_password = Some(secrecy::SecretString::from("sandbox"));
-    config
-        .targets
-        .get_mut("catalog")
-        .expect("catalog target")
-        .env
-        .insert("SANDBOX_STEP_LOG".into(), log.display().to_string());
     config
 }
 
@@ -527,8 +528,8 @@ async fn hostile_arguments_are_invalid_audited_and_reach_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let workdir = dir.path().join("infra");
         sandbox::session::write_infra(&workdir).expect("infra justfile");
-        let log = dir.path().join("steps.log");
-        let config = sandbox_config(&h, &ts.url, &workdir, &log);
+        let log = workdir.join("state/steps.log");
+        let config = sandbox_config(&h, &ts.url, &workdir);
         let engine = Engine::new(config, ts.store.clone()).expect("engine");
         let mallory = Actor::local("mallory", &["core-maintainer".into()], "tester");
 
@@ -587,23 +588,27 @@ async fn hostile_arguments_are_invalid_audited_and_reach_nothing() {
                 cut += usize::from(raw.contains("characters in all, sha256"));
             }
         }
-        assert_eq!(cut, 4, "the messages over 2,000 characters are quoted by a prefix");
+        assert_eq!(
+            cut, 4,
+            "the messages over 2,000 characters are quoted by a prefix"
+        );
         let nul_row = events
             .iter()
             .filter_map(|e| e.raw.as_deref())
             .find(|r| r.starts_with("!deploy catalog v1.5.3\u{FFFD}; rm"));
-        assert!(nul_row.is_some(), "the NUL message is recorded, NUL replaced");
+        assert!(
+            nul_row.is_some(),
+            "the NUL message is recorded, NUL replaced"
+        );
         let report = ts.store.verify_audit().await.expect("verify");
         assert_eq!(report.first_broken, None, "{}", ts.backend);
 
         // The probes work: a valid deploy does run steps, a valid enable does PATCH.
         if have_just() {
             let conv = Transcript::new();
-            let reply =
-                handle_addressed(&engine, &mallory, "!deploy catalog v1.5.3", &conv).await;
+            let reply = handle_addressed(&engine, &mallory, "!deploy catalog v1.5.3", &conv).await;
             assert_eq!(reply.outcome.as_str(), "awaiting_approval", "{reply:?}");
-            let steps = std::fs::read_to_string(&log).expect("step log");
-            assert_eq!(steps, "bump v1.5.3\nplan\n");
+            assert_eq!(steps_started(&log), ["bump", "plan"]);
         }
         let reply = handle_addressed(
             &engine,
@@ -620,7 +625,11 @@ async fn hostile_arguments_are_invalid_audited_and_reach_nothing() {
 
 fn preview(s: &str) -> String {
     if s.chars().count() > 120 {
-        format!("{}… ({} chars)", s.chars().take(120).collect::<String>(), s.chars().count())
+        format!(
+            "{}… ({} chars)",
+            s.chars().take(120).collect::<String>(),
+            s.chars().count()
+        )
     } else {
         s.to_string()
     }
@@ -636,7 +645,7 @@ async fn hostile_messages_through_exec_are_invalid_and_run_no_step() {
     let dir = tempfile::tempdir().expect("tempdir");
     let workdir = dir.path().join("infra");
     sandbox::session::write_infra(&workdir).expect("infra justfile");
-    let log = dir.path().join("steps.log");
+    let log = workdir.join("state/steps.log");
     let store_url = support::store_url(dir.path()).await;
     let run = |args: Vec<String>| {
         let mut c = tokio::process::Command::new(BIN);
@@ -650,8 +659,6 @@ async fn hostile_messages_through_exec_are_invalid_and_run_no_step() {
             .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
             .env("CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR", &workdir)
             .env("AIRFLOW_PASSWORD", "sandbox")
-            // Reaches the steps through `env_passthrough = ["SANDBOX_*"]`.
-            .env("SANDBOX_STEP_LOG", &log)
             .env_remove("CATALOG_CHATOPS_CONFIG")
             .current_dir(dir.path())
             .kill_on_drop(true);
@@ -739,7 +746,11 @@ async fn hostile_messages_through_exec_are_invalid_and_run_no_step() {
         );
         assert!(stdout.len() < 2_000, "reply of {} bytes", stdout.len());
     }
-    assert!(!log.exists(), "a step ran: {:?}", std::fs::read_to_string(&log));
+    assert!(
+        !log.exists(),
+        "a step ran: {:?}",
+        std::fs::read_to_string(&log)
+    );
     assert_eq!(upstream_requests(&h.world), (0, 0, 0));
 
     // `audit verify` passes and `audit export` shows every attempt, the 100 kB one cut short.
@@ -755,10 +766,7 @@ async fn hostile_messages_through_exec_are_invalid_and_run_no_step() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    let invalid: Vec<&Value> = rows
-        .iter()
-        .filter(|r| r["outcome"] == "invalid")
-        .collect();
+    let invalid: Vec<&Value> = rows.iter().filter(|r| r["outcome"] == "invalid").collect();
     assert_eq!(invalid.len(), subset.len());
     for r in &invalid {
         assert_eq!(r["source"], "local");
@@ -787,13 +795,27 @@ async fn hostile_messages_through_exec_are_invalid_and_run_no_step() {
     // The probe works through `exec` too: a valid deploy runs bump and plan.
     if have_just() {
         let out = exec("!deploy catalog v1.5.3".into()).await;
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
         assert_eq!(
-            std::fs::read_to_string(&log).expect("step log"),
-            "bump v1.5.3\nplan\n"
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
         );
+        assert_eq!(steps_started(&log), ["bump", "plan"]);
     }
     h.shutdown().await;
+}
+
+/// The steps the infra justfile started, in order (`<recipe> start pid=N` lines).
+fn steps_started(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .expect("the step log")
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" start pid=")
+                .map(|(step, _)| step.to_string())
+        })
+        .collect()
 }
 
 fn sha256_hex(s: &str) -> String {

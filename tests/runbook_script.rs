@@ -3,7 +3,6 @@
 //! passes and exits 1, naming the failed check, where the bot blocks. Needs bash, curl and jq;
 //! without them it prints why it skips.
 
-
 use std::process::Stdio;
 
 use catalog_chatops::command::Version;
@@ -43,9 +42,17 @@ async fn the_runbook_script_agrees_with_the_bots_preflight() {
     // (version, a run active, what the script must report)
     let cases = [
         ("v1.5.3", false, "✅ DAG runs: no active DAG runs"),
-        ("v1.5.2", false, "❌ image: wordpress/openverse-catalog:v1.5.2 is not on"),
+        (
+            "v1.5.2",
+            false,
+            "❌ image: wordpress/openverse-catalog:v1.5.2 is not on",
+        ),
         ("v1.6.0", false, "❌ release: no published release v1.6.0"),
-        ("v1.5.3", true, "❌ DAG runs: 1 active DAG run(s) block the deploy"),
+        (
+            "v1.5.3",
+            true,
+            "❌ DAG runs: 1 active DAG run(s) block the deploy",
+        ),
         ("v9.9.9", false, "❌ release: no published release v9.9.9"),
     ];
     for (version, active, expect) in cases {
@@ -69,7 +76,10 @@ async fn the_runbook_script_agrees_with_the_bots_preflight() {
             .await
             .expect("run the script");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains(expect), "{version} active={active}: {stdout}");
+        assert!(
+            stdout.contains(expect),
+            "{version} active={active}: {stdout}"
+        );
 
         let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
         let v = Version::parse(version).expect("version");
@@ -98,6 +108,9 @@ async fn the_runbook_script_agrees_with_the_bots_preflight() {
         .expect("run the script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("❌ DAG runs: Airflow answered 401"), "{stdout}");
+    assert!(
+        stdout.contains("❌ DAG runs: Airflow answered 401"),
+        "{stdout}"
+    );
     h.shutdown().await;
 }

@@ -306,7 +306,14 @@ pub(super) fn big_with_history(dags: usize, finished: usize, running: usize) -> 
             let state = if i % 10 == 9 { "failed" } else { "success" };
             run(i, start, Some(start + 20 * 60_000), state)
         })
-        .chain((0..running).map(|i| run(finished + i, now - 60_000 - i as i64 * 1_000, None, "success")))
+        .chain((0..running).map(|i| {
+            run(
+                finished + i,
+                now - 60_000 - i as i64 * 1_000,
+                None,
+                "success",
+            )
+        }))
         .collect();
     state
 }
