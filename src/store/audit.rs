@@ -88,6 +88,8 @@ pub(super) async fn append_in_tx(
     let first_seq = last_seq - events.len() as i64 + 1;
     let ts_ms = now_ms();
     let mut stored = Vec::with_capacity(events.len());
+    // Every path into the chain (group-committed appends, deploy transitions) passes here.
+    let events: Vec<NewAuditEvent> = events.iter().map(|ev| ev.storable()).collect();
     for (i, ev) in events.iter().enumerate() {
         let seq = first_seq + i as i64;
         let roles =
@@ -332,7 +334,7 @@ impl Store {
     pub async fn append_audit(&self, ev: &NewAuditEvent) -> Result<AuditEvent> {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.audit_writer
-            .send((ev.storable(), reply_tx))
+            .send((ev.clone(), reply_tx))
             .await
             .map_err(|_| StoreError::Append("the audit writer has stopped".into()))?;
         reply_rx
