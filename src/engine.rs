@@ -153,6 +153,21 @@ impl Engine {
         Some(reply)
     }
 
+    /// Refuses `text` as invalid for `error`, audited like any invalid command (for front ends
+    /// that know the text was meant for the bot although [`command::parse`] does not see a
+    /// command in it).
+    pub async fn refuse_invalid(
+        &self,
+        actor: &Actor,
+        text: &str,
+        error: command::ParseError,
+        conv: &dyn Conversation,
+    ) -> Reply {
+        let reply = self.decide_and_run(actor, text, Err(error), conv).await;
+        crate::metrics::command_handled("invalid", reply.outcome.as_str());
+        reply
+    }
+
     async fn decide_and_run(
         &self,
         actor: &Actor,
@@ -160,7 +175,7 @@ impl Engine {
         parsed: Result<Command, command::ParseError>,
         conv: &dyn Conversation,
     ) -> Reply {
-        let raw = self.ctx.redactor.redact(text);
+        let raw = audit_quote(&self.ctx.redactor.redact(text));
         let attempt = |decision: &str, cmd: Option<&Command>| NewAuditEvent {
             kind: "command".into(),
             source: actor.source.name().into(),
@@ -371,6 +386,28 @@ impl Engine {
     }
 }
 
+/// The longest message, in characters, the audit log keeps whole: every message that could be
+/// parsed at all.
+const MAX_AUDIT_RAW_CHARS: usize = command::MAX_INPUT_CHARS;
+/// How much of a longer message the audit log quotes.
+const AUDIT_RAW_PREFIX_CHARS: usize = 200;
+
+/// The message as the audit log keeps it: whole up to [`MAX_AUDIT_RAW_CHARS`]; beyond that (a
+/// pasted log, 100 kB of junk) a prefix, the full length and the sha256 of the whole text, so the
+/// row stays small and the original can still be matched. `text` is already redacted.
+fn audit_quote(text: &str) -> String {
+    let chars = text.chars().count();
+    if chars <= MAX_AUDIT_RAW_CHARS {
+        return text.to_string();
+    }
+    use sha2::Digest;
+    let prefix: String = text.chars().take(AUDIT_RAW_PREFIX_CHARS).collect();
+    format!(
+        "{prefix}… [cut: {chars} characters in all, sha256 {}]",
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    )
+}
+
 /// Masks secrets in every string of a JSON value.
 fn redact_json(r: &Redactor, v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
@@ -381,5 +418,34 @@ fn redact_json(r: &Redactor, v: serde_json::Value) -> serde_json::Value {
             Value::Object(o.into_iter().map(|(k, x)| (k, redact_json(r, x))).collect())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_keeps_a_parsable_message_whole_and_cuts_a_longer_one() {
+        let whole = "é".repeat(MAX_AUDIT_RAW_CHARS);
+        assert_eq!(audit_quote(&whole), whole);
+
+        let long = format!("!deploy catalog {}", "ü".repeat(100 * 1024));
+        let quoted = audit_quote(&long);
+        let chars = long.chars().count();
+        assert!(quoted.starts_with("!deploy catalog üü"), "{quoted}");
+        assert_eq!(
+            quoted.chars().take_while(|c| *c != '…').count(),
+            AUDIT_RAW_PREFIX_CHARS
+        );
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(long.as_bytes()));
+        assert!(
+            quoted.ends_with(&format!(
+                "… [cut: {chars} characters in all, sha256 {digest}]"
+            )),
+            "{quoted}"
+        );
+        assert!(quoted.len() < 1024, "{} bytes", quoted.len());
     }
 }

@@ -75,13 +75,18 @@ pub async fn handle_addressed(
     if let Some(reply) = engine.handle(actor, text, conv).await {
         return reply;
     }
-    let prefixed = format!("{}{}", engine.ctx().config.chat.prefix, text.trim_start());
-    match engine.handle(actor, &prefixed, conv).await {
-        Some(reply) => reply,
-        // Unreachable in practice (a prefixed text is always addressed); answer rather than panic.
-        None => Reply::new(
-            crate::reply::Outcome::Invalid,
-            "That is not a command; try `!help`.",
-        ),
+    let prefix = &engine.ctx().config.chat.prefix;
+    let prefixed = format!("{prefix}{}", text.trim_start());
+    if let Some(reply) = engine.handle(actor, &prefixed, conv).await {
+        return reply;
     }
+    // Still not addressed, e.g. `！deploy` (a fullwidth `！`) or a bidi override in front:
+    // refused like any other invalid command, audited, with the most specific sentence.
+    let error = crate::command::check_characters(text)
+        .err()
+        .unwrap_or_else(|| crate::command::ParseError::NotACommand {
+            prefix: prefix.clone(),
+            text: text.to_string(),
+        });
+    engine.refuse_invalid(actor, text, error, conv).await
 }

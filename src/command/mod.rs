@@ -12,7 +12,7 @@ mod version;
 pub use help::COMMAND_WORDS;
 pub use help::{COMMANDS, CommandHelp, help_for, help_overview};
 pub use parse::DEPLOY_SUBCOMMANDS;
-pub use parse::{MAX_INPUT_CHARS, ParseContext, ParseError, parse};
+pub use parse::{MAX_INPUT_CHARS, ParseContext, ParseError, check_characters, parse};
 pub use version::Version;
 
 /// How an interrupted deploy was settled by a maintainer after checking reality.

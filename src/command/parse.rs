@@ -132,6 +132,10 @@ pub enum ParseError {
     InvalidDagId { value: String, reason: String },
     /// A migration name that is malformed or could traverse paths; `reason` completes the sentence.
     InvalidMigrationName { value: String, reason: String },
+    /// Text typed where everything is meant for the bot (a terminal) that is still not addressed
+    /// to it even with the prefix put in front, e.g. `！deploy` with a fullwidth `！`. [`parse`]
+    /// never returns it (in a chat channel such text is simply not for the bot).
+    NotACommand { prefix: String, text: String },
 }
 
 impl std::error::Error for ParseError {}
@@ -320,17 +324,31 @@ impl fmt::Display for ParseError {
             ParseError::InvalidMigrationName { value, reason } => {
                 write!(f, "{} is not a migration name: {reason}.", code(value))
             }
+            ParseError::NotACommand { prefix, text } if text.trim().is_empty() => {
+                write!(f, "An empty message is not a command; try `{prefix}help`.")
+            }
+            ParseError::NotACommand { prefix, text } => write!(
+                f,
+                "{} is not a command: a command is `{prefix}` and a command word, \
+                 e.g. `{prefix}help`.",
+                code(text.trim())
+            ),
         }
     }
 }
 
-/// User input as an inline code span: shortened, and with backticks replaced so that it cannot
-/// close the span and format the rest of the sentence.
+/// User input as an inline code span: shortened, with backticks replaced so that it cannot
+/// close the span and format the rest of the sentence, and invisible characters (a bidi override
+/// would reverse the rest of the reply) shown as U+FFFD.
 pub(crate) fn code(s: &str) -> String {
     let mut shown: String = s
         .chars()
         .take(MAX_ECHO_CHARS)
-        .map(|c| if c == '`' { '\'' } else { c })
+        .map(|c| match c {
+            '`' => '\'',
+            c if is_forbidden(c) => '\u{FFFD}',
+            c => c,
+        })
         .collect();
     if s.chars().count() > MAX_ECHO_CHARS {
         shown.push('…');
@@ -398,22 +416,29 @@ pub fn parse(text: &str, ctx: &ParseContext) -> Result<Option<Command>, ParseErr
     let Some(rest) = addressed(text, ctx) else {
         return Ok(None);
     };
-    let chars = text.chars().count();
-    if chars > MAX_INPUT_CHARS {
-        return Err(ParseError::TooLong { chars });
-    }
-    if let Some((index, character)) = text.chars().enumerate().find(|&(_, c)| is_forbidden(c)) {
-        return Err(ParseError::ForbiddenCharacter {
-            character,
-            position: index + 1,
-        });
-    }
+    check_characters(text)?;
     let mut words = rest.split_whitespace();
     let Some(word) = words.next() else {
         return Ok(Some(Command::Help { topic: None }));
     };
     let tokens = Tokens::split(words);
     Parser { ctx, tokens }.command(word).map(Some)
+}
+
+/// The checks on a whole message before any word of it is read: its length, and no control or
+/// invisible character anywhere in it.
+pub fn check_characters(text: &str) -> Result<(), ParseError> {
+    let chars = text.chars().count();
+    if chars > MAX_INPUT_CHARS {
+        return Err(ParseError::TooLong { chars });
+    }
+    match text.chars().enumerate().find(|&(_, c)| is_forbidden(c)) {
+        Some((index, character)) => Err(ParseError::ForbiddenCharacter {
+            character,
+            position: index + 1,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The text after the prefix or the mention, if the message is addressed to the bot.
@@ -1796,6 +1821,37 @@ mod tests {
             3 => prop::sample::select(vocabulary).prop_map(str::to_owned),
             1 => any::<String>(),
         ]
+    }
+
+    #[test]
+    fn echoed_input_never_carries_invisible_characters() {
+        // A bidi override quoted back would reverse the rest of the reply.
+        assert_eq!(code("a\u{202E}b\u{200B}`"), "`a\u{FFFD}b\u{FFFD}'`");
+        let e = ParseError::NotACommand {
+            prefix: "!".into(),
+            text: "\u{FF01}deploy catalog v1.2.3".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`\u{FF01}deploy catalog v1.2.3` is not a command: a command is `!` and a command \
+             word, e.g. `!help`."
+        );
+        let empty = ParseError::NotACommand {
+            prefix: "!".into(),
+            text: "  ".into(),
+        };
+        assert_eq!(
+            empty.to_string(),
+            "An empty message is not a command; try `!help`."
+        );
+        assert_eq!(check_characters("!deploy catalog v1.2.3"), Ok(()));
+        assert_eq!(
+            check_characters("!x\0"),
+            Err(ParseError::ForbiddenCharacter {
+                character: '\0',
+                position: 3
+            })
+        );
     }
 
     proptest! {

@@ -86,6 +86,12 @@ impl World {
         World::new(seed::big(dags, running))
     }
 
+    /// [`World::big`] with `finished` runs besides the `running` ones (for the scale benchmark:
+    /// the running-runs query must filter a long history).
+    pub fn big_with_history(dags: usize, finished: usize, running: usize) -> World {
+        World::new(seed::big_with_history(dags, finished, running))
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, WorldState> {
         // Handlers only mutate plain data under the lock; a panic cannot leave it half-updated
         // in a way later readers would misread, so a poisoned lock is still usable.

@@ -266,8 +266,18 @@ pub fn monorepo_commits(now: i64) -> Vec<SimCommit> {
 }
 
 pub(super) fn big(dags: usize, running: usize) -> WorldState {
+    big_with_history(dags, 0, running)
+}
+
+/// [`big`] plus `finished` runs that ended over the past days (most succeeded, every tenth
+/// failed), as a busy Airflow keeps them: the running-runs query has to filter them out.
+pub(super) fn big_with_history(dags: usize, finished: usize, running: usize) -> WorldState {
     let now = now_ms();
     let mut state = openverse(false);
+    let dag_id = |i: usize| {
+        let dag = if dags == 0 { 0 } else { i % dags };
+        format!("synthetic_{dag:05}_workflow")
+    };
     state.airflow.dags = (0..dags)
         .map(|i| SimDag {
             dag_id: format!("synthetic_{i:05}_workflow"),
@@ -279,21 +289,31 @@ pub(super) fn big(dags: usize, running: usize) -> WorldState {
             fileloc: format!("/opt/airflow/catalog/dags/synthetic/dag_{i:05}.py"),
         })
         .collect();
-    state.airflow.runs = (0..running)
+    let run = |i: usize, start: i64, ends: Option<i64>, final_state: &str| SimRun {
+        dag_id: dag_id(i),
+        run_id: format!("scheduled__{}_{i}", rfc3339(start).replace('Z', "+00:00")),
+        run_type: "scheduled".to_string(),
+        logical_date: Some(rfc3339(start)),
+        queued_at_ms: start - 1_000,
+        starts_at_ms: start,
+        ends_at_ms: ends,
+        final_state: final_state.to_string(),
+    };
+    // Finished runs first (older), then the running ones, as Airflow's default order has them.
+    state.airflow.runs = (0..finished)
         .map(|i| {
-            let dag = if dags == 0 { 0 } else { i % dags };
-            let start = now - 60_000 - i as i64 * 1_000;
-            SimRun {
-                dag_id: format!("synthetic_{dag:05}_workflow"),
-                run_id: format!("scheduled__{}_{i}", rfc3339(start).replace('Z', "+00:00")),
-                run_type: "scheduled".to_string(),
-                logical_date: Some(rfc3339(start)),
-                queued_at_ms: start - 1_000,
-                starts_at_ms: start,
-                ends_at_ms: None,
-                final_state: "success".to_string(),
-            }
+            let start = now - 3_600_000 - i as i64 * 30_000;
+            let state = if i % 10 == 9 { "failed" } else { "success" };
+            run(i, start, Some(start + 20 * 60_000), state)
         })
+        .chain((0..running).map(|i| {
+            run(
+                finished + i,
+                now - 60_000 - i as i64 * 1_000,
+                None,
+                "success",
+            )
+        }))
         .collect();
     state
 }

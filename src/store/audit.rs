@@ -88,6 +88,8 @@ pub(super) async fn append_in_tx(
     let first_seq = last_seq - events.len() as i64 + 1;
     let ts_ms = now_ms();
     let mut stored = Vec::with_capacity(events.len());
+    // Every path into the chain (group-committed appends, deploy transitions) passes here.
+    let events: Vec<NewAuditEvent> = events.iter().map(|ev| ev.storable()).collect();
     for (i, ev) in events.iter().enumerate() {
         let seq = first_seq + i as i64;
         let roles =
@@ -192,6 +194,32 @@ pub struct NewAuditEvent {
     pub target: Option<String>,
     pub deploy_id: Option<i64>,
     pub detail: serde_json::Value,
+}
+
+impl NewAuditEvent {
+    /// A copy every backend can store: Postgres refuses NUL in text, and one event carrying it
+    /// (a message with a NUL byte) would fail its whole group-committed batch, other people's
+    /// events included. NUL becomes U+FFFD. `detail` needs nothing: JSON escapes it.
+    fn storable(&self) -> NewAuditEvent {
+        fn clean(s: &str) -> String {
+            s.replace('\0', "\u{FFFD}")
+        }
+        let opt = |s: &Option<String>| s.as_deref().map(clean);
+        NewAuditEvent {
+            kind: clean(&self.kind),
+            source: clean(&self.source),
+            actor: clean(&self.actor),
+            os_user: opt(&self.os_user),
+            roles: self.roles.iter().map(|r| clean(r)).collect(),
+            raw: opt(&self.raw),
+            command: opt(&self.command),
+            decision: opt(&self.decision),
+            outcome: opt(&self.outcome),
+            target: opt(&self.target),
+            deploy_id: self.deploy_id,
+            detail: self.detail.clone(),
+        }
+    }
 }
 
 /// A stored event.

@@ -26,6 +26,10 @@ pub struct MigrationRequest {
     pub requested_ms: i64,
 }
 
+/// Rows per upsert statement in [`Store::record_seen`]: 2 + 2 × 500 parameters, far below
+/// SQLite's (32,766) and Postgres's (65,535) limits.
+const SEEN_ROWS_PER_STATEMENT: usize = 500;
+
 impl Store {
     /// Every seen DAG id with its row.
     pub async fn seen_dags(&self) -> Result<HashMap<String, SeenDag>> {
@@ -63,21 +67,39 @@ impl Store {
     /// Records what one poll saw, in one transaction: new ids are inserted with `first_seen_ms`
     /// = now (and `announced_ms` = now when `announce_new` is false, i.e. while seeding), known
     /// ids get their paused flag and `last_seen_ms` refreshed.
+    ///
+    /// Rows go [`SEEN_ROWS_PER_STATEMENT`] to a statement: an Airflow with 10,000 DAGs is 20
+    /// round trips per poll, not 10,000 (seconds on a Postgres across a network).
     pub async fn record_seen(&self, dags: &[(String, bool)], seeding: bool) -> Result<()> {
+        // Offset pages can overlap when DAGs are added between two requests, and one statement
+        // must not upsert the same id twice (Postgres refuses): the last sighting wins.
+        let mut latest: HashMap<&str, bool> = HashMap::with_capacity(dags.len());
+        for (dag_id, paused) in dags {
+            latest.insert(dag_id, *paused);
+        }
+        let mut rows: Vec<(&str, bool)> = latest.into_iter().collect();
+        rows.sort_unstable();
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        for (dag_id, paused) in dags {
-            sqlx::query(
+        for chunk in rows.chunks(SEEN_ROWS_PER_STATEMENT) {
+            // $1 = now, $2 = announced_ms, then (dag_id, is_paused) per row.
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, $1, $1, ${}, $2)", 3 + 2 * i, 4 + 2 * i))
+                .collect();
+            let sql = format!(
                 "INSERT INTO seen_dags (dag_id, first_seen_ms, last_seen_ms, is_paused, announced_ms) \
-                 VALUES ($1, $2, $2, $3, $4) \
-                 ON CONFLICT (dag_id) DO UPDATE SET last_seen_ms = $2, is_paused = $3",
-            )
-            .bind(dag_id)
-            .bind(now)
-            .bind(i64::from(*paused))
-            .bind(seeding.then_some(now))
-            .execute(&mut *tx)
-            .await?;
+                 VALUES {} \
+                 ON CONFLICT (dag_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, \
+                 is_paused = excluded.is_paused",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(seeding.then_some(now));
+            for (dag_id, paused) in chunk {
+                query = query.bind(*dag_id).bind(i64::from(*paused));
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
