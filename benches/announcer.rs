@@ -3,6 +3,9 @@
 //! RSS (`VmHWM` in /proc/self/status) and the requests it needed. Run with
 //! `cargo bench --bench announcer`; figures go to docs/BENCHMARKS.md ("Announcer").
 
+mod common;
+
+use common::peak_rss_kib;
 use std::time::Instant;
 
 use catalog_chatops::Engine;
@@ -15,14 +18,6 @@ use catalog_chatops::watch::Announcer;
 use secrecy::SecretString;
 
 const DAGS: usize = 2_000;
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 #[tokio::main]
 async fn main() {

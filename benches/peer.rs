@@ -9,12 +9,15 @@
 //!
 //! Run with `cargo bench --bench peer`; figures go to docs/BENCHMARKS.md ("Peer comparison").
 
+mod common;
+
+use common::{median, ms, sandbox_config};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::command::Version;
-use catalog_chatops::config::{self, Config};
+use catalog_chatops::config::Config;
 use catalog_chatops::deploy::preflight;
 use catalog_chatops::integrations::{HttpPolicy, Integrations, Service};
 use catalog_chatops::sandbox::{self, SandboxHandle, World};
@@ -25,21 +28,6 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/runbook-curl.
 const LATENCY: Duration = Duration::from_millis(200);
 const RUNS: usize = 7;
 const SERVICES: [Service; 3] = [Service::Github, Service::Registry, Service::Airflow];
-
-fn sandbox_config() -> Config {
-    let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml"))
-        .expect("config");
-    config::load_from_str(&toml, &[]).expect("valid")
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn total_requests(world: &World) -> u64 {
     SERVICES.iter().map(|s| world.count_prefix(*s, "")).sum()

@@ -3,30 +3,17 @@
 //! 2,000 DAGs and 5,000 running runs (time, requests, peak RSS of the `exec` process).
 //! Run with `cargo bench --bench preflight`; figures go to docs/BENCHMARKS.md.
 
+mod common;
+
+use common::{median, ms, sandbox_config};
 use std::time::{Duration, Instant};
 
 use catalog_chatops::command::Version;
-use catalog_chatops::config::{self, Config};
 use catalog_chatops::deploy::preflight;
 use catalog_chatops::integrations::{HttpPolicy, Integrations, Service};
 use catalog_chatops::sandbox::{self, World};
 
 const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
-
-fn sandbox_config() -> Config {
-    let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml"))
-        .expect("config");
-    config::load_from_str(&toml, &[]).expect("valid")
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 async fn latency_ratio() {
     let world = World::openverse_idle();

@@ -11,13 +11,16 @@
 //!
 //! Run with `cargo bench --bench scale`; figures go to docs/BENCHMARKS.md ("Scale").
 
+mod common;
+
+use common::{median, median_u64, mib, ms, peak_rss_kib, sandbox_config};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::Engine;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::command::Version;
-use catalog_chatops::config::{self, Config};
+use catalog_chatops::config::Config;
 use catalog_chatops::deploy::preflight;
 use catalog_chatops::integrations::{HttpPolicy, Integrations, Service};
 use catalog_chatops::sandbox::{self, SandboxHandle, SimDag, World};
@@ -32,38 +35,6 @@ const RUNNING: usize = 2_000;
 const REPEATS: usize = 5;
 const PROCESS_REPEATS: usize = 3;
 const SERVICES: [Service; 3] = [Service::Github, Service::Registry, Service::Airflow];
-
-fn sandbox_config() -> Config {
-    let toml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sandbox.toml"))
-        .expect("config");
-    config::load_from_str(&toml, &[]).expect("valid")
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn median_u64(mut v: Vec<u64>) -> u64 {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// Requests per service since `before`.
 fn requests(world: &World, before: [u64; 3]) -> [u64; 3] {

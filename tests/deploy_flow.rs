@@ -16,18 +16,7 @@ use tokio::process::Command;
 const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 
 fn require_just() -> bool {
-    let found = std::process::Command::new("just")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`just` is required in CI for the deploy workflow tests");
-        }
-        eprintln!("skipping: `just` is not on PATH");
-    }
-    found
+    support::require_tool("just", "the deploy workflow tests")
 }
 
 struct Sbx {

@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use catalog_chatops::Engine;
 use catalog_chatops::chat::Transcript;
@@ -446,18 +445,7 @@ fn whole_messages() -> Vec<Case> {
 }
 
 fn have_just() -> bool {
-    let found = std::process::Command::new("just")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`just` is required in CI for the step-side checks");
-        }
-        eprintln!("skipping the step-side positive control: `just` is not on PATH");
-    }
-    found
+    support::require_tool("just", "the step-side positive control")
 }
 
 /// The sandbox config on `store_url`, pointed at the fakes, steps in `workdir`.

@@ -20,7 +20,6 @@ use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::{DeployState, Store};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -31,24 +30,8 @@ const GITHUB_SECRET: &str = "ghp_LEAKCHECKtoken0000111122223333";
 const REGISTRY_SECRET: &str = "reg-pw-LEAKCHECK-9876";
 const SERVER_TOKEN: &str = "server-token-LEAKCHECK-abcdef123456";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 fn require(tool: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if in_ci() {
-            panic!("`{tool}` is required in CI for this test");
-        }
-        eprintln!("skipping: `{tool}` is not on PATH");
-    }
-    found
+    support::require_tool(tool, "this test")
 }
 
 struct Sbx {
@@ -143,27 +126,8 @@ struct Served {
     url: String,
 }
 
-async fn serve(mut cmd: Command) -> Served {
-    let mut child = cmd
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("catalog-chatops serve: listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("serve exited without listening")
-    })
-    .await
-    .expect("serve started in time");
-    // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+async fn serve(cmd: Command) -> Served {
+    let (child, url) = support::spawn_listening(cmd, "serve").await;
     Served { child, url }
 }
 

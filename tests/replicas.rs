@@ -10,13 +10,11 @@ mod fake_discord;
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::sandbox::{self, SandboxHandle, SimDag, World};
 use catalog_chatops::store::Store;
 use fake_discord::{ALICE, CHANNEL_ID, Call, FakeDiscord, GUILD_ID, TOKEN, message_create};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
@@ -77,30 +75,8 @@ fn command(
 }
 
 /// Starts `run` and waits for the address its HTTP server listens on.
-async fn start(mut cmd: Command) -> Replica {
-    let mut child = cmd
-        .arg("run")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn run");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("catalog-chatops run: listening on ") {
-                return url.to_string();
-            }
-        }
-        panic!("run exited before listening")
-    })
-    .await
-    .expect("run started in time");
-    // Keep draining stderr so the child never blocks on a full pipe; shown when the test fails.
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[run] {line}");
-        }
-    });
+async fn start(cmd: Command) -> Replica {
+    let (child, url) = support::spawn_listening(cmd, "run").await;
     Replica { child, url }
 }
 

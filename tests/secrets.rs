@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use catalog_chatops::sandbox::{self, World};
@@ -22,22 +21,9 @@ const DISCORD_TOKEN: &str = "discord-token-Zp4Kx8-distinctive";
 const AWS_KEY_IN_OUTPUT: &str = "AKIAZZZZSECRETKEY123";
 const GH_TOKEN_IN_OUTPUT: &str = "ghs_StepPrintedTokenAbcdefghij1234567890";
 
-fn have_just() -> bool {
-    let ok = std::process::Command::new("just")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("`just` is required in CI");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_chat_logs_store_or_step_environment() {
-    if !have_just() {
-        eprintln!("skipping: `just` is not on PATH");
+    if !support::require_tool("just", "the secrets test") {
         return;
     }
     let world = sandbox::start(World::openverse_idle())

@@ -306,20 +306,24 @@ async fn a_message_is_claimed_once() {
     }
 }
 
+/// A requested deploy of catalog v1.5.3 by alice.
+async fn catalog_v153(store: &Store) -> catalog_chatops::store::Deploy {
+    store
+        .create_deploy(&NewDeploy {
+            target: "catalog",
+            environment: "prod",
+            version: "v1.5.3",
+            requested_by: "alice",
+            force: false,
+        })
+        .await
+        .expect("create")
+}
+
 #[tokio::test]
 async fn deploys_are_journaled_and_listed() {
     for t in all_backends().await {
-        let d = t
-            .store
-            .create_deploy(&NewDeploy {
-                target: "catalog",
-                environment: "prod",
-                version: "v1.5.3",
-                requested_by: "alice",
-                force: false,
-            })
-            .await
-            .expect("create");
+        let d = catalog_v153(&t.store).await;
         assert_eq!(d.state, DeployState::Requested);
         let moved = |from: DeployState| {
             let store = t.store.clone();
@@ -430,17 +434,7 @@ async fn watcher_state_and_migration_requests_take_real_timestamps() {
 #[tokio::test]
 async fn a_transition_whose_audit_event_fails_is_not_kept() {
     for t in all_backends().await {
-        let d = t
-            .store
-            .create_deploy(&NewDeploy {
-                target: "catalog",
-                environment: "prod",
-                version: "v1.5.3",
-                requested_by: "alice",
-                force: false,
-            })
-            .await
-            .expect("create");
+        let d = catalog_v153(&t.store).await;
         sqlx::query("DELETE FROM audit_head")
             .execute(t.store.pool())
             .await

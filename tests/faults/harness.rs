@@ -31,18 +31,7 @@ pub const DEPLOY: &str = "!deploy catalog v1.5.3";
 
 /// `just` runs the infra steps; without it the workflow cases cannot run.
 pub fn require_just() -> bool {
-    let found = std::process::Command::new("just")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("`just` is required in CI for the fault-injection tests");
-        }
-        eprintln!("skipping: `just` is not on PATH");
-    }
-    found
+    support::require_tool("just", "the fault-injection tests")
 }
 
 /// Small numbers so that a hanging or failing upstream costs about a second, not half a minute.

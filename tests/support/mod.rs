@@ -33,8 +33,26 @@ pub async fn sqlite() -> TestStore {
     }
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True when `tool --version` runs. Outside CI a missing tool skips the caller with a printed
+/// reason; in CI it panics, so no tier is skipped silently there.
+pub fn require_tool(tool: &str, needed_for: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if in_ci() {
+            panic!("`{tool}` is required in CI for {needed_for}");
+        }
+        eprintln!("skipping {needed_for}: `{tool}` is not on PATH");
+    }
+    found
 }
 
 /// A fresh, empty Postgres database URL, or `None` (with the reason printed) outside CI when no
@@ -150,4 +168,41 @@ pub fn config_with_store(store_url: &str) -> Config {
         ),
     ];
     config::load_from_str(&toml, &env).expect("shipped config is valid")
+}
+
+/// Starts `cmd` with the subcommand `mode` (`run` or `serve`) and waits for the address its
+/// HTTP server reports ("catalog-chatops MODE: listening on URL"). Its stderr keeps being read
+/// (echoed, so a failing test shows it) so the child never blocks on a full pipe.
+pub async fn spawn_listening(
+    mut cmd: tokio::process::Command,
+    mode: &str,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = cmd
+        .arg(mode)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {mode}: {e}"));
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let marker = format!("catalog-chatops {mode}: listening on ");
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix(&marker) {
+                return url.to_string();
+            }
+            eprintln!("[{mode}] {line}");
+        }
+        panic!("{mode} exited before listening")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{mode} did not listen within 30 s"));
+    let tag = mode.to_string();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{tag}] {line}");
+        }
+    });
+    (child, url)
 }
