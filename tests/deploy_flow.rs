@@ -556,3 +556,82 @@ async fn a_step_past_its_timeout_fails_the_deploy_saying_so() {
             .is_empty()
     );
 }
+
+/// A deploy cancelled from another process while its plan runs: the plan finishes, the owner's
+/// next move finds the deploy cancelled, stops there (no approval asked, nothing applied) and
+/// says so; the lock is free for the next deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    let owner = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            ALICE.0,
+            "--role",
+            "core-maintainer",
+            "!deploy catalog v1.5.3",
+        ])
+        .env("SANDBOX_PLAN_SECONDS", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let store = s.store().await;
+    let mut at_plan = false;
+    for _ in 0..200 {
+        if let Ok(Some(d)) = store.get_deploy(1).await
+            && d.state == DeployState::Plan
+        {
+            at_plan = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(at_plan, "the deploy reached the plan step");
+
+    let (r, _, code) = s.exec(BOB.0, BOB.1, "!deploy cancel 1").await;
+    assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
+    assert!(store.list_locks().await.expect("locks").is_empty());
+
+    // The owner's plan ends; its next transition loses the compare-and-set to the cancel.
+    let out = owner.wait_with_output().await.expect("owner");
+    let (r, lines, _) = parse(&out);
+    let said = text(&lines);
+    assert_eq!(r["outcome"], "failed", "{said}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Deploy #1 stopped: it is now cancelled (cancelled by bob)"),
+        "{r}"
+    );
+    assert!(
+        !said.contains("deploy approve 1"),
+        "no approval asked: {said}"
+    );
+    let d = store.get_deploy(1).await.expect("get").expect("d");
+    assert_eq!(d.state, DeployState::Cancelled);
+    let steps = std::fs::read_to_string(s.workdir().join("state/steps.log")).expect("steps.log");
+    assert!(
+        steps.contains("plan end"),
+        "the plan ran to its end: {steps}"
+    );
+    assert!(!steps.contains("apply"), "nothing applied: {steps}");
+    assert!(store.list_locks().await.expect("locks").is_empty());
+
+    // The target is free again.
+    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
