@@ -11,7 +11,7 @@ use catalog_chatops::Engine;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::command::{self, ParseContext};
 use catalog_chatops::config;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::store::{NewAuditEvent, Store};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -101,13 +101,7 @@ async fn appends(store: &Store, label: &str, total: usize, tasks: usize) {
 
 async fn dispatch(store: Store, url: &str, label: &str) {
     let engine = Engine::new(shipped_config(url), store).expect("engine");
-    let actor = Actor {
-        name: "bench".into(),
-        roles: vec!["contributor".into()],
-        source: Source::Local {
-            os_user: "bench".into(),
-        },
-    };
+    let actor = Actor::local("bench", &["contributor".to_string()], "bench");
     for text in ["!help", "!locks", "!deploy status"] {
         let conv = Transcript::new();
         for _ in 0..50 {
@@ -136,13 +130,7 @@ fn parse_and_authorize() {
     };
     let policy =
         catalog_chatops::policy::Policy::new(shipped_config("sqlite::memory:").permissions);
-    let actor = Actor {
-        name: "bench".into(),
-        roles: vec!["contributor".into()],
-        source: Source::Local {
-            os_user: "bench".into(),
-        },
-    };
+    let actor = Actor::local("bench", &["contributor".to_string()], "bench");
     let mut samples = Vec::with_capacity(100_000);
     for i in 0..100_000 {
         let text = if i % 2 == 0 {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config;
 use catalog_chatops::integrations::HttpPolicy;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};
 use catalog_chatops::store::Store;
 use catalog_chatops::{Engine, Outcome};
@@ -59,11 +59,9 @@ async fn run(label: &str, url: &str) {
         tasks.push(tokio::spawn(async move {
             for i in 0..COMMANDS / USERS {
                 let (text, roles) = MIX[(u + i) % MIX.len()];
-                let actor = Actor {
-                    name: format!("user{u:02}"),
-                    roles: roles.iter().map(|r| r.to_string()).collect(),
-                    source: Source::Chat { platform: "load" },
-                };
+                let name = format!("user{u:02}");
+                let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+                let actor = Actor::chat("load", &name, &name, &roles);
                 let t = Instant::now();
                 let reply = engine.handle(&actor, text, &Transcript::new()).await;
                 let took = t.elapsed();

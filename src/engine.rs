@@ -191,7 +191,8 @@ impl Engine {
 
         // The limit applies to every addressed message, valid or not, so that nobody can flood
         // the audit log or the upstream services.
-        if let Err(not_until) = self.limiter.check_key(&actor.name) {
+        // Keyed by identity, so a rename does not reset the budget.
+        if let Err(not_until) = self.limiter.check_key(&actor.id) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let reply = Reply::new(
@@ -381,7 +382,8 @@ impl Engine {
         };
         matches!(
             self.ctx.store.get_deploy(*id).await,
-            Ok(Some(d)) if d.requested_by == actor.name
+            // Identity only: this grants a right, and a name can be taken over by someone else.
+            Ok(Some(d)) if d.requested_by_id == actor.id
         )
     }
 }

@@ -35,19 +35,38 @@ impl Source {
 /// The person (or the bot) behind a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
+    /// Who this is, stably: `discord:<user id>` or `local:<name>`. Rules about *people* (no
+    /// self-approval, distinct approvers, the requester may cancel) compare this, because a
+    /// Discord username can be changed at will and so must not decide who someone is.
+    pub id: String,
+    /// What to call them in messages and the audit log.
     pub name: String,
     pub roles: Vec<String>,
     pub source: Source,
 }
 
 impl Actor {
+    /// A shell user: the name is claimed (`--user`), and trusted through `[local] allowed_roles`,
+    /// so the name is the identity.
     pub fn local(name: &str, roles: &[String], os_user: &str) -> Actor {
         Actor {
+            id: format!("local:{name}"),
             name: name.to_string(),
             roles: roles.to_vec(),
             source: Source::Local {
                 os_user: os_user.to_string(),
             },
+        }
+    }
+
+    /// A user a chat platform authenticated: `user_id` is the platform's immutable id (the
+    /// Discord snowflake), `name` the changeable name shown in messages.
+    pub fn chat(platform: &'static str, user_id: &str, name: &str, roles: &[String]) -> Actor {
+        Actor {
+            id: format!("{platform}:{user_id}"),
+            name: name.to_string(),
+            roles: roles.to_vec(),
+            source: Source::Chat { platform },
         }
     }
 }

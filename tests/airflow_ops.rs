@@ -12,7 +12,7 @@ use std::time::Duration;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config::CommitSource;
 use catalog_chatops::integrations::Service;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{
     DEPLOYED_COMMIT_INDEX, Forced, SandboxHandle, SimDag, SimImportError, World, sim_sha,
 };
@@ -21,13 +21,8 @@ use catalog_chatops::{Engine, Outcome};
 use secrecy::SecretString;
 
 fn actor(name: &str, roles: &[&str]) -> Actor {
-    Actor {
-        name: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        source: Source::Local {
-            os_user: "tester".into(),
-        },
-    }
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    Actor::local(name, &roles, "tester")
 }
 
 fn dag(id: &str, paused: bool, catchup: bool, start: &str, schedule: &str) -> SimDag {

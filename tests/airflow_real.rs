@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config::AirflowApi;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};
 use catalog_chatops::watch::Announcer;
 use catalog_chatops::{Engine, Outcome};
@@ -144,13 +144,7 @@ impl Airflow {
 }
 
 fn maintainer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        roles: vec!["core-maintainer".into()],
-        source: Source::Local {
-            os_user: "tester".into(),
-        },
-    }
+    Actor::local(name, &["core-maintainer".to_string()], "tester")
 }
 
 const EXISTING: &str = r#"

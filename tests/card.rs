@@ -10,7 +10,7 @@ use catalog_chatops::Engine;
 use catalog_chatops::chat::Conversation;
 use catalog_chatops::deploy::card::DeployCard;
 use catalog_chatops::integrations::HttpPolicy;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};
 use catalog_chatops::store::DeployState;
 
@@ -26,11 +26,7 @@ impl Conversation for Cards {
 }
 
 fn maintainer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        roles: vec!["core-maintainer".into()],
-        source: Source::Chat { platform: "test" },
-    }
+    Actor::chat("test", name, name, &["core-maintainer".to_string()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,6 +316,85 @@ async fn a_deploy_gets_a_thread_with_one_card_edited_through_to_success() {
     assert_eq!(ephemeral, 1);
 }
 
+/// Alice after changing her Discord username: the same user id, another name.
+const ALICE_RENAMED: Person = Person {
+    name: "alice2",
+    ..ALICE
+};
+
+/// The infra recipes the sandbox justfile has run so far in this harness's workdir.
+fn steps_log(h: &Harness) -> String {
+    std::fs::read_to_string(h._workdir.path().join("state/steps.log")).unwrap_or_default()
+}
+
+/// Regression: the two-person rule went by username, so a requester who renamed herself could
+/// approve her own deploy. She is now the same person under any name: refused, nothing recorded,
+/// nothing applied; and another maintainer's approval still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_requester_cannot_approve_her_own_deploy() {
+    let h = harness(0).await;
+    let d = deploy_until_approval(&h, 3801).await;
+    let card_msg = h.fake.message(d.card);
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        button_click(4801, ALICE_RENAMED, "deploy:approve:1", card_msg.clone()),
+    );
+    let refusal = h
+        .fake
+        .wait_for("the ephemeral refusal", |calls| {
+            calls
+                .iter()
+                .find(|c| {
+                    c.method == "POST" && c.path == format!("/webhooks/{APP_ID}/click-token-4801")
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(refusal.body["flags"], json!(64), "{:?}", refusal.body);
+    assert!(
+        refusal
+            .content()
+            .is_some_and(|t| t.contains("approving your own deploy is not allowed")),
+        "{:?}",
+        refusal.body
+    );
+    let stored = h.store.store.get_deploy(1).await.unwrap().unwrap();
+    assert_eq!(stored.state.as_str(), "awaiting_approval");
+    assert_eq!(stored.requested_by, "alice");
+    assert_eq!(stored.requested_by_id, format!("discord:{}", ALICE.id));
+    assert!(h.store.store.approvals(1).await.unwrap().is_empty());
+    let log = steps_log(&h);
+    assert!(log.contains("plan end"), "the plan ran: {log}");
+    assert!(!log.contains("apply"), "nothing applied: {log}");
+
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        button_click(4802, BOB, "deploy:approve:1", card_msg),
+    );
+    h.fake
+        .wait_for("the card to show success", |calls| {
+            edits_of(calls, d.thread, d.card)
+                .last()
+                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
+                .map(|_| ())
+        })
+        .await;
+    let approvers: Vec<(String, String)> = h
+        .store
+        .store
+        .approvals(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.approver_id, a.approver))
+        .collect();
+    assert_eq!(
+        approvers,
+        [(format!("discord:{}", BOB.id), "bob".to_string())]
+    );
+    assert!(steps_log(&h).contains("apply start"), "{}", steps_log(&h));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approve_button_works_after_a_restart_and_edits_the_same_card() {
     let mut h = harness(0).await;

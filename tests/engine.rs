@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use catalog_chatops::chat::{Conversation, Transcript};
 use catalog_chatops::config::Config;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::store::Store;
 use catalog_chatops::{Engine, Outcome};
 use support::{all_backends, config_with_store};
@@ -47,13 +47,8 @@ const ROLE_SETS: &[&[&str]] = &[
 ];
 
 fn actor(name: &str, roles: &[&str]) -> Actor {
-    Actor {
-        name: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        source: Source::Local {
-            os_user: "tester".into(),
-        },
-    }
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    Actor::local(name, &roles, "tester")
 }
 
 fn engine(store: &Store, url: &str, tweak: impl FnOnce(&mut Config)) -> Engine {
@@ -377,6 +372,7 @@ async fn read_commands_tell_the_stored_truth() {
             environment: "prod",
             version: "v1.5.3",
             requested_by: "alice",
+            requested_by_id: "local:alice",
             force: false,
         })
         .await

@@ -6,18 +6,12 @@ mod support;
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config::CatalogDbConfig;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::{Engine, Outcome};
 use sqlx::Connection;
 
 fn maintainer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        roles: vec!["core-maintainer".into()],
-        source: Source::Local {
-            os_user: "tester".into(),
-        },
-    }
+    Actor::local(name, &["core-maintainer".to_string()], "tester")
 }
 
 #[tokio::test]
@@ -76,7 +70,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
     assert!(
         status
             .message
-            .contains("Bot store (sqlite): 3 migrations applied, none pending."),
+            .contains("Bot store (sqlite): 4 migrations applied, none pending."),
         "{}",
         status.message
     );

@@ -7,7 +7,7 @@ mod support;
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::integrations::{HttpPolicy, Service};
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};
 use catalog_chatops::{Engine, Outcome};
 
@@ -129,11 +129,7 @@ async fn decisions_equal_the_table_and_denied_actors_touch_nothing() {
     let mut checked = 0;
     for text in COMMANDS {
         for held in subsets(&roles) {
-            let actor = Actor {
-                name: "mallory".into(),
-                roles: held.clone(),
-                source: Source::Chat { platform: "test" },
-            };
+            let actor = Actor::chat("test", "mallory", "mallory", &held);
             let targets = vec!["catalog".to_string()];
             let cmd = catalog_chatops::command::parse(
                 text,
@@ -197,11 +193,7 @@ async fn decisions_equal_the_table_and_denied_actors_touch_nothing() {
     );
 
     // Control: the same check does see a step when an allowed actor deploys, so it can fail.
-    let alice = Actor {
-        name: "alice".into(),
-        roles: vec!["core-maintainer".into()],
-        source: Source::Chat { platform: "test" },
-    };
+    let alice = Actor::chat("test", "alice", "alice", &["core-maintainer".to_string()]);
     let reply = engine
         .handle(&alice, "!deploy catalog v1.5.3", &Transcript::new())
         .await

@@ -314,10 +314,51 @@ async fn catalog_v153(store: &Store) -> catalog_chatops::store::Deploy {
             environment: "prod",
             version: "v1.5.3",
             requested_by: "alice",
+            requested_by_id: "discord:111",
             force: false,
         })
         .await
         .expect("create")
+}
+
+/// An approval is one per person, whatever name they use: a renamed approver cannot add a
+/// second one, while a different person who took the same name still can (the key is the
+/// identity, not the name). The requester's identity is kept with the deploy.
+#[tokio::test]
+async fn an_approval_is_unique_per_identity_not_per_name() {
+    for t in all_backends().await {
+        let s = &t.store;
+        let d = catalog_v153(s).await;
+        assert_eq!(d.requested_by_id, "discord:111", "{}", t.backend);
+        let approve = |id: &'static str, name: &'static str| async move {
+            s.add_approval(d.id, id, name, "fp1")
+                .await
+                .unwrap_or_else(|e| panic!("{}: add_approval: {e}", t.backend))
+        };
+        assert!(approve("discord:222", "bob").await, "{}", t.backend);
+        assert!(
+            !approve("discord:222", "bob-renamed").await,
+            "{}: the same person approved twice under two names",
+            t.backend
+        );
+        assert!(approve("discord:333", "bob").await, "{}", t.backend);
+        let rows: Vec<(String, String)> = s
+            .approvals(d.id)
+            .await
+            .expect("approvals")
+            .into_iter()
+            .map(|a| (a.approver_id, a.approver))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("discord:222".to_string(), "bob".to_string()),
+                ("discord:333".to_string(), "bob".to_string())
+            ],
+            "{}",
+            t.backend
+        );
+    }
 }
 
 #[tokio::test]
@@ -409,7 +450,7 @@ async fn watcher_state_and_migration_requests_take_real_timestamps() {
             t.backend
         );
         assert!(
-            s.request_migration("0042_add_index.sql", "alice")
+            s.request_migration("0042_add_index.sql", "discord:111", "alice")
                 .await
                 .unwrap_or_else(|e| panic!("{}: request_migration: {e}", t.backend))
         );
@@ -419,6 +460,7 @@ async fn watcher_state_and_migration_requests_take_real_timestamps() {
             .expect("read")
             .expect("stored");
         assert_eq!(r.requested_by, "alice", "{}", t.backend);
+        assert_eq!(r.requested_by_id, "discord:111", "{}", t.backend);
         assert!(
             r.requested_ms > i64::from(i32::MAX),
             "{}: {}",

@@ -67,8 +67,10 @@ pub async fn run(engine: &Engine, mut actor: Actor, banner: &str) -> anyhow::Res
             let mut words = rest.split_whitespace();
             match words.next() {
                 Some(name) => {
-                    actor.name = name.to_string();
-                    actor.roles = words.map(str::to_string).collect();
+                    // A different local user is a different person: the identity follows.
+                    let roles: Vec<String> = words.map(str::to_string).collect();
+                    let os_user = actor.source.os_user().unwrap_or_default().to_string();
+                    actor = Actor::local(name, &roles, &os_user);
                     println!(
                         "You are now {} with roles [{}].",
                         actor.name,

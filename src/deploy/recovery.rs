@@ -122,6 +122,7 @@ mod tests {
             environment: "prod".into(),
             version: "v1.5.3".into(),
             requested_by: "alice".into(),
+            requested_by_id: "local:alice".into(),
             state,
             step: Some("plan".into()),
             reason: None,

@@ -22,7 +22,7 @@ use crate::integrations::infra::{
 };
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
-use crate::store::{Deploy, DeployState, NewAuditEvent, NewDeploy, Owner, now_ms};
+use crate::store::{Approval, Deploy, DeployState, NewAuditEvent, NewDeploy, Owner, now_ms};
 use crate::timefmt;
 
 /// At most this many output lines are posted per batch; the whole output is stored.
@@ -550,6 +550,7 @@ impl Workflow<'_> {
                     environment: &target.environment,
                     version: &concrete,
                     requested_by: &self.actor.name,
+                    requested_by_id: &self.actor.id,
                     force,
                 },
                 &key,
@@ -761,7 +762,7 @@ impl Workflow<'_> {
             )
             .with_deploy(id));
         }
-        if d.requested_by == self.actor.name {
+        if is_requester(&d, &self.actor.id, &self.actor.name) {
             return Ok(Reply::new(
                 Outcome::Denied,
                 format!(
@@ -781,7 +782,7 @@ impl Workflow<'_> {
         let added = self
             .ctx
             .store
-            .add_approval(id, &self.actor.name, &fingerprint)
+            .add_approval(id, &self.actor.id, &self.actor.name, &fingerprint)
             .await
             .map_err(|e| self.store_error(e))?;
         self.ctx
@@ -807,11 +808,7 @@ impl Workflow<'_> {
             .approvals(id)
             .await
             .map_err(|e| self.store_error(e))?;
-        let valid: Vec<&str> = approvals
-            .iter()
-            .filter(|a| a.fingerprint == fingerprint && a.approver != d.requested_by)
-            .map(|a| a.approver.as_str())
-            .collect();
+        let valid = distinct_approvers(&d, &approvals, &fingerprint);
         let needed = target.approvals as usize;
         if valid.len() < needed {
             self.refresh_card(id).await;
@@ -1266,4 +1263,34 @@ fn describe_state(d: &Deploy) -> String {
         Some(r) => format!("{} ({r})", d.state),
         None => d.state.to_string(),
     }
+}
+
+/// Whether the person `actor_id` (now called `name`) requested `d`. Identities decide; a name
+/// match also counts, so that deploys requested before identities were recorded (whose id is
+/// only `local:<name>`) stay protected, and taking the requester's old name approves nothing.
+fn is_requester(d: &Deploy, actor_id: &str, name: &str) -> bool {
+    d.requested_by_id == actor_id || d.requested_by == name
+}
+
+/// The names of the people whose approvals of `fingerprint` count: never the requester, and
+/// each person once. The store keeps one approval per identity; rows from before identities
+/// were recorded carry `local:<name>`, so a name already counted is not counted again either.
+fn distinct_approvers<'a>(
+    d: &Deploy,
+    approvals: &'a [Approval],
+    fingerprint: &str,
+) -> Vec<&'a str> {
+    let mut ids = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    approvals
+        .iter()
+        .filter(|a| a.fingerprint == fingerprint && !is_requester(d, &a.approver_id, &a.approver))
+        .filter(|a| {
+            // Both sets learn this row, even when one of them already knew it.
+            let new_id = ids.insert(a.approver_id.as_str());
+            let new_name = names.insert(a.approver.as_str());
+            new_id && new_name
+        })
+        .map(|a| a.approver.as_str())
+        .collect()
 }

@@ -306,7 +306,11 @@ pub async fn apply(ctx: &Ctx, actor: &Actor, name: &str) -> store::Result<Reply>
     let request = ctx.store.migration_request(name).await?;
     match request {
         None => {
-            if !ctx.store.request_migration(name, &actor.name).await? {
+            if !ctx
+                .store
+                .request_migration(name, &actor.id, &actor.name)
+                .await?
+            {
                 return Ok(Reply::new(
                     Outcome::Blocked,
                     format!(
@@ -323,7 +327,9 @@ pub async fn apply(ctx: &Ctx, actor: &Actor, name: &str) -> store::Result<Reply>
                 ),
             ))
         }
-        Some(r) if r.requested_by == actor.name => Ok(Reply::new(
+        // The same person under any name is not a second maintainer; a name match also refuses,
+        // for requests filed before identities were recorded (their id is `local:<name>`).
+        Some(r) if r.requested_by_id == actor.id || r.requested_by == actor.name => Ok(Reply::new(
             Outcome::AwaitingApproval,
             format!(
                 "You requested `{name}` {}; it needs a second maintainer, not you. Still waiting.",

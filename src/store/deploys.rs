@@ -88,6 +88,9 @@ pub struct Deploy {
     pub environment: String,
     pub version: String,
     pub requested_by: String,
+    /// The requester's stable identity ([`crate::policy::Actor::id`]); `requested_by` is only
+    /// the name they had then.
+    pub requested_by_id: String,
     pub state: DeployState,
     pub step: Option<String>,
     pub reason: Option<String>,
@@ -139,12 +142,14 @@ pub struct StepRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Approval {
+    /// The approver's stable identity: one approval per identity, whatever the name.
+    pub approver_id: String,
     pub approver: String,
     pub fingerprint: String,
     pub ts_ms: i64,
 }
 
-const COLUMNS: &str = "id, target, environment, version, requested_by, state, step, reason, force, \
+const COLUMNS: &str = "id, target, environment, version, requested_by, requested_by_id, state, step, reason, force, \
                        image_digest, plan_fingerprint, plan_summary, preflight, conversation, \
                        owner_host, owner_pid, heartbeat_ms, created_ms, updated_ms, finished_ms";
 
@@ -157,6 +162,7 @@ fn deploy_from_row(r: &AnyRow) -> Result<Deploy> {
         environment: r.try_get("environment")?,
         version: r.try_get("version")?,
         requested_by: r.try_get("requested_by")?,
+        requested_by_id: r.try_get("requested_by_id")?,
         state: DeployState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown deploy state `{state}`")))?,
         step: r.try_get("step")?,
@@ -190,6 +196,7 @@ pub struct NewDeploy<'a> {
     pub environment: &'a str,
     pub version: &'a str,
     pub requested_by: &'a str,
+    pub requested_by_id: &'a str,
     pub force: bool,
 }
 
@@ -197,13 +204,15 @@ impl Store {
     pub async fn create_deploy(&self, d: &NewDeploy<'_>) -> Result<Deploy> {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO deploys (target, environment, version, requested_by, state, force, \
-             created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+            "INSERT INTO deploys (target, environment, version, requested_by, requested_by_id, \
+             state, force, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
         )
         .bind(d.target)
         .bind(d.environment)
         .bind(d.version)
         .bind(d.requested_by)
+        .bind(d.requested_by_id)
         .bind(DeployState::Requested.as_str())
         .bind(i64::from(d.force))
         .bind(now)
@@ -261,14 +270,15 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO deploys (target, environment, version, requested_by, state, force, \
-             owner_host, owner_pid, heartbeat_ms, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id",
+            "INSERT INTO deploys (target, environment, version, requested_by, requested_by_id, \
+             state, force, owner_host, owner_pid, heartbeat_ms, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING id",
         )
         .bind(d.target)
         .bind(d.environment)
         .bind(d.version)
         .bind(d.requested_by)
+        .bind(d.requested_by_id)
         .bind(DeployState::Locked.as_str())
         .bind(i64::from(d.force))
         .bind(&owner.host)
@@ -528,13 +538,21 @@ impl Store {
         Ok(())
     }
 
-    /// Records an approval; false when this approver had already approved.
-    pub async fn add_approval(&self, id: i64, approver: &str, fingerprint: &str) -> Result<bool> {
+    /// Records an approval by the person `approver_id` (shown as `approver`); false when this
+    /// person had already approved, under whatever name.
+    pub async fn add_approval(
+        &self,
+        id: i64,
+        approver_id: &str,
+        approver: &str,
+        fingerprint: &str,
+    ) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO deploy_approvals (deploy_id, approver, fingerprint, ts_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (deploy_id, approver) DO NOTHING",
+            "INSERT INTO deploy_approvals (deploy_id, approver_id, approver, fingerprint, ts_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (deploy_id, approver_id) DO NOTHING",
         )
         .bind(id)
+        .bind(approver_id)
         .bind(approver)
         .bind(fingerprint)
         .bind(now_ms())
@@ -545,8 +563,8 @@ impl Store {
 
     pub async fn approvals(&self, id: i64) -> Result<Vec<Approval>> {
         let rows = sqlx::query(
-            "SELECT approver, fingerprint, ts_ms FROM deploy_approvals WHERE deploy_id = $1 \
-             ORDER BY ts_ms, approver",
+            "SELECT approver_id, approver, fingerprint, ts_ms FROM deploy_approvals \
+             WHERE deploy_id = $1 ORDER BY ts_ms, approver_id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -554,6 +572,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Approval {
+                    approver_id: r.try_get("approver_id")?,
                     approver: r.try_get("approver")?,
                     fingerprint: r.try_get("fingerprint")?,
                     ts_ms: r.try_get("ts_ms")?,

@@ -23,6 +23,8 @@ pub struct SeenDag {
 pub struct MigrationRequest {
     pub name: String,
     pub requested_by: String,
+    /// The requester's stable identity ([`crate::policy::Actor::id`]).
+    pub requested_by_id: String,
     pub requested_ms: i64,
 }
 
@@ -152,7 +154,8 @@ impl Store {
 
     pub async fn migration_request(&self, name: &str) -> Result<Option<MigrationRequest>> {
         let row = sqlx::query(
-            "SELECT name, requested_by, requested_ms FROM migration_requests WHERE name = $1",
+            "SELECT name, requested_by, requested_by_id, requested_ms FROM migration_requests \
+             WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -161,20 +164,23 @@ impl Store {
             Ok(MigrationRequest {
                 name: r.try_get("name")?,
                 requested_by: r.try_get("requested_by")?,
+                requested_by_id: r.try_get("requested_by_id")?,
                 requested_ms: r.try_get("requested_ms")?,
             })
         })
         .transpose()
     }
 
-    /// Files a request; false when one is already pending for `name`.
-    pub async fn request_migration(&self, name: &str, by: &str) -> Result<bool> {
+    /// Files a request by the person `by_id` (shown as `by`); false when one is already pending
+    /// for `name`.
+    pub async fn request_migration(&self, name: &str, by_id: &str, by: &str) -> Result<bool> {
         let n = sqlx::query(
-            "INSERT INTO migration_requests (name, requested_by, requested_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO migration_requests (name, requested_by, requested_by_id, requested_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(by)
+        .bind(by_id)
         .bind(now_ms())
         .execute(&self.pool)
         .await?

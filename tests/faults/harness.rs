@@ -12,7 +12,7 @@ use std::time::Duration;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config;
 use catalog_chatops::integrations::HttpPolicy;
-use catalog_chatops::policy::{Actor, Source};
+use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use catalog_chatops::store::{Deploy, DeployState, Store};
 use catalog_chatops::{Engine, Reply};
@@ -188,13 +188,8 @@ impl Sbx {
         text: &str,
     ) -> (Reply, Vec<String>) {
         self.count_sent(who, text);
-        let actor = Actor {
-            name: who.0.into(),
-            roles: who.1.iter().map(|r| r.to_string()).collect(),
-            source: Source::Local {
-                os_user: "tester".into(),
-            },
-        };
+        let roles: Vec<String> = who.1.iter().map(|r| r.to_string()).collect();
+        let actor = Actor::local(who.0, &roles, "tester");
         let conv = Transcript::new();
         let reply = engine.handle(&actor, text, &conv).await.expect("addressed");
         (reply, conv.messages())

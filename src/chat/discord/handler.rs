@@ -14,7 +14,7 @@ use super::commands;
 use super::conversation::{DiscordConversation, Origin};
 use super::roles;
 use crate::Engine;
-use crate::policy::{Actor, Source};
+use crate::policy::Actor;
 use crate::reply::Outcome;
 
 pub struct Handler {
@@ -85,13 +85,7 @@ impl Handler {
             }
             _ => Vec::new(),
         };
-        Actor {
-            name: user.name.clone(),
-            roles,
-            source: Source::Chat {
-                platform: "discord",
-            },
-        }
+        Actor::chat("discord", &user.id.to_string(), &user.name, &roles)
     }
 
     fn conversation(
