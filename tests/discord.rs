@@ -238,21 +238,7 @@ async fn a_deploy_gets_a_thread_with_one_card_edited_through_to_success() {
 
     // The requester's own Approve is refused to them alone.
     let card_msg = h.fake.message(d.card);
-    h.fake.dispatch(
-        "INTERACTION_CREATE",
-        button_click(4001, ALICE, "deploy:approve:1", card_msg.clone()),
-    );
-    let refusal = h
-        .fake
-        .wait_for("the ephemeral refusal", |calls| {
-            calls
-                .iter()
-                .find(|c| {
-                    c.method == "POST" && c.path == format!("/webhooks/{APP_ID}/click-token-4001")
-                })
-                .cloned()
-        })
-        .await;
+    let refusal = click_and_wait_for_followup(&h, 4001, ALICE, "deploy:approve:1", &card_msg).await;
     assert_eq!(
         refusal.body["flags"],
         json!(64),
@@ -322,6 +308,30 @@ const ALICE_RENAMED: Person = Person {
     ..ALICE
 };
 
+/// `p` clicks `custom_id` on `card_msg` (interaction `id`); returns the bot's follow-up message
+/// to that click (an ephemeral refusal, for instance).
+async fn click_and_wait_for_followup(
+    h: &Harness,
+    id: u64,
+    p: Person,
+    custom_id: &str,
+    card_msg: &Value,
+) -> Call {
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        button_click(id, p, custom_id, card_msg.clone()),
+    );
+    let path = format!("/webhooks/{APP_ID}/click-token-{id}");
+    h.fake
+        .wait_for("the follow-up to the click", |calls| {
+            calls
+                .iter()
+                .find(|c| c.method == "POST" && c.path == path)
+                .cloned()
+        })
+        .await
+}
+
 /// The infra recipes the sandbox justfile has run so far in this harness's workdir.
 fn steps_log(h: &Harness) -> String {
     std::fs::read_to_string(h._workdir.path().join("state/steps.log")).unwrap_or_default()
@@ -335,21 +345,8 @@ async fn a_renamed_requester_cannot_approve_her_own_deploy() {
     let h = harness(0).await;
     let d = deploy_until_approval(&h, 3801).await;
     let card_msg = h.fake.message(d.card);
-    h.fake.dispatch(
-        "INTERACTION_CREATE",
-        button_click(4801, ALICE_RENAMED, "deploy:approve:1", card_msg.clone()),
-    );
-    let refusal = h
-        .fake
-        .wait_for("the ephemeral refusal", |calls| {
-            calls
-                .iter()
-                .find(|c| {
-                    c.method == "POST" && c.path == format!("/webhooks/{APP_ID}/click-token-4801")
-                })
-                .cloned()
-        })
-        .await;
+    let refusal =
+        click_and_wait_for_followup(&h, 4801, ALICE_RENAMED, "deploy:approve:1", &card_msg).await;
     assert_eq!(refusal.body["flags"], json!(64), "{:?}", refusal.body);
     assert!(
         refusal
