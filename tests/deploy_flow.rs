@@ -92,6 +92,19 @@ fn parse(out: &Output) -> (Value, Vec<Value>, i32) {
     (result, lines, out.status.code().unwrap_or(-1))
 }
 
+/// Waits (up to 10 s) until deploy #1 is running its plan step.
+async fn wait_until_planning(store: &Store) {
+    for _ in 0..200 {
+        if let Ok(Some(d)) = store.get_deploy(1).await
+            && d.state == DeployState::Plan
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deploy #1 did not reach its plan step");
+}
+
 fn text(lines: &[Value]) -> String {
     lines
         .iter()
@@ -463,18 +476,7 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
         .spawn()
         .expect("spawn");
     let store = s.store().await;
-    // Wait until the slow plan is running.
-    let mut at_plan = false;
-    for _ in 0..200 {
-        if let Ok(Some(d)) = store.get_deploy(1).await
-            && d.state == DeployState::Plan
-        {
-            at_plan = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(at_plan, "the deploy reached the plan step");
+    wait_until_planning(&store).await;
     let pid = child.id().expect("pid") as i32;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -582,17 +584,7 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
         .spawn()
         .expect("spawn");
     let store = s.store().await;
-    let mut at_plan = false;
-    for _ in 0..200 {
-        if let Ok(Some(d)) = store.get_deploy(1).await
-            && d.state == DeployState::Plan
-        {
-            at_plan = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(at_plan, "the deploy reached the plan step");
+    wait_until_planning(&store).await;
 
     let (r, _, code) = s.exec(BOB.0, BOB.1, "!deploy cancel 1").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
