@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -12,8 +12,6 @@ use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use catalog_chatops::store::{DeployState, Store};
 use serde_json::Value;
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 
 fn require_just() -> bool {
     support::require_tool("just", "the deploy workflow tests")
@@ -43,20 +41,9 @@ impl Sbx {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-            .args(args)
-            .env("CATALOG_CHATOPS__STORE__URL", &self.store_url)
-            .env("CATALOG_CHATOPS__GITHUB__API_URL", &self.world.github_url)
-            .env("CATALOG_CHATOPS__REGISTRY__URL", &self.world.registry_url)
-            .env("CATALOG_CHATOPS__AIRFLOW__URL", &self.world.airflow_url)
-            .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
-            .env("CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR", self.workdir())
-            .env("AIRFLOW_PASSWORD", "sandbox")
-            .env_remove("CATALOG_CHATOPS_CONFIG")
-            .current_dir(self.dir.path())
-            .kill_on_drop(true);
+        let mut c =
+            support::sandbox_command(&self.world, &self.store_url, self.dir.path(), "sandbox");
+        c.args(args);
         c
     }
 

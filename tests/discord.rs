@@ -425,21 +425,25 @@ async fn the_approve_button_works_after_a_restart_and_edits_the_same_card() {
     assert_eq!(last.body["components"], json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dm_carries_no_roles() {
-    let h = harness(0).await;
+/// `p` asks for a deploy in message `id` (in the guild or by DM); returns the bot's denial.
+async fn denied_deploy(h: &Harness, id: u64, p: Person, guild: bool) -> Call {
     h.fake.dispatch(
         "MESSAGE_CREATE",
-        message_create(3701, ALICE, "!deploy catalog v1.5.3", false),
+        message_create(id, p, "!deploy catalog v1.5.3", guild),
     );
-    let reply = h
-        .fake
+    h.fake
         .wait_for("the denial", |calls| {
             posted(calls, CHANNEL_ID, "permission")
                 .first()
                 .map(|c| (*c).clone())
         })
-        .await;
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_carries_no_roles() {
+    let h = harness(0).await;
+    let reply = denied_deploy(&h, 3701, ALICE, false).await;
     assert!(
         reply
             .content()
@@ -452,18 +456,7 @@ async fn a_dm_carries_no_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contributor_is_refused_and_nothing_happens() {
     let h = harness(0).await;
-    h.fake.dispatch(
-        "MESSAGE_CREATE",
-        message_create(3101, CAROL, "!deploy catalog v1.5.3", true),
-    );
-    let reply = h
-        .fake
-        .wait_for("the denial", |calls| {
-            posted(calls, CHANNEL_ID, "permission")
-                .first()
-                .map(|c| (*c).clone())
-        })
-        .await;
+    let reply = denied_deploy(&h, 3101, CAROL, true).await;
     assert_eq!(
         reply.content(),
         Some(

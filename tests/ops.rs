@@ -59,24 +59,13 @@ impl Sbx {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-            .args(args)
-            .env("CATALOG_CHATOPS__STORE__URL", &self.store_url)
-            .env("CATALOG_CHATOPS__GITHUB__API_URL", &self.world.github_url)
-            .env("CATALOG_CHATOPS__REGISTRY__URL", &self.world.registry_url)
-            .env("CATALOG_CHATOPS__AIRFLOW__URL", &self.world.airflow_url)
-            .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
-            .env(
-                "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
-                self.dir.path().join("infra"),
-            )
-            .env("AIRFLOW_PASSWORD", AIRFLOW_SECRET)
-            .env_remove("CATALOG_CHATOPS_CONFIG")
-            .env_remove("RUST_LOG")
-            .current_dir(self.dir.path())
-            .kill_on_drop(true);
+        let mut c = support::sandbox_command(
+            &self.world,
+            &self.store_url,
+            self.dir.path(),
+            AIRFLOW_SECRET,
+        );
+        c.args(args);
         c
     }
 
@@ -210,6 +199,15 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
+/// The status `url` answers with.
+async fn status(c: &reqwest::Client, url: String) -> reqwest::StatusCode {
+    c.get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .status()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -237,32 +235,11 @@ async fn metrics_parse_as_prometheus_text_and_move_when_commands_run() {
     let task = tokio::spawn(server::serve(listener, state, cancel.clone()));
     let c = http();
 
-    assert_eq!(
-        c.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .expect("healthz")
-            .status(),
-        200
-    );
+    assert_eq!(status(&c, format!("{base}/healthz")).await, 200);
     // Not ready until the front end says the chat is connected.
-    assert_eq!(
-        c.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .status(),
-        503
-    );
+    assert_eq!(status(&c, format!("{base}/readyz")).await, 503);
     readiness.set_chat(true);
-    assert_eq!(
-        c.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .expect("readyz")
-            .status(),
-        200
-    );
+    assert_eq!(status(&c, format!("{base}/readyz")).await, 200);
 
     let scrape = || async {
         let text = c
@@ -276,7 +253,6 @@ async fn metrics_parse_as_prometheus_text_and_move_when_commands_run() {
         parse_prometheus(&text)
     };
     let help = "catalog_chatops_commands_total{command=\"help\",outcome=\"ok\"}";
-    let check = "catalog_chatops_commands_total{command=\"deploy.check\",outcome=\"blocked\"}";
     let errors = "catalog_chatops_upstream_errors_total{service=\"github\"}";
     let before = scrape().await;
     let actor = Actor::local("carol", &[], "carol");
@@ -295,24 +271,15 @@ async fn metrics_parse_as_prometheus_text_and_move_when_commands_run() {
     let after = scrape().await;
     let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
     assert_eq!(get(&after, help) - get(&before, help), 3.0, "{after:#?}");
+    let check = format!(
+        "catalog_chatops_commands_total{{command=\"deploy.check\",outcome=\"{}\"}}",
+        r.outcome.as_str()
+    );
     assert_eq!(
-        get(
-            &after,
-            &format!(
-                "catalog_chatops_commands_total{{command=\"deploy.check\",outcome=\"{}\"}}",
-                r.outcome.as_str()
-            )
-        ) - get(
-            &before,
-            &format!(
-                "catalog_chatops_commands_total{{command=\"deploy.check\",outcome=\"{}\"}}",
-                r.outcome.as_str()
-            )
-        ),
+        get(&after, &check) - get(&before, &check),
         1.0,
         "{after:#?}"
     );
-    let _ = check;
     assert!(get(&after, errors) > get(&before, errors), "{after:#?}");
     assert!(
         after.keys().any(|k| k.starts_with(
@@ -343,38 +310,10 @@ async fn pages_show_a_deploy_made_through_exec_behind_a_token_and_in_chromium() 
     let c = http();
 
     // Beyond loopback: health is open, pages and metrics need the token or a signed link.
-    assert_eq!(
-        c.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .expect("h")
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .expect("r")
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.get(format!("{base}/"))
-            .send()
-            .await
-            .expect("list")
-            .status(),
-        401
-    );
-    assert_eq!(
-        c.get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("m")
-            .status(),
-        401
-    );
+    assert_eq!(status(&c, format!("{base}/healthz")).await, 200);
+    assert_eq!(status(&c, format!("{base}/readyz")).await, 200);
+    assert_eq!(status(&c, format!("{base}/")).await, 401);
+    assert_eq!(status(&c, format!("{base}/metrics")).await, 401);
     let bad = c
         .get(format!("{base}/deploys/1"))
         .bearer_auth("wrong-token-wrong-token")

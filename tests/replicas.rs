@@ -17,7 +17,6 @@ use catalog_chatops::store::Store;
 use fake_discord::{ALICE, CHANNEL_ID, Call, FakeDiscord, GUILD_ID, TOKEN, message_create};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 /// Where the leader posts its announcements; distinct from the commands' channel.
 const ANNOUNCE_CHANNEL: u64 = 1300;
 const AIRFLOW_PASSWORD: &str = "replica-airflow-pw";
@@ -37,19 +36,8 @@ fn command(
     dir: &Path,
     args: &[&str],
 ) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-        .args(args)
-        .env("CATALOG_CHATOPS__STORE__URL", store_url)
-        .env("CATALOG_CHATOPS__GITHUB__API_URL", &world.github_url)
-        .env("CATALOG_CHATOPS__REGISTRY__URL", &world.registry_url)
-        .env("CATALOG_CHATOPS__AIRFLOW__URL", &world.airflow_url)
-        .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
-        .env(
-            "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
-            dir.join("infra"),
-        )
+    let mut c = support::sandbox_command(world, store_url, dir, AIRFLOW_PASSWORD);
+    c.args(args)
         .env("CATALOG_CHATOPS__DISCORD__GUILD_ID", GUILD_ID.to_string())
         .env(
             "CATALOG_CHATOPS__DISCORD__ANNOUNCE_CHANNEL_ID",
@@ -65,12 +53,7 @@ fn command(
         // One user sends all 51 commands at once; the per-user limit is not under test here.
         .env("CATALOG_CHATOPS__LIMITS__COMMANDS_PER_MINUTE", "6000")
         .env("CATALOG_CHATOPS__LIMITS__BURST", "100")
-        .env("DISCORD_TOKEN", TOKEN)
-        .env("AIRFLOW_PASSWORD", AIRFLOW_PASSWORD)
-        .env_remove("CATALOG_CHATOPS_CONFIG")
-        .env_remove("RUST_LOG")
-        .current_dir(dir)
-        .kill_on_drop(true);
+        .env("DISCORD_TOKEN", TOKEN);
     c
 }
 

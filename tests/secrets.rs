@@ -4,15 +4,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use catalog_chatops::sandbox::{self, World};
 use catalog_chatops::server::{self, AppState, Readiness};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
-
-const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 
 const AIRFLOW_PASSWORD: &str = "af-pw-7Qz!x9-distinctive";
 const GITHUB_TOKEN: &str = "ghp_SecretGithubTokenForTests1234567890ab";
@@ -37,31 +33,21 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
     let env_dump = dir.path().join("step-env.txt");
 
     let run = |user: &'static str, text: &'static str, extra: Vec<(&'static str, String)>| {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-            .args([
-                "--log-format",
-                "json",
-                "exec",
-                "--json",
-                "--user",
-                user,
-                "--role",
-                "core-maintainer",
-                text,
-            ])
-            .env("RUST_LOG", "debug")
-            .env("CATALOG_CHATOPS__STORE__URL", &store_url)
-            .env("CATALOG_CHATOPS__GITHUB__API_URL", &world.github_url)
-            .env("CATALOG_CHATOPS__REGISTRY__URL", &world.registry_url)
-            .env("CATALOG_CHATOPS__AIRFLOW__URL", &world.airflow_url)
-            .env("CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR", &workdir)
-            .env("AIRFLOW_PASSWORD", AIRFLOW_PASSWORD)
-            .env("GITHUB_TOKEN", GITHUB_TOKEN)
-            .env("DISCORD_TOKEN", DISCORD_TOKEN)
-            .env_remove("CATALOG_CHATOPS_CONFIG")
-            .current_dir(dir.path());
+        let mut c = support::sandbox_command(&world, &store_url, dir.path(), AIRFLOW_PASSWORD);
+        c.args([
+            "--log-format",
+            "json",
+            "exec",
+            "--json",
+            "--user",
+            user,
+            "--role",
+            "core-maintainer",
+            text,
+        ])
+        .env("RUST_LOG", "debug")
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
+        .env("DISCORD_TOKEN", DISCORD_TOKEN);
         for (k, v) in extra {
             c.env(k, v);
         }
