@@ -5,6 +5,9 @@
 //! Postgres figures need `TEST_POSTGRES_URL` (default `postgres://root@127.0.0.1:5432/test`);
 //! a fresh database is created for the run.
 
+mod common;
+
+use common::fresh_postgres;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::Engine;
@@ -44,20 +47,6 @@ fn shipped_config(store_url: &str) -> config::Config {
     c.limits.commands_per_minute = 10_000;
     c.limits.burst = 10_000;
     c
-}
-
-async fn pg_url() -> Option<String> {
-    let admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.ok()?;
-    let name = format!("ccx_bench_{}", std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .ok()?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string())?;
-    Some(format!("{base}/{name}"))
 }
 
 fn event(n: usize) -> NewAuditEvent {
@@ -185,7 +174,7 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3
         );
 
-        match pg_url().await {
+        match fresh_postgres("bench").await {
             Some(url) => {
                 let store = Store::open(&url).await.expect("open pg");
                 store.migrate().await.expect("migrate pg");

@@ -2,6 +2,9 @@
 //! Postgres. Reports throughput, p50/p99 command latency and errors, and checks that the audit log
 //! holds exactly 2,000 attempts with an intact chain. Run with `cargo bench --bench load`.
 
+mod common;
+
+use common::fresh_postgres;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -107,19 +110,6 @@ async fn run(label: &str, url: &str) {
     world.shutdown().await;
 }
 
-async fn pg_url() -> Option<String> {
-    let admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.ok()?;
-    let name = format!("ccx_load_{}", std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .ok()?;
-    Some(format!("{}/{name}", admin.rsplit_once('/')?.0))
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -132,7 +122,7 @@ fn main() {
             &format!("sqlite://{}/load.db", dir.path().display()),
         )
         .await;
-        match pg_url().await {
+        match fresh_postgres("load").await {
             Some(url) => run("postgres", &url).await,
             None => println!("postgres: unreachable, skipped"),
         }

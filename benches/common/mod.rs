@@ -39,3 +39,18 @@ pub fn peak_rss_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A fresh Postgres database named `ccx_<tag>_<pid>` on `TEST_POSTGRES_URL` (default the local
+/// server), or `None` when no server answers (the bench then measures SQLite only).
+pub async fn fresh_postgres(tag: &str) -> Option<String> {
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin).await.ok()?;
+    let name = format!("ccx_{tag}_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .ok()?;
+    Some(format!("{}/{name}", admin.rsplit_once('/')?.0))
+}
