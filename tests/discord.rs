@@ -264,18 +264,7 @@ async fn a_deploy_gets_a_thread_with_one_card_edited_through_to_success() {
     );
 
     // A second maintainer's click applies; the card ends as succeeded without buttons.
-    h.fake.dispatch(
-        "INTERACTION_CREATE",
-        button_click(4002, BOB, "deploy:approve:1", card_msg),
-    );
-    h.fake
-        .wait_for("the card to show success", |calls| {
-            edits_of(calls, d.thread, d.card)
-                .last()
-                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
-                .map(|_| ())
-        })
-        .await;
+    bob_approves_until_succeeded(&h, 4002, &d, card_msg).await;
     let last = edits_of(&h.fake.calls(), d.thread, d.card)
         .last()
         .cloned()
@@ -332,6 +321,23 @@ async fn click_and_wait_for_followup(
         .await
 }
 
+/// Bob clicks Approve on the card (interaction `id`); waits until the same card, edited in place,
+/// shows the deploy succeeded.
+async fn bob_approves_until_succeeded(h: &Harness, id: u64, d: &Deploy, card_msg: Value) {
+    h.fake.dispatch(
+        "INTERACTION_CREATE",
+        button_click(id, BOB, "deploy:approve:1", card_msg),
+    );
+    h.fake
+        .wait_for("the card to show success", |calls| {
+            edits_of(calls, d.thread, d.card)
+                .last()
+                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
+                .map(|_| ())
+        })
+        .await;
+}
+
 /// The infra recipes the sandbox justfile has run so far in this harness's workdir.
 fn steps_log(h: &Harness) -> String {
     std::fs::read_to_string(h._workdir.path().join("state/steps.log")).unwrap_or_default()
@@ -364,18 +370,7 @@ async fn a_renamed_requester_cannot_approve_her_own_deploy() {
     assert!(log.contains("plan end"), "the plan ran: {log}");
     assert!(!log.contains("apply"), "nothing applied: {log}");
 
-    h.fake.dispatch(
-        "INTERACTION_CREATE",
-        button_click(4802, BOB, "deploy:approve:1", card_msg),
-    );
-    h.fake
-        .wait_for("the card to show success", |calls| {
-            edits_of(calls, d.thread, d.card)
-                .last()
-                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
-                .map(|_| ())
-        })
-        .await;
+    bob_approves_until_succeeded(&h, 4802, &d, card_msg).await;
     let approvers: Vec<(String, String)> = h
         .store
         .store
@@ -398,18 +393,7 @@ async fn the_approve_button_works_after_a_restart_and_edits_the_same_card() {
     let d = deploy_until_approval(&h, 3601).await;
     let card_msg = h.fake.message(d.card);
     h.restart().await;
-    h.fake.dispatch(
-        "INTERACTION_CREATE",
-        button_click(4601, BOB, "deploy:approve:1", card_msg),
-    );
-    h.fake
-        .wait_for("the same card to show success", |calls| {
-            edits_of(calls, d.thread, d.card)
-                .last()
-                .filter(|c| c.content().is_some_and(|t| t.contains("🚀 succeeded")))
-                .map(|_| ())
-        })
-        .await;
+    bob_approves_until_succeeded(&h, 4601, &d, card_msg).await;
     let calls = h.fake.calls();
     assert_eq!(
         calls
