@@ -163,14 +163,6 @@ impl FakeDiscord {
         *self.shared.fan_out.lock().unwrap() = Some(tokio::sync::broadcast::channel(4096).0);
     }
 
-    /// Sessions that have been identified so far (each replica's first READY).
-    pub fn identified(&self) -> usize {
-        self.gateway_log()
-            .iter()
-            .filter(|e| **e == GatewayLog::Identified)
-            .count()
-    }
-
     /// Closes the gateway connection with 4000 (unknown error: the client may resume).
     pub fn drop_connection(&self) {
         self.shared.drop_connection.notify_one();
