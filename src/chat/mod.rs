@@ -1,10 +1,11 @@
 //! The front ends' side of the engine: a [`Conversation`] is where the bot's words go. Discord,
-//! the console and `exec` each implement it; handlers only ever see this trait.
+//! Slack, the console and `exec` each implement it; handlers only ever see this trait.
 
 pub mod buttons;
 pub mod console;
 pub mod discord;
 pub mod exec;
+pub mod slack;
 pub mod text;
 
 use std::sync::Mutex;
