@@ -58,7 +58,7 @@ enum Cmd {
     /// server until interrupted.
     Run {
         /// Which chat to serve.
-        #[arg(long, value_enum, default_value_t = Chat::Discord)]
+        #[arg(long, value_enum, env = "CATALOG_CHATOPS_CHAT", default_value_t = Chat::Discord)]
         chat: Chat,
     },
     /// An interactive chat in the terminal, same commands and output as Discord.

@@ -856,19 +856,20 @@ async fn wrong_tokens_are_refused_with_a_sentence_that_never_shows_them() {
     assert!(slack::connect(engine, Some(&app), Some(&bot)).await.is_ok());
 }
 
-/// The binary: `run --chat slack` with `env` (on top of a clean environment of the sandbox
-/// config), its stderr and exit code once it exits, or while it runs until `until` is seen.
-fn run_slack_command(store_url: &str, dir: &std::path::Path) -> tokio::process::Command {
+/// The binary's `run` with the sandbox config, the store at `store_url`, an HTTP server on a
+/// free port, and no chat token or chat choice inherited from the environment.
+fn run_command(store_url: &str, dir: &std::path::Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_catalog-chatops"));
     c.arg("--config")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-        .args(["run", "--chat", "slack"])
+        .arg("run")
         .env("CATALOG_CHATOPS__STORE__URL", store_url)
         .env("CATALOG_CHATOPS__SERVER__BIND", "127.0.0.1:0")
         .env_remove("SLACK_APP_TOKEN")
         .env_remove("SLACK_BOT_TOKEN")
         .env_remove("DISCORD_TOKEN")
         .env_remove("CATALOG_CHATOPS_CONFIG")
+        .env_remove("CATALOG_CHATOPS_CHAT")
         .env_remove("RUST_LOG")
         .current_dir(dir)
         .kill_on_drop(true);
@@ -879,7 +880,8 @@ fn run_slack_command(store_url: &str, dir: &std::path::Path) -> tokio::process::
 async fn run_chat_slack_without_tokens_names_both_variables() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/bot.db", dir.path().display());
-    let out = run_slack_command(&url, dir.path())
+    let out = run_command(&url, dir.path())
+        .args(["--chat", "slack"])
         .output()
         .await
         .expect("run");
@@ -893,7 +895,8 @@ async fn run_chat_slack_without_tokens_names_both_variables() {
         !dir.path().join("bot.db").exists(),
         "nothing touched before the tokens are there"
     );
-    let out = run_slack_command(&url, dir.path())
+    let out = run_command(&url, dir.path())
+        .args(["--chat", "slack"])
         .env("SLACK_APP_TOKEN", APP_TOKEN)
         .output()
         .await
@@ -904,10 +907,11 @@ async fn run_chat_slack_without_tokens_names_both_variables() {
     assert!(!stderr.contains(APP_TOKEN), "{stderr}");
 }
 
-/// The tokens never reach the logs (trace level, both formats' worth of detail) nor any message:
-/// the whole process runs a command against the fake Slack.
+/// The whole process (`run` with `CATALOG_CHATOPS_CHAT=slack`, the env form of `--chat slack`)
+/// against the fake Slack: `/readyz` follows the Socket Mode connection, and the tokens never
+/// reach the logs (trace level) nor any message, even when someone pastes one into chat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tokens_never_reach_logs_or_messages() {
+async fn the_process_is_ready_when_connected_and_tokens_never_reach_logs_or_messages() {
     use tokio::io::AsyncBufReadExt;
     let fake = FakeSlack::start().await;
     let world = sandbox::start(World::openverse_idle())
@@ -915,7 +919,8 @@ async fn the_tokens_never_reach_logs_or_messages() {
         .expect("sandbox");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/bot.db", dir.path().display());
-    let mut child = run_slack_command(&url, dir.path())
+    let mut child = run_command(&url, dir.path())
+        .env("CATALOG_CHATOPS_CHAT", "slack")
         .env("SLACK_APP_TOKEN", APP_TOKEN)
         .env("SLACK_BOT_TOKEN", BOT_TOKEN)
         .env("CATALOG_CHATOPS__SLACK__API_URL", &fake.api_url)
@@ -931,19 +936,46 @@ async fn the_tokens_never_reach_logs_or_messages() {
         .expect("spawn");
     let stderr = child.stderr.take().expect("stderr");
     let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<String>();
     let sink = log.clone();
     let reader = tokio::spawn(async move {
+        let mut listening = Some(listening_tx);
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("catalog-chatops run: listening on ")
+                && let Some(tx) = listening.take()
+            {
+                let _ = tx.send(url.to_string());
+            }
             let mut l = sink.lock().unwrap();
             l.push_str(&line);
             l.push('\n');
         }
     });
+    let server = tokio::time::timeout(WAIT, listening_rx)
+        .await
+        .expect("the server listens")
+        .expect("the process runs");
     fake.wait_socket("the process to connect", |log| {
         (hellos(log) > 0).then_some(())
     })
     .await;
+    // /readyz follows the connection (the process samples it every 250 ms).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = reqwest::get(format!("{server}/readyz"))
+            .await
+            .expect("readyz");
+        if r.status() == 200 {
+            break;
+        }
+        let why = r.text().await.unwrap_or_default();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready while connected: {why}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // A command whose answer quotes what was typed, with a token in it.
     let ts = fake.user_ts();
     fake.deliver(message_envelope(

@@ -714,10 +714,11 @@ async fn socket_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                     "type": "disconnect", "reason": "refresh_requested",
                     "debug_info": { "host": "applink-fake" }
                 });
+                // Logged first: the bot may act on it before this send returns.
+                log(&s, SocketLog::AskedToRefresh(conn));
                 if ws.send(WsMessage::Text(d.to_string())).await.is_err() {
                     return;
                 }
-                log(&s, SocketLog::AskedToRefresh(conn));
             }
             _ = &mut dropped, if live => {
                 log(&s, SocketLog::Dropped(conn));
