@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::{Deploy, DeployState, Store};
+use crate::store::{Deploy, DeployState, StepRecord, Store};
 
 /// A button on the card; `id` is stable and self-describing (`deploy:approve:7`) so a click is
 /// resolved from the store, even after a restart.
@@ -144,7 +144,10 @@ pub async fn build(
         approval.push_str(&format!(" by {}", approvers.join(", ")));
     }
     lines.push(approval);
-    lines.push(step_line("apply", DeployState::Apply));
+    lines.push(apply_line(
+        step_line("apply", DeployState::Apply),
+        &store.deploy_steps(id).await?,
+    ));
     lines.push(step_line("verify", DeployState::Verify));
     let end = match d.state {
         DeployState::Succeeded => "🚀 succeeded".to_string(),
@@ -181,6 +184,25 @@ pub async fn build(
         buttons,
         state: d.state,
     }))
+}
+
+/// The apply step's line with what Terraform reported after the `yes` (the journal's apply
+/// check); anything but the approved counts replaces the tick with a siren.
+fn apply_line(line: String, steps: &[StepRecord]) -> String {
+    let Some(check) = steps
+        .iter()
+        .rev()
+        .find(|s| s.step == "apply" && s.detail.get("apply_check").is_some())
+    else {
+        return line;
+    };
+    let said = check.detail["reason"].as_str().unwrap_or(&check.state);
+    if check.state == "as_approved" {
+        format!("{line}: {said}")
+    } else {
+        let rest = line.split_once(' ').map_or("apply", |(_, r)| r);
+        format!("🚨 {rest}: {said}")
+    }
 }
 
 fn reason(d: &Deploy) -> String {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::chat::Conversation;
 use crate::command::{Resolution, Version};
 use crate::config::TargetConfig;
-use crate::deploy::fingerprint::Plan;
+use crate::deploy::fingerprint::{ApplyCheck, Plan};
 use crate::deploy::{preflight, recovery};
 use crate::engine::Ctx;
 use crate::integrations::infra::{
@@ -661,8 +661,8 @@ impl Workflow<'_> {
         }
         let plan = Plan::parse(&outcome.output);
         if !plan.is_recognised() {
-            let reason =
-                "the plan output has no `Plan:` line and no \"No changes.\": nothing to approve";
+            let reason = "the plan output has no `Plan:` line the bot can read, no changes to \
+                          outputs only and no \"No changes.\": nothing to approve";
             return Ok(self
                 .fail(&d, DeployState::Plan, "plan", reason, owner)
                 .await);
@@ -716,15 +716,8 @@ impl Workflow<'_> {
                 &outcome.output,
             )
             .await;
-        let counts = plan
-            .summary
-            .map(|s| {
-                format!(
-                    "{} to add, {} to change, {} to destroy",
-                    s.add, s.change, s.destroy
-                )
-            })
-            .unwrap_or_else(|| summary.clone());
+        // Every count Terraform printed (imports, forgets, action invocations, outputs too).
+        let counts = plan.counts();
         Ok(Reply::new(
             Outcome::AwaitingApproval,
             format!(
@@ -890,7 +883,8 @@ impl Workflow<'_> {
             owner,
         )
         .await?;
-        let seen: Arc<Mutex<Option<String>>> = Arc::default();
+        // The plan apply showed at its prompt: the approved one when the answer was yes.
+        let seen: Arc<Mutex<Option<Plan>>> = Arc::default();
         let handler: infra::PromptHandler = {
             let approved = approved.to_string();
             let seen = seen.clone();
@@ -898,10 +892,9 @@ impl Workflow<'_> {
                 let Some(plan) = Plan::parse_before_prompt(p.output) else {
                     return PromptAnswer::No;
                 };
-                let fp = plan.fingerprint();
-                let ok = !p.truncated && plan.is_recognised() && fp == approved;
+                let ok = !p.truncated && plan.is_recognised() && plan.fingerprint() == approved;
                 if let Ok(mut s) = seen.lock() {
-                    *s = Some(fp);
+                    *s = Some(plan);
                 }
                 if ok {
                     PromptAnswer::Yes
@@ -917,8 +910,9 @@ impl Workflow<'_> {
             Err(e) => return Ok(self.fail(&d, DeployState::Apply, "apply", &e, owner).await),
             Ok(o) => o,
         };
+        let shown = seen.lock().ok().and_then(|s| s.clone());
         if outcome.answers.contains(&PromptAnswer::No) {
-            let got = seen.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+            let got = shown.map(|p| p.fingerprint()).unwrap_or_default();
             let reason = format!(
                 "plan changed since approval (approved `{}`, apply showed `{}`); answered no",
                 short(approved),
@@ -933,6 +927,12 @@ impl Workflow<'_> {
             return Ok(self
                 .fail(&d, DeployState::Apply, "apply", &reason, owner)
                 .await);
+        }
+        if outcome.answers.contains(&PromptAnswer::Yes)
+            && let Some(plan) = &shown
+        {
+            let check = ApplyCheck::new(plan, &outcome.output, &outcome.output_tail);
+            self.record_apply_check(&d, &check).await?;
         }
         if !outcome.answers.contains(&PromptAnswer::Yes) {
             // Apply went through without asking: the applied plan could not be checked against
@@ -994,6 +994,42 @@ impl Workflow<'_> {
                 .with_deploy(d.id))
             }
         }
+    }
+
+    /// Records what Terraform reported after the `yes` against the approved plan: in the
+    /// journal (the card and `!deploy status` show it) and the audit log; anything but the
+    /// approved counts is also posted.
+    async fn record_apply_check(&self, d: &Deploy, check: &ApplyCheck) -> Flow<()> {
+        let sentence = check.sentence();
+        let mut detail = check.detail();
+        detail["reason"] = sentence.clone().into();
+        detail["apply_check"] = check.kind().into();
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_step_output(d.id, "apply", check.kind(), None, "", now_ms(), &detail)
+            .await
+        {
+            tracing::error!(error = %e, "cannot journal the apply check");
+        }
+        self.ctx
+            .store
+            .append_audit(&NewAuditEvent {
+                deploy_id: Some(d.id),
+                outcome: Some(check.kind().into()),
+                detail,
+                ..self.event("deploy.apply_check", d)
+            })
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if check.needs_attention() {
+            tracing::warn!(deploy_id = d.id, check = check.kind(), "{sentence}");
+            self.conv
+                .post(&format!("🚨 Deploy #{}: {sentence}", d.id))
+                .await;
+        }
+        self.refresh_card(d.id).await;
+        Ok(())
     }
 
     /// Polls Airflow's health until it is healthy or the deadline passes.
