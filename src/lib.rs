@@ -9,9 +9,6 @@ pub mod command;
 pub mod config;
 pub mod deploy;
 pub mod engine;
-/// The fuzz targets' properties, shared with the stable corpus replay (`tests/fuzz_corpus.rs`).
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod handlers;
 pub mod integrations;
 pub mod leader;

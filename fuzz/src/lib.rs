@@ -1,14 +1,17 @@
-//! The properties the fuzz targets check, kept in the library so that the libFuzzer targets in
-//! `fuzz/` (nightly) and the corpus replay in `tests/fuzz_corpus.rs` (stable, part of
-//! `cargo test`) check exactly the same thing.
+//! The properties the fuzz targets check. They live in the fuzz crate, not in the bot's library;
+//! the libFuzzer targets (`fuzz_targets/`, nightly) call them from here, and the corpus replay
+//! `tests/fuzz_corpus.rs` (stable, part of `cargo test`) includes this file as a module, so both
+//! check exactly the same thing. It only uses the library's public API (`catalog_chatops::…`).
 //!
 //! Each function takes the raw bytes libFuzzer produces and panics, with a message saying which
 //! property broke, when the code under test misbehaves. Bytes are decoded the way production
 //! decodes them: chat text arrives as a string and step output is decoded lossily, so invalid
 //! UTF-8 becomes U+FFFD in both.
 
-use crate::command::{self, COMMAND_WORDS, Command, PERMISSIONS, ParseContext, ParseError};
-use crate::deploy::fingerprint::{PROMPT, Plan};
+use catalog_chatops::command::{
+    self, COMMAND_WORDS, Command, PERMISSIONS, ParseContext, ParseError,
+};
+use catalog_chatops::deploy::fingerprint::{PROMPT, Plan};
 
 /// The bot's user id in the mention forms the grammar target tries.
 const BOT: u64 = 123_456_789_012_345_678;
@@ -122,22 +125,31 @@ fn check_error(error: &ParseError, text: &str) {
 const APPLY_QUESTION: &str = "\nDo you want to perform these actions?\n  Terraform will perform the \
                               actions described above.\n  Only 'yes' will be accepted to approve.\n\n  ";
 
-/// Lines the fingerprint must ignore: refresh and read progress, attribute diffs, hidden-attribute
-/// counts, notes and drift reports.
+/// Lines the fingerprint must ignore wherever they are: refresh and read progress (with their
+/// timings), hidden-attribute counts, blank lines.
 const NOISE: [&str; 6] = [
     "aws_instance.fuzz: Refreshing state... [id=i-0123456789abcdef0]",
     "data.aws_ami.fuzz: Reading...",
-    "      ~ ami = \"ami-1\" -> \"ami-2\" # forces replacement",
+    "data.aws_ami.fuzz: Read complete after 3s [id=ami-0a1b2c3d]",
+    "data.aws_iam_policy_document.fuzz: Still reading... [10s elapsed]",
     "        # (28 unchanged attributes hidden)",
-    "Note: Objects have changed outside of Terraform",
-    "  # aws_instance.fuzz has changed",
+    "",
 ];
 
+/// A drift report ("Objects have changed outside of Terraform"), ending with its rule.
+const DRIFT_REPORT: &str = "Note: Objects have changed outside of Terraform\n\n\
+    Terraform detected the following changes made outside of Terraform since the\n\
+    last \"terraform apply\" which may have affected this plan:\n\n  \
+    # aws_instance.fuzz has changed\n  \
+    ~ resource \"aws_instance\" \"fuzz\" {\n      \
+    ~ ami = \"ami-1\" -> \"ami-2\"\n    }\n\n\
+    ─────────────────────────────────────────────────────────────────────────────\n";
+
 /// The fingerprint property: parsing any output never panics and is deterministic, the
-/// fingerprint is the hex SHA-256 of the normalised text, and what the module calls noise —
-/// colours, timestamps and log prefixes, line endings, trailing blanks, noise lines, repetition,
-/// the apply prompt, the order of lines that carry no conflicting summary — does not change it,
-/// while one more resource or a different `Plan:` count does.
+/// fingerprint is a hex SHA-256, and what the module calls noise — colours, log timestamps,
+/// CRLF, trailing blanks, progress lines and their timings, hidden-attribute counts, a drift
+/// report before the plan, the apply question and prompt — does not change it, while one more
+/// resource or one more `Plan:` count does.
 pub fn fingerprint(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let plan = Plan::parse(&text);
@@ -148,9 +160,9 @@ pub fn fingerprint(data: &[u8]) {
         "{fp:?} is not a hex SHA-256"
     );
     assert!(
-        plan.resources.windows(2).all(|w| w[0] < w[1]),
-        "resources are not a sorted set: {:?}",
-        plan.resources
+        plan.resources.windows(2).all(|w| w[0] < w[1])
+            && plan.invocations.windows(2).all(|w| w[0] < w[1]),
+        "resources or invocations are not a sorted set: {plan:?}"
     );
     assert!(
         plan.resources.iter().all(|r| !r.address.is_empty()
@@ -160,10 +172,14 @@ pub fn fingerprint(data: &[u8]) {
         plan.resources
     );
     if plan.no_changes {
-        assert!(plan.resources.is_empty() && plan.is_recognised() && plan.is_consistent());
+        assert!(
+            plan.resources.is_empty() && plan.is_recognised() && plan.is_consistent(),
+            "\"No changes.\" with changes: {plan:?}"
+        );
     }
     // Exercised for panics; their wording is covered by the module's unit tests.
     let _ = plan.human_summary();
+    let _ = plan.counts();
     let _ = Plan::parse_before_prompt(&text);
 
     let same = |variant: &str, what: &str| {
@@ -171,11 +187,16 @@ pub fn fingerprint(data: &[u8]) {
         assert_eq!(
             other.fingerprint(),
             fp,
-            "{what} changed the fingerprint of {text:?}: {plan:?} became {other:?}"
+            "{what} changed the fingerprint of {text:?}:\n{}\nbecame\n{}",
+            plan.normalized(),
+            other.normalized()
         );
     };
     let lines: Vec<&str> = text.lines().collect();
-    same(&recoloured(&lines), "colours, log prefixes and CRLF");
+    same(
+        &recoloured(&lines),
+        "colours, log prefixes, trailing blanks and CRLF",
+    );
     same(
         &lines
             .iter()
@@ -184,20 +205,19 @@ pub fn fingerprint(data: &[u8]) {
             .join("\n"),
         "noise lines",
     );
-    same(&format!("{text}\n{text}"), "printing the plan twice");
-    let prompted = format!("{text}{APPLY_QUESTION}{PROMPT} ");
-    let before = Plan::parse_before_prompt(&prompted).expect("the text ends in a prompt");
-    assert_eq!(
-        before.fingerprint(),
-        fp,
-        "the apply prompt changed the fingerprint of {text:?}"
+    same(
+        &format!("{DRIFT_REPORT}{text}"),
+        "a drift report before the plan",
     );
-    // Only the last `Plan:` line counts, so lines may be reordered when they agree on it.
-    let mut summaries = lines.iter().filter_map(|l| Plan::parse(l).summary);
-    let first = summaries.next();
-    if summaries.all(|s| Some(s) == first) {
-        let reversed: Vec<&str> = lines.iter().rev().copied().collect();
-        same(&reversed.join("\n"), "reordering the lines");
+    // Inside a multi-line value (`<<EOT`) everything is the value, the question included.
+    if !text.contains("<<") {
+        let prompted = format!("{text}{APPLY_QUESTION}{PROMPT} ");
+        let before = Plan::parse_before_prompt(&prompted).expect("the text ends in a prompt");
+        assert_eq!(
+            before.fingerprint(),
+            fp,
+            "the apply prompt changed the fingerprint of {text:?}"
+        );
     }
 
     // A resource that was not there changes the fingerprint.
@@ -215,18 +235,15 @@ pub fn fingerprint(data: &[u8]) {
         fp,
         "a new resource left the fingerprint of {text:?} unchanged"
     );
-    // So does a different count on the last `Plan:` line.
+    // So does one more `Plan:` line, with other counts.
     let mut summary = plan.summary.unwrap_or_default();
-    summary.add = if summary.add == u64::MAX {
-        0
-    } else {
-        summary.add + 1
-    };
-    let recounted = format!("{text}\n{summary}.\n");
+    summary.add = summary.add.wrapping_add(1);
+    summary.invoke = summary.invoke.wrapping_add(1);
+    let recounted = format!("{text}\n{summary}\n");
     assert_ne!(
         Plan::parse(&recounted).fingerprint(),
         fp,
-        "a different `Plan:` count left the fingerprint of {text:?} unchanged"
+        "another `Plan:` count left the fingerprint of {text:?} unchanged"
     );
 }
 
@@ -293,13 +310,20 @@ mod tests {
     #[test]
     fn real_plans_hold() {
         fingerprint(include_bytes!(
-            "../tests/fixtures/terraform-plan-image-bump.txt"
+            "../../tests/fixtures/terraform-plan-image-bump.txt"
         ));
         fingerprint(include_bytes!(
-            "../tests/fixtures/terraform-apply-prompt.txt"
+            "../../tests/fixtures/terraform-apply-prompt.txt"
+        ));
+        fingerprint(include_bytes!(
+            "../../tests/fixtures/terraform/tf14-update-action.apply.txt"
+        ));
+        fingerprint(include_bytes!(
+            "../../tests/fixtures/terraform/tf-outputs-drift.plan.txt"
         ));
         fingerprint(b"\x1b[1m# a.b will be created\x1b[");
         fingerprint(b"No changes.\r");
+        fingerprint(b"  + x = <<-EOT\n  Plan: 1 to add, 0 to change, 0 to destroy.\n");
     }
 
     #[test]
