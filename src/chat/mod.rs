@@ -35,6 +35,13 @@ pub trait Conversation: Send + Sync {
     async fn announce(&self, announcement: &crate::watch::Announcement) {
         self.post(&announcement.text).await;
     }
+
+    /// Announces a DAG-folder commit that reached the Airflow host ("Deployed: …"). Front ends
+    /// with buttons show one Enable button per new DAG (`enable[i].button_id`); the default
+    /// posts the text, which names each `!dag enable` command.
+    async fn announce_deployed(&self, announcement: &crate::watch::DeployedAnnouncement) {
+        self.post(&announcement.text).await;
+    }
 }
 
 /// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.

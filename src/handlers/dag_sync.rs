@@ -34,6 +34,8 @@ pub struct Deployed {
 pub struct SyncSnapshot {
     pub deployed: Deployed,
     pub ahead_by: u64,
+    /// Commits the checkout has that the branch does not (diverged or ahead of it).
+    pub behind_by: u64,
     /// Pending commits that touch the DAG folder, oldest first, with their position (1-based)
     /// in the queue dag-sync works through.
     pub pending_dag_commits: Vec<(u64, Commit)>,
@@ -41,46 +43,98 @@ pub struct SyncSnapshot {
     pub import_errors: Result<Vec<crate::integrations::airflow::ImportError>, String>,
 }
 
+/// The command a `path` source runs: the commit HEAD points at and when HEAD last moved (its
+/// newest reflog entry, which `git reset --hard` — what dag-sync runs — writes). `git -C` finds
+/// the repository root from any folder inside it, so the time is the checkout's, not the
+/// folder's. The same argv after `ssh host` makes a command source for a checkout elsewhere.
+pub fn git_head_argv(path: &str) -> Vec<String> {
+    [
+        "git",
+        "-C",
+        path,
+        "log",
+        "--walk-reflogs",
+        "-1",
+        "--date=unix",
+        "--format=%H %gd",
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
 /// Reads the deployed commit from the configured source.
 pub async fn deployed_commit(source: &CommitSource) -> Result<Deployed, String> {
-    let (text, synced_ms) = match source {
-        CommitSource::Path(path) => {
-            let out = run(&[
-                "git".to_string(),
-                "-C".to_string(),
-                path.clone(),
-                "rev-parse".to_string(),
-                "HEAD".to_string(),
-            ])
-            .await?;
-            // `git reset --hard` (what dag-sync runs) appends to the HEAD reflog: its mtime is
-            // the time of the last move.
-            let reflog = std::path::Path::new(path).join(".git/logs/HEAD");
-            (out, mtime_ms(&reflog).await)
-        }
+    match source {
+        CommitSource::Path(path) => match run(&git_head_argv(path)).await {
+            Ok(out) => parse_source_output(&out),
+            // No reflog (`core.logAllRefUpdates` off, or a bare copy): the commit without a time.
+            Err(reflog_error) => {
+                let out = run(&[
+                    "git".to_string(),
+                    "-C".to_string(),
+                    path.clone(),
+                    "rev-parse".to_string(),
+                    "HEAD".to_string(),
+                ])
+                .await
+                .map_err(|e| format!("{e} (and before that: {reflog_error})"))?;
+                let mut d = parse_source_output(&out)?;
+                d.synced_ms = None;
+                Ok(d)
+            }
+        },
         CommitSource::File(file) => {
             let text = tokio::fs::read_to_string(file)
                 .await
                 .map_err(|e| format!("cannot read {file}: {e}"))?;
-            (text, mtime_ms(std::path::Path::new(file)).await)
+            let mut d = parse_source_output(&text)?;
+            if d.synced_ms.is_none() {
+                d.synced_ms = mtime_ms(std::path::Path::new(file)).await;
+            }
+            Ok(d)
         }
-        CommitSource::Command(argv) => (run(argv).await?, None),
-    };
-    let sha = text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+        CommitSource::Command(argv) => parse_source_output(&run(argv).await?),
+    }
+}
+
+/// A source's output: the commit as the first word, then optionally when the checkout last
+/// moved — git's reflog selector `HEAD@{<unix seconds>}` (from `--date=unix --format='%H %gd'`),
+/// plain unix seconds (`stat -c %Y`), or RFC 3339.
+pub fn parse_source_output(text: &str) -> Result<Deployed, String> {
+    let mut words = text.split_whitespace();
+    let sha = words.next().unwrap_or_default().to_string();
     if sha.len() < 7 || sha.len() > 40 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!(
             "the deployed commit source gave {:?}, which is not a commit id",
             sha.chars().take(60).collect::<String>()
         ));
     }
+    let synced_ms = match words.next() {
+        None => None,
+        Some(w) => Some(parse_sync_time(w).ok_or_else(|| {
+            format!(
+                "the deployed commit source gave {:?} after the commit, which is not a time \
+                 (expected HEAD@{{<unix seconds>}}, unix seconds or RFC 3339)",
+                w.chars().take(60).collect::<String>()
+            )
+        })?),
+    };
     Ok(Deployed {
         sha: sha.to_ascii_lowercase(),
         synced_ms,
     })
+}
+
+fn parse_sync_time(word: &str) -> Option<i64> {
+    let inner = word
+        .strip_prefix("HEAD@{")
+        .and_then(|w| w.strip_suffix('}'))
+        .unwrap_or(word);
+    if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit()) {
+        return inner.parse::<i64>().ok()?.checked_mul(1000);
+    }
+    parse_rfc3339_ms(inner)
 }
 
 async fn mtime_ms(path: &std::path::Path) -> Option<i64> {
@@ -150,6 +204,7 @@ async fn snapshot(ctx: &Ctx, cfg: &DagSyncConfig) -> Result<SyncSnapshot, String
     Ok(SyncSnapshot {
         deployed,
         ahead_by: comparison.ahead_by,
+        behind_by: comparison.behind_by,
         pending_dag_commits,
         status: comparison.status,
         import_errors: import_errors.map_err(|e| redact(e.to_string())),
@@ -197,11 +252,30 @@ pub fn render(cfg: &DagSyncConfig, s: &SyncSnapshot, now: i64) -> String {
     ));
     match s.status.as_str() {
         "identical" => out.push(format!("Up to date with `{}`.", cfg.branch)),
-        "behind" | "diverged" => out.push(format!(
-            "⚠️ The checkout is not on `{}` ({}): dag-sync cannot fast-forward it.",
-            cfg.branch, s.status
+        // `git rev-list HEAD..origin/main` is empty: dag-sync has nothing to move to, ever.
+        "behind" => out.push(format!(
+            "⚠️ Stuck: the checkout has {} commit{} that `{}` does not, and `{}` has nothing \
+             newer, so dag-sync never moves it. Reset it by hand on the host (`git reset --hard \
+             origin/{}`).",
+            s.behind_by,
+            if s.behind_by == 1 { "" } else { "s" },
+            cfg.branch,
+            cfg.branch,
+            cfg.branch
         )),
         _ => {
+            if s.status == "diverged" {
+                // dag-sync resets to the first commit of HEAD..origin/main, which is on the
+                // branch: the next tick puts the checkout back on it.
+                out.push(format!(
+                    "↩️ The checkout has diverged from `{}` ({} commit{} of its own), which \
+                     dag-sync recovers by itself: its next run resets to the first of the \
+                     commits below, dropping the checkout's own.",
+                    cfg.branch,
+                    s.behind_by,
+                    if s.behind_by == 1 { "" } else { "s" }
+                ));
+            }
             let n = s.ahead_by;
             out.push(format!(
                 "{n} commit{} behind `{}`; {} of them touch {}/.",
@@ -297,6 +371,117 @@ mod tests {
                 .await
                 .unwrap_err()
                 .contains("cannot run")
+        );
+    }
+
+    #[test]
+    fn source_output_with_a_sync_time() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let d = parse_source_output(&format!("{sha} HEAD@{{1796102452}}\n")).unwrap();
+        assert_eq!(d.sha, sha);
+        assert_eq!(d.synced_ms, Some(1_796_102_452_000));
+        let d = parse_source_output(&format!("{sha}\n1796102452\n")).unwrap();
+        assert_eq!(d.synced_ms, Some(1_796_102_452_000));
+        let d = parse_source_output(&format!("{sha} 2026-12-01T05:00:00Z")).unwrap();
+        assert_eq!(d.synced_ms, parse_rfc3339_ms("2026-12-01T05:00:00Z"));
+        assert_eq!(parse_source_output(sha).unwrap().synced_ms, None);
+        assert!(
+            parse_source_output(&format!("{sha} yesterday"))
+                .unwrap_err()
+                .contains("\"yesterday\" after the commit, which is not a time")
+        );
+    }
+
+    /// A real git checkout: the commit and the time of the last `git reset --hard` are read at
+    /// the repository root even when the source names a folder inside it (the DAG folder).
+    #[tokio::test]
+    async fn a_path_source_reads_the_repository_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+                .args(args)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "-q"]);
+        std::fs::create_dir_all(dir.path().join("catalog/dags")).unwrap();
+        std::fs::write(dir.path().join("catalog/dags/a.py"), "x = 1\n").unwrap();
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "one"]);
+        let first = git(&["rev-parse", "HEAD"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "two"]);
+        git(&["reset", "-q", "--hard", &first]);
+        let dags = dir.path().join("catalog/dags").display().to_string();
+        let d = deployed_commit(&CommitSource::Path(dags)).await.unwrap();
+        assert_eq!(d.sha, first);
+        let synced = d.synced_ms.expect("the reflog's time");
+        assert!((now_ms() - synced).abs() < 120_000, "{synced}");
+        // The same argv as a command source (what `ssh host git …` prints).
+        let argv = git_head_argv(&dir.path().display().to_string());
+        let d = deployed_commit(&CommitSource::Command(argv)).await.unwrap();
+        assert_eq!(
+            (d.sha.as_str(), d.synced_ms),
+            (first.as_str(), Some(synced))
+        );
+    }
+
+    fn snapshot(status: &str, ahead: u64, behind: u64) -> SyncSnapshot {
+        SyncSnapshot {
+            deployed: Deployed {
+                sha: "abcdef0123".into(),
+                synced_ms: None,
+            },
+            ahead_by: ahead,
+            behind_by: behind,
+            pending_dag_commits: vec![(
+                1,
+                Commit {
+                    sha: "1234567890".into(),
+                    subject: "Add a DAG (#1)".into(),
+                    author: "x".into(),
+                    date: None,
+                },
+            )],
+            status: status.into(),
+            import_errors: Ok(Vec::new()),
+        }
+    }
+
+    fn cfg() -> DagSyncConfig {
+        DagSyncConfig {
+            commit_source: CommitSource::File("/x".into()),
+            repo: "WordPress/openverse".into(),
+            branch: "main".into(),
+            dag_folder: "catalog/dags".into(),
+            interval: Duration::from_secs(300),
+            announce_after: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn diverged_is_recoverable_and_only_behind_is_stuck() {
+        let text = render(&cfg(), &snapshot("diverged", 3, 2), 0);
+        assert!(
+            text.contains(
+                "↩️ The checkout has diverged from `main` (2 commits of its own), which dag-sync \
+                 recovers by itself: its next run resets to the first of the commits below"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 commits behind `main`; 1 of them touch"),
+            "{text}"
+        );
+        assert!(!text.contains("Stuck"), "{text}");
+        let text = render(&cfg(), &snapshot("behind", 0, 1), 0);
+        assert!(
+            text.contains("⚠️ Stuck: the checkout has 1 commit that `main` does not"),
+            "{text}"
         );
     }
 

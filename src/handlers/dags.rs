@@ -294,12 +294,9 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     match airflow.set_paused(dag_id, false).await {
         Ok(Some(d)) if !d.is_paused => {
             ctx.store.set_seen_paused(dag_id, false).await?;
-            let tail = match &backfill {
-                Some(b) => format!(" Airflow now starts the backfill: {}.", b.describe()),
-                None => String::new(),
-            };
             Ok(Reply::ok(format!(
-                "Enabled `{dag_id}`: it is unpaused and will run on its schedule.{tail}"
+                "Enabled `{dag_id}`: it is unpaused; {}",
+                what_happens_next(&details, backfill.as_ref(), now_ms())
             )))
         }
         Ok(Some(_)) => Ok(Reply::new(
@@ -318,6 +315,36 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
                 ctx.redactor.redact(&e.to_string())
             ),
         )),
+    }
+}
+
+/// What Airflow does once a DAG is unpaused, as a sentence: only the truth a maintainer needs.
+pub fn what_happens_next(dag: &DagDetails, backfill: Option<&Backfill>, now: i64) -> String {
+    let Some(schedule) = dag.schedule.as_deref() else {
+        return "it has no schedule, so it runs only when triggered (from the Airflow UI, the \
+                API, or another DAG)."
+            .to_string();
+    };
+    if let Some(b) = backfill {
+        return format!(
+            "it runs on its schedule ({schedule}), and Airflow now starts the catchup backfill: {}.",
+            b.describe()
+        );
+    }
+    let started = dag
+        .start_date
+        .as_deref()
+        .and_then(parse_rfc3339_ms)
+        .is_some_and(|s| s < now);
+    if dag.catchup == Some(false) && started && schedule != "@once" {
+        // Seen on real Airflow 2.9.3: unpausing a @monthly catchup=False DAG created the latest
+        // interval's scheduled run at once.
+        format!(
+            "it runs on its schedule ({schedule}); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
+        )
+    } else {
+        format!("it runs on its schedule ({schedule}).")
     }
 }
 
@@ -375,6 +402,35 @@ mod tests {
         assert_eq!(
             backfill_estimate(&dag("@daily", true, "2030-01-01T00:00:00Z"), now),
             None
+        );
+    }
+
+    #[test]
+    fn enabling_says_what_really_happens() {
+        let now = parse_rfc3339_ms("2025-11-01T12:00:00Z").unwrap();
+        let mut d = dag("@daily", false, "2015-11-01T00:00:00Z");
+        d.schedule = None;
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it has no schedule, so it runs only when triggered (from the Airflow UI, the API, \
+             or another DAG)."
+        );
+        let d = dag("@monthly", false, "2024-01-01T00:00:00Z");
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@monthly); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
+        );
+        let d = dag("@daily", true, "2015-11-01T00:00:00Z");
+        let b = backfill_estimate(&d, now);
+        assert!(
+            what_happens_next(&d, b.as_ref(), now)
+                .starts_with("it runs on its schedule (@daily), and Airflow now starts the catchup backfill: about 3,653 runs")
+        );
+        let d = dag("@daily", false, "2030-01-01T00:00:00Z");
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@daily)."
         );
     }
 

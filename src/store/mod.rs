@@ -7,11 +7,13 @@
 
 mod audit;
 mod claims;
+mod dag_sync;
 mod deploys;
 mod locks;
 mod seen;
 
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
+pub use dag_sync::SyncedCommit;
 pub use deploys::{Approval, Deploy, DeployState, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};
