@@ -883,7 +883,7 @@ impl Checker<'_> {
                     source_key,
                     "is required: one of { command = [\"ssh\", \"airflow-host\", \"git\", \"-C\", \
                      \"openverse\", \"log\", \"--walk-reflogs\", \"-1\", \"--date=unix\", \
-                     \"--format=%H %gd\"] }, { path = \"/srv/openverse\" } or \
+                     \"--format=%H%x20%gd\"] }, { path = \"/srv/openverse\" } or \
                      { file = \"/srv/DEPLOYED_COMMIT\" }",
                 );
                 CommitSource::File(String::new())

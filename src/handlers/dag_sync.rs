@@ -56,7 +56,7 @@ pub fn git_head_argv(path: &str) -> Vec<String> {
         "--walk-reflogs",
         "-1",
         "--date=unix",
-        "--format=%H %gd",
+        "--format=%H%x20%gd",
     ]
     .into_iter()
     .map(str::to_string)

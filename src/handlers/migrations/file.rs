@@ -239,7 +239,7 @@ mod tests {
     fn statements_split_outside_quotes_and_comments() {
         let sql = "-- leading; comment\n\
                    CREATE INDEX CONCURRENTLY a ON t (x);\n\
-                   INSERT INTO t VALUES ('it''s; fine', E'back\\\\'; slash', \"odd;name\");\n\
+                   INSERT INTO t VALUES ('it''s; fine', E'back\\'; slash', \"odd;name\");\n\
                    /* block; /* nested; */ still; */\n\
                    CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n\
                    DO $$ BEGIN PERFORM 1; END $$;\n\
