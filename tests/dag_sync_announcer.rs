@@ -127,7 +127,7 @@ async fn one_message_per_dag_commit_none_for_others_none_twice() {
         m.enable[0].command,
         "!dag enable inaturalist_sounds_workflow"
     );
-    assert_eq!(conv.messages(), [m.text.clone()]);
+    assert_eq!(conv.messages(), std::slice::from_ref(&m.text));
 
     // Polled again, and by a restarted process: nothing twice.
     assert!(a.poll_once(&conv).await.expect("poll").announced.is_empty());
