@@ -288,9 +288,11 @@ impl DagSyncAnnouncer {
                     let schedule = d
                         .schedule
                         .as_deref()
-                        .unwrap_or("no schedule (manual runs only)");
+                        .map_or("no schedule (runs only when triggered)".to_string(), |s| {
+                            format!("schedule {s}")
+                        });
                     lines.push(format!(
-                        "🆕 New DAG `{}` is paused · schedule {schedule}.{warning} Enable it with \
+                        "🆕 New DAG `{}` is paused · {schedule}.{warning} Enable it with \
                          `{command}`.",
                         d.dag_id
                     ));
