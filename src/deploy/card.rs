@@ -1,41 +1,8 @@
 //! The deploy's status card: one message per deploy that a chat front end edits in place as the
 //! workflow moves (Discord), built from the store alone so any process can redraw it.
 
-use serde::Serialize;
-
+use crate::conversation::{Button, DeployCard};
 use crate::store::{Deploy, DeployState, Store};
-
-/// A button on the card; `id` is stable and self-describing (`deploy:approve:7`) so a click is
-/// resolved from the store, even after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Button {
-    pub id: String,
-    pub label: String,
-    /// `primary`, `danger`, …: a hint for the platform's styling.
-    pub style: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeployCard {
-    pub deploy_id: i64,
-    /// `deploy catalog v1.2.3 · #42`: also the thread name.
-    pub title: String,
-    pub lines: Vec<String>,
-    /// Empty once the deploy left the waiting state.
-    pub buttons: Vec<Button>,
-    pub state: DeployState,
-}
-
-impl DeployCard {
-    pub fn text(&self) -> String {
-        let mut s = format!("**{}**", self.title);
-        for l in &self.lines {
-            s.push('\n');
-            s.push_str(l);
-        }
-        s
-    }
-}
 
 /// The thread / card title of a deploy.
 pub fn title(d: &Deploy) -> String {

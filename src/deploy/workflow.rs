@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::chat::Conversation;
-use crate::command::{Resolution, Version};
+use crate::command::Resolution;
 use crate::config::TargetConfig;
+use crate::context::Ctx;
+use crate::conversation::Conversation;
 use crate::deploy::fingerprint::Plan;
 use crate::deploy::{preflight, recovery};
-use crate::engine::Ctx;
 use crate::integrations::infra::{
     self, PromptAnswer, PromptContext, StepEvent, StepOutcome, StepSpec,
 };
@@ -24,6 +24,7 @@ use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
 use crate::store::{Approval, Deploy, DeployState, NewAuditEvent, NewDeploy, Owner, now_ms};
 use crate::timefmt;
+use crate::version::Version;
 
 /// At most this many output lines are posted per batch; the whole output is stored.
 const LINES_PER_POST: usize = 15;
@@ -152,7 +153,7 @@ impl Workflow<'_> {
         match crate::deploy::card::build(&self.ctx.store, id, needed).await {
             Ok(Some(mut card)) => {
                 // Discord's 2,000 characters fall short of a deploy's story: link its page.
-                if let Some(url) = crate::server::page_url(&self.ctx.config, id) {
+                if let Some(url) = crate::links::deploy_page(&self.ctx.config, id) {
                     card.lines.push(format!("📄 {url}"));
                 }
                 self.conv.deploy_card(&card).await

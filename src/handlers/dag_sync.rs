@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use crate::coalesce::as_of;
 use crate::config::{CommitSource, DagSyncConfig};
-use crate::deploy::preflight::parse_rfc3339_ms;
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::integrations::github::Commit;
 use crate::reply::{Outcome, Reply};
 use crate::store::now_ms;
-use crate::timefmt;
+use crate::timefmt::{self, parse_rfc3339_ms};
 
 /// A git, file or command source that takes longer than this is broken.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,7 +163,7 @@ pub async fn status(ctx: &Ctx) -> Reply {
              dag_folder, interval) to the config.",
         );
     };
-    let cache = ctx.caches.dag_sync.clone();
+    let cache = ctx.caches.of::<SyncSnapshot, String>();
     let (result, age) = cache.get("dag-sync.status", || snapshot(ctx, &cfg)).await;
     match result {
         Ok(s) => Reply::ok(format!("{}{}", render(&cfg, &s, now_ms()), as_of(age))),

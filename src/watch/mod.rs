@@ -4,4 +4,4 @@
 
 pub mod announcer;
 
-pub use announcer::{Announcement, Announcer, PollReport};
+pub use announcer::{Announcer, PollReport};
