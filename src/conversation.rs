@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::backfill::Backfill;
-use crate::store::DeployState;
+use crate::deploy::state::DeployState;
 
 /// Where the bot posts what it has to say about one command (a channel, a thread, a terminal).
 #[async_trait::async_trait]

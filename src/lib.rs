@@ -8,7 +8,8 @@
 //!
 //! - ground floor, pure types and ports: [`config`], [`command`], [`policy`], [`conversation`],
 //!   [`version`], [`timefmt`], [`redact`], [`reply`], [`backfill`], [`links`], [`coalesce`],
-//!   [`metrics`], [`shutdown`];
+//!   [`metrics`], [`shutdown`], and the deploy's state machine ([`deploy::state`],
+//!   [`deploy::step`]);
 //! - storage and the outside world: [`store`], [`leader`], [`integrations`];
 //! - the work: [`context`] (what it gets), [`deploy`], [`handlers`], [`watch`], [`engine`];
 //! - the front ends: [`chat`], [`server`], [`sandbox`] (and the binary's `main.rs`).

@@ -69,7 +69,7 @@ pub async fn status(ctx: &Ctx, id: Option<i64>) -> Result<Reply> {
                         ));
                     }
                 }
-                if d.state == crate::store::DeployState::Interrupted {
+                if d.state == crate::deploy::DeployState::Interrupted {
                     text.push_str(&format!(
                         "\nCheck reality, then `{p}deploy resolve {id} succeeded|failed`."
                     ));
