@@ -4,7 +4,8 @@
 //! [`engine`] → [`handlers`] → [`deploy`], [`integrations`], the [`store`]; replies flow back
 //! through the [`conversation::Conversation`] the front end handed in.
 //!
-//! Each layer imports only the layers below it:
+//! Each layer imports only the layers below it (`docs/ARCHITECTURE.md`; the unit test
+//! `layers::layers_import_only_downward` checks it):
 //!
 //! - ground floor, pure types and ports: [`config`], [`command`], [`policy`], [`conversation`],
 //!   [`version`], [`timefmt`], [`redact`], [`reply`], [`backfill`], [`links`], [`coalesce`],
@@ -28,6 +29,8 @@ pub mod engine;
 pub mod fuzzing;
 pub mod handlers;
 pub mod integrations;
+#[cfg(test)]
+mod layers;
 pub mod leader;
 pub mod links;
 pub mod metrics;
