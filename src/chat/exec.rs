@@ -3,11 +3,10 @@
 
 use std::io::Write;
 
+use crate::conversation::{Announcement, Conversation};
 use crate::engine::Engine;
 use crate::policy::Actor;
 use crate::reply::Reply;
-
-use super::Conversation;
 
 /// Prints each message as soon as it is posted, so a long command streams its progress.
 pub struct StdoutConversation {
@@ -30,7 +29,7 @@ impl Conversation for StdoutConversation {
     }
 
     /// JSON output carries the Enable action's command and button id beside the text.
-    async fn announce(&self, a: &crate::watch::Announcement) {
+    async fn announce(&self, a: &Announcement) {
         if !self.json {
             return self.post(&a.text).await;
         }
@@ -47,7 +46,7 @@ impl Conversation for StdoutConversation {
     }
 
     /// JSON output carries the commit and each new DAG's Enable action beside the text.
-    async fn announce_deployed(&self, a: &crate::watch::DeployedAnnouncement) {
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
         if !self.json {
             return self.post(&a.text).await;
         }

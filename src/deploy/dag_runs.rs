@@ -29,10 +29,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::preflight::{BlockingRun, Check, Status, parse_rfc3339_ms};
+use super::preflight::{BlockingRun, Check, Status};
 use crate::config::TargetConfig;
 use crate::integrations::airflow::{AirflowClient, DagRun, PauseChange, TaskInstance};
-use crate::timefmt;
+use crate::timefmt::{self, parse_rfc3339_ms};
 
 /// The check's name, as preflight shows it.
 pub const CHECK_NAME: &str = "DAG runs";

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::config::CatalogDbConfig;
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
 use crate::store::{self, now_ms};
@@ -232,7 +232,7 @@ pub async fn status(ctx: &Ctx) -> store::Result<Reply> {
                             .end_date
                             .as_deref()
                             .or(r.start_date.as_deref())
-                            .and_then(crate::deploy::preflight::parse_rfc3339_ms)
+                            .and_then(crate::timefmt::parse_rfc3339_ms)
                             .map(|ms| format!(" {}", timefmt::ago(ms, now)))
                             .unwrap_or_default();
                         format!("{}{when}", r.state)

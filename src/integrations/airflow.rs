@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::http::{Raw, encode_segment, parse_json, path_only, reqwest_client, send, unexpected};
 use super::{HttpPolicy, Service, UpstreamError};
+use crate::backfill::Backfill;
 use crate::config::{AirflowApi, Config};
 
 const SERVICE: Service = Service::Airflow;
@@ -102,6 +103,18 @@ pub struct DagDetails {
     pub schedule: Option<String>,
     pub catchup: Option<bool>,
     pub start_date: Option<String>,
+}
+
+impl DagDetails {
+    /// The catchup backfill unpausing this DAG would start, if any: `catchup` on, a start date
+    /// in the past and a schedule that can be counted.
+    pub fn catchup_backfill(&self, now: i64) -> Option<Backfill> {
+        if self.catchup != Some(true) {
+            return None;
+        }
+        let start = crate::timefmt::parse_rfc3339_ms(self.start_date.as_deref()?)?;
+        crate::backfill::estimate(self.schedule.as_deref()?, start, now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -895,6 +908,35 @@ impl From<Dag> for DagDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_dag_with_catchup_and_a_past_start_date_has_a_backfill() {
+        let dag = |catchup: Option<bool>, start: Option<&str>| DagDetails {
+            dag_id: "d".into(),
+            is_paused: true,
+            schedule: Some("@daily".into()),
+            catchup,
+            start_date: start.map(str::to_string),
+        };
+        let now = crate::timefmt::parse_rfc3339_ms("2025-11-01T12:00:00Z").expect("timestamp");
+        let b = dag(Some(true), Some("2015-11-01T00:00:00+00:00"))
+            .catchup_backfill(now)
+            .expect("a backfill");
+        assert_eq!((b.runs, b.since.as_str()), (3653, "2015-11-01"));
+        assert_eq!(
+            dag(Some(false), Some("2015-11-01T00:00:00Z")).catchup_backfill(now),
+            None
+        );
+        assert_eq!(
+            dag(None, Some("2015-11-01T00:00:00Z")).catchup_backfill(now),
+            None
+        );
+        assert_eq!(dag(Some(true), None).catchup_backfill(now), None);
+        assert_eq!(
+            dag(Some(true), Some("yesterday")).catchup_backfill(now),
+            None
+        );
+    }
 
     #[test]
     fn both_run_shapes_map() {

@@ -633,8 +633,7 @@ fn list_runs(ctx: &Ctx, api: ApiVersion, dag_id: &str, q: &[(String, String)]) -
         .map(|(_, v)| v.as_str())
         .collect();
     let order = query_value(q, "order_by");
-    let ended_since =
-        query_value(q, "end_date_gte").and_then(crate::deploy::preflight::parse_rfc3339_ms);
+    let ended_since = query_value(q, "end_date_gte").and_then(crate::timefmt::parse_rfc3339_ms);
     let now = now_ms();
     let w = ctx.world.lock();
     if dag_id != "~" && !w.airflow.dags.iter().any(|d| d.dag_id == dag_id) {

@@ -20,12 +20,11 @@ use std::collections::HashSet;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::chat::Conversation;
 use crate::config::DagSyncConfig;
-use crate::engine::Ctx;
-use crate::handlers::dag_sync::deployed_commit;
-use crate::handlers::dags::backfill_estimate;
+use crate::context::Ctx;
+use crate::conversation::{Conversation, DeployedAnnouncement, EnableAction};
 use crate::integrations::UpstreamError;
+use crate::integrations::checkout::deployed_commit;
 use crate::store::{StoreError, SyncedCommit, now_ms};
 
 /// The store key holding the last deployed commit the announcer saw.
@@ -36,26 +35,6 @@ const POSTS_PER_POLL: usize = 10;
 /// Without an Airflow answer a pending commit is posted anyway after this many waits, saying
 /// that its new DAGs are unknown (the new-DAG announcer still announces them).
 const AIRFLOW_PATIENCE: u32 = 10;
-
-/// "Enable" for one DAG a deployed commit brought.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnableAction {
-    pub dag_id: String,
-    /// `!dag enable <id>`, with `--confirm` when enabling starts a catchup backfill.
-    pub command: String,
-    /// The button id on front ends with buttons (`dag:enable:<id>`).
-    pub button_id: String,
-}
-
-/// One "Deployed: …" message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployedAnnouncement {
-    pub sha: String,
-    pub subject: String,
-    pub text: String,
-    /// One per new paused DAG, in id order.
-    pub enable: Vec<EnableAction>,
-}
 
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -275,7 +254,7 @@ impl DagSyncAnnouncer {
                     }
                     let backfill = match self.ctx.integrations.airflow.dag_details(&d.dag_id).await
                     {
-                        Ok(Some(details)) => backfill_estimate(&details, now_ms()),
+                        Ok(Some(details)) => details.catchup_backfill(now_ms()),
                         Ok(None) | Err(_) => None,
                     };
                     let (command, warning) = match &backfill {

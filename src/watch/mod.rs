@@ -7,5 +7,5 @@
 pub mod announcer;
 pub mod dag_sync;
 
-pub use announcer::{Announcement, Announcer, PollReport};
-pub use dag_sync::{DagSyncAnnouncer, DeployedAnnouncement, EnableAction, SyncPollReport};
+pub use announcer::{Announcer, PollReport};
+pub use dag_sync::{DagSyncAnnouncer, SyncPollReport};

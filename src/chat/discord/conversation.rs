@@ -17,8 +17,7 @@ use serenity::http::Http;
 use tokio::sync::Mutex;
 
 use super::limits::{self, MAX_CONTENT, MAX_THREAD_NAME};
-use crate::chat::Conversation;
-use crate::deploy::card::{Button, DeployCard};
+use crate::conversation::{Announcement, Button, Conversation, DeployCard};
 use crate::redact::Redactor;
 use crate::store::Store;
 
@@ -320,7 +319,7 @@ fn button_rows(buttons: &[Button]) -> Vec<CreateActionRow> {
 impl Conversation for DiscordConversation {
     /// A new paused DAG: the text plus an Enable button (`dag:enable:<id>`), which the handler
     /// turns into `!dag enable <id> --confirm` as the clicking member.
-    async fn announce(&self, a: &crate::watch::Announcement) {
+    async fn announce(&self, a: &Announcement) {
         let button = Button {
             id: a.button_id.clone(),
             label: "Enable".to_string(),
@@ -337,7 +336,7 @@ impl Conversation for DiscordConversation {
 
     /// A deployed DAG commit: the text plus one Enable button per new DAG it brought (the same
     /// `dag:enable:<id>` buttons as the new-DAG announcements).
-    async fn announce_deployed(&self, a: &crate::watch::DeployedAnnouncement) {
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
         let buttons: Vec<Button> = a
             .enable
             .iter()
