@@ -38,6 +38,13 @@ pub trait Conversation: Send + Sync {
     async fn announce(&self, announcement: &Announcement) {
         self.post(&announcement.text).await;
     }
+
+    /// Announces a DAG-folder commit that reached the Airflow host ("Deployed: …"). Front ends
+    /// with buttons show one Enable button per new DAG (`enable[i].button_id`); the default
+    /// posts the text, which names each `!dag enable` command.
+    async fn announce_deployed(&self, announcement: &DeployedAnnouncement) {
+        self.post(&announcement.text).await;
+    }
 }
 
 /// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.
@@ -115,4 +122,24 @@ pub struct Announcement {
     pub enable_command: String,
     /// The id of the Enable button on chat front ends with buttons.
     pub button_id: String,
+}
+
+/// "Enable" for one DAG a deployed commit brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnableAction {
+    pub dag_id: String,
+    /// `!dag enable <id>`, with `--confirm` when enabling starts a catchup backfill.
+    pub command: String,
+    /// The button id on front ends with buttons (`dag:enable:<id>`).
+    pub button_id: String,
+}
+
+/// One "Deployed: <subject> (<sha>)" message of the dag-sync announcer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedAnnouncement {
+    pub sha: String,
+    pub subject: String,
+    pub text: String,
+    /// One per new paused DAG the commit brought, in id order.
+    pub enable: Vec<EnableAction>,
 }

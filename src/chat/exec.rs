@@ -44,6 +44,27 @@ impl Conversation for StdoutConversation {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
+
+    /// JSON output carries the commit and each new DAG's Enable action beside the text.
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
+        if !self.json {
+            return self.post(&a.text).await;
+        }
+        let line = serde_json::json!({
+            "type": "deployed",
+            "sha": a.sha,
+            "subject": a.subject,
+            "text": a.text,
+            "enable": a.enable.iter().map(|e| serde_json::json!({
+                "dag_id": e.dag_id,
+                "enable_command": e.command,
+                "button_id": e.button_id,
+            })).collect::<Vec<_>>(),
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
 }
 
 /// Runs one message through the engine and returns the process exit code.

@@ -8,6 +8,7 @@
 
 pub mod approval;
 pub mod card;
+pub mod dag_runs;
 pub mod fingerprint;
 mod journal;
 pub mod preflight;

@@ -84,7 +84,17 @@ pub async fn status(ctx: &Ctx) -> Reply {
 }
 
 fn component_line(name: &str, c: &Component, now: i64) -> String {
-    let status = c.status.as_deref().unwrap_or("unknown");
+    // Airflow 2 reports `"status": null` for a component that does not run as its own process:
+    // the DAG processor inside the scheduler (the default), or no triggerer at all. That is a
+    // deployment choice, not a failure: no red mark.
+    let Some(status) = c.status.as_deref() else {
+        let why = match name {
+            "dag processor" => " (it runs inside the scheduler)",
+            "triggerer" => " (no triggerer has reported; deferrable tasks need one)",
+            _ => "",
+        };
+        return format!("➖ {name}: not running separately{why}");
+    };
     let icon = if status == "healthy" { "✅" } else { "❌" };
     let beat = match c.latest_heartbeat.as_deref().and_then(parse_rfc3339_ms) {
         Some(ms) => format!(" · heartbeat {}", timefmt::ago(ms, now)),

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
+use crate::backfill::Backfill;
 use crate::context::Ctx;
+use crate::integrations::airflow::DagDetails;
 use crate::reply::{Outcome, Reply};
 use crate::store::{self, now_ms};
 use crate::timefmt;
@@ -181,12 +183,9 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     match airflow.set_paused(dag_id, false).await {
         Ok(Some(d)) if !d.is_paused => {
             ctx.store.set_seen_paused(dag_id, false).await?;
-            let tail = match &backfill {
-                Some(b) => format!(" Airflow now starts the backfill: {}.", b.describe()),
-                None => String::new(),
-            };
             Ok(Reply::ok(format!(
-                "Enabled `{dag_id}`: it is unpaused and will run on its schedule.{tail}"
+                "Enabled `{dag_id}`: it is unpaused; {}",
+                what_happens_next(&details, backfill.as_ref(), now_ms())
             )))
         }
         Ok(Some(_)) => Ok(Reply::new(
@@ -208,6 +207,36 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     }
 }
 
+/// What Airflow does once a DAG is unpaused, as a sentence: only the truth a maintainer needs.
+pub fn what_happens_next(dag: &DagDetails, backfill: Option<&Backfill>, now: i64) -> String {
+    let Some(schedule) = dag.schedule.as_deref() else {
+        return "it has no schedule, so it runs only when triggered (from the Airflow UI, the \
+                API, or another DAG)."
+            .to_string();
+    };
+    if let Some(b) = backfill {
+        return format!(
+            "it runs on its schedule ({schedule}), and Airflow now starts the catchup backfill: {}.",
+            b.describe()
+        );
+    }
+    let started = dag
+        .start_date
+        .as_deref()
+        .and_then(timefmt::parse_rfc3339_ms)
+        .is_some_and(|s| s < now);
+    if dag.catchup == Some(false) && started && schedule != "@once" {
+        // Seen on real Airflow 2.9.3: unpausing a @monthly catchup=False DAG created the latest
+        // interval's scheduled run at once.
+        format!(
+            "it runs on its schedule ({schedule}); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
+        )
+    } else {
+        format!("it runs on its schedule ({schedule}).")
+    }
+}
+
 /// Up to `n` known ids closest to `word` (Jaro-Winkler, which favours shared prefixes — DAG ids
 /// share `_workflow` suffixes, so edit distance alone ranks badly).
 pub fn nearest(word: &str, known: &[String], n: usize) -> Vec<String> {
@@ -223,6 +252,45 @@ pub fn nearest(word: &str, known: &[String], n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dag(schedule: &str, catchup: bool, start: &str) -> DagDetails {
+        DagDetails {
+            dag_id: "d".into(),
+            is_paused: true,
+            schedule: Some(schedule.into()),
+            catchup: Some(catchup),
+            start_date: Some(start.into()),
+        }
+    }
+
+    #[test]
+    fn enabling_says_what_really_happens() {
+        let now = timefmt::parse_rfc3339_ms("2025-11-01T12:00:00Z").unwrap();
+        let mut d = dag("@daily", false, "2015-11-01T00:00:00Z");
+        d.schedule = None;
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it has no schedule, so it runs only when triggered (from the Airflow UI, the API, \
+             or another DAG)."
+        );
+        let d = dag("@monthly", false, "2024-01-01T00:00:00Z");
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@monthly); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
+        );
+        let d = dag("@daily", true, "2015-11-01T00:00:00Z");
+        let b = d.catchup_backfill(now);
+        assert!(what_happens_next(&d, b.as_ref(), now).starts_with(
+            "it runs on its schedule (@daily), and Airflow now starts the catchup backfill: \
+                 about 3,653 runs"
+        ));
+        let d = dag("@daily", false, "2030-01-01T00:00:00Z");
+        assert_eq!(
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@daily)."
+        );
+    }
 
     #[test]
     fn nearest_ids() {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod claims;
+mod dag_sync;
 mod deploys;
 mod locks;
 mod seen;
@@ -15,6 +16,7 @@ mod seen;
 /// machine (pure, on the ground floor), re-exported here for the store's callers.
 pub use crate::deploy::state::DeployState;
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
+pub use dag_sync::SyncedCommit;
 pub use deploys::{Approval, Deploy, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};

@@ -112,7 +112,9 @@ impl Announcer {
         let prefix = &self.ctx.config.chat.prefix;
         let schedule_text = schedule
             .as_deref()
-            .unwrap_or("no schedule (manual runs only)");
+            .map_or("no schedule (runs only when triggered)".to_string(), |s| {
+                format!("schedule {s}")
+            });
         let (enable_command, warning) = match &backfill {
             Some(b) => (
                 format!("{prefix}dag enable {dag_id} --confirm"),
@@ -121,7 +123,7 @@ impl Announcer {
             None => (format!("{prefix}dag enable {dag_id}"), String::new()),
         };
         let text = format!(
-            "🆕 New DAG `{dag_id}` is paused · schedule {schedule_text}.{warning}\n\
+            "🆕 New DAG `{dag_id}` is paused · {schedule_text}.{warning}\n\
              Enable it with `{enable_command}`."
         );
         Announcement {

@@ -334,6 +334,28 @@ impl Conversation for DiscordConversation {
         }
     }
 
+    /// A deployed DAG commit: the text plus one Enable button per new DAG it brought (the same
+    /// `dag:enable:<id>` buttons as the new-DAG announcements).
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
+        let buttons: Vec<Button> = a
+            .enable
+            .iter()
+            .map(|e| Button {
+                id: e.button_id.clone(),
+                label: format!("Enable {}", e.dag_id),
+                style: "success",
+            })
+            .collect();
+        let text = limits::truncate(&self.redactor.redact(&a.text), MAX_CONTENT);
+        let mut m = CreateMessage::new().content(text);
+        if !buttons.is_empty() {
+            m = m.components(button_rows(&buttons));
+        }
+        if let Err(e) = self.channel_id.send_message(&*self.http, m).await {
+            tracing::warn!(sha = %a.sha, error = %e, "cannot post the dag-sync announcement");
+        }
+    }
+
     async fn post(&self, text: &str) {
         if let Origin::Component(_) = &self.origin {
             let mut st = self.state.lock().await;
