@@ -11,7 +11,8 @@
 use catalog_chatops::command::{
     self, COMMAND_WORDS, Command, PERMISSIONS, ParseContext, ParseError,
 };
-use catalog_chatops::deploy::fingerprint::{PROMPT, Plan};
+use catalog_chatops::deploy::fingerprint::Plan;
+use catalog_chatops::integrations::infra::PROMPT;
 
 /// The bot's user id in the mention forms the grammar target tries.
 const BOT: u64 = 123_456_789_012_345_678;

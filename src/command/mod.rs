@@ -7,13 +7,16 @@
 mod display;
 mod help;
 mod parse;
-mod version;
 
+/// Versions have their own module (the step runner and preflight use them too); the grammar
+/// re-exports the type its commands carry.
+pub use crate::version::Version;
 pub use help::COMMAND_WORDS;
 pub use help::{COMMANDS, CommandHelp, help_for, help_overview};
 pub use parse::DEPLOY_SUBCOMMANDS;
+/// How the bot quotes what someone typed; version errors quote it the same way.
+pub(crate) use parse::code;
 pub use parse::{MAX_INPUT_CHARS, ParseContext, ParseError, check_characters, parse};
-pub use version::Version;
 
 /// How an interrupted deploy was settled by a maintainer after checking reality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -39,13 +39,12 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 pub use applied::{Applied, ApplyCheck};
-pub use text::strip_ansi;
 
 use body::Line;
 use headers::{Header, Note};
 
-/// What Terraform prints when it waits for an answer on stdin (without a trailing newline).
-pub const PROMPT: &str = "Enter a value:";
+// The step runner owns Terraform's prompt text (and the colour stripping `text` uses).
+use crate::integrations::infra::PROMPT;
 
 /// The most changes [`Plan::human_summary`] names before it says "and N more".
 const HUMAN_SUMMARY_ITEMS: usize = 8;

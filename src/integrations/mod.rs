@@ -7,6 +7,7 @@
 //! never a secret. An answer that cannot be had is an answer of its own: the caller blocks on it.
 
 pub mod airflow;
+pub mod checkout;
 pub mod github;
 mod http;
 pub mod infra;

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 
 use super::*;
+use crate::integrations::infra::strip_ansi;
 
 const PLAN: &str = include_str!("../../../tests/fixtures/terraform-plan-image-bump.txt");
 const APPLY: &str = include_str!("../../../tests/fixtures/terraform-apply-prompt.txt");

@@ -3,51 +3,7 @@
 //! the lines that are never part of a plan (progress, hidden-attribute counts, rules, the
 //! question before the prompt).
 
-/// Removes ANSI escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL|ESC \`) and two-byte
-/// escapes. Terraform colours headers and symbols unless run with `-no-color`.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // Parameters and intermediates, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            // nF escapes such as `ESC ( B` (charset selection): intermediates in ` `..`/`, then
-            // one final character.
-            Some(' '..='/') => {
-                for c in chars.by_ref() {
-                    if !(' '..='/').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // Two-character escapes (ESC followed by one character), or a lone ESC at the end.
-            Some(_) | None => {}
-        }
-    }
-    out
-}
+use crate::integrations::infra::{PROMPT, strip_ansi};
 
 /// One line as Terraform printed it: colours, trailing blanks (including the `\r` of CRLF) and
 /// leading log timestamps removed. The indentation stays: it is how Terraform nests a diff.
@@ -214,23 +170,12 @@ pub fn is_question(t: &str) -> bool {
         || t == "Terraform will destroy all your managed infrastructure, as shown above."
         || t == "There is no undo. Only 'yes' will be accepted to confirm."
         || t == "Only 'yes' will be accepted to approve."
-        || t.starts_with(super::PROMPT)
+        || t.starts_with(PROMPT)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ansi_is_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[1;31mred\u{1b}[0m plain"), "red plain");
-        assert_eq!(
-            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\"),
-            "link"
-        );
-        assert_eq!(strip_ansi("a\u{1b}(Bb"), "ab");
-        assert_eq!(strip_ansi("end\u{1b}"), "end");
-    }
 
     #[test]
     fn log_timestamps_are_cut_but_nothing_else() {
