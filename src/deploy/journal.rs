@@ -145,15 +145,7 @@ impl Workflow<'_> {
         if let Err(e) = self
             .ctx
             .store
-            .record_step_output(
-                d.id,
-                Step::Apply,
-                check.kind(),
-                None,
-                "",
-                now_ms(),
-                &detail,
-            )
+            .record_step_output(d.id, Step::Apply, check.kind(), None, "", now_ms(), &detail)
             .await
         {
             tracing::error!(error = %e, "cannot journal the apply check");
