@@ -42,8 +42,6 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("chat", 7, "the front ends"),
     ("server", 7, "the front ends"),
     ("sandbox", 7, "the front ends"),
-    // Test-only properties for the fuzz targets; they may reach anything they test.
-    ("fuzzing", 7, "test support"),
 ];
 
 /// Imports forbidden although the ranks would allow them, with the reason.

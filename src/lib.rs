@@ -24,9 +24,6 @@ pub mod context;
 pub mod conversation;
 pub mod deploy;
 pub mod engine;
-/// The fuzz targets' properties, shared with the stable corpus replay (`tests/fuzz_corpus.rs`).
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod handlers;
 pub mod integrations;
 #[cfg(test)]

@@ -41,10 +41,11 @@ pub fn distinct_approvers<'a>(
 /// The answer to apply's `Enter a value:` for one approved fingerprint: `yes` only when the plan
 /// apply printed before the prompt is whole, recognised and has exactly that fingerprint, `no`
 /// otherwise (the step runner then closes the step's stdin, so nothing later is approved by
-/// accident). It remembers the fingerprint it saw, for the failure message.
+/// accident). It remembers the plan it saw: its fingerprint for the failure message, the plan
+/// itself to compare Terraform's result with after a `yes`.
 pub struct ApplyGate {
     approved: String,
-    seen: Arc<Mutex<Option<String>>>,
+    seen: Arc<Mutex<Option<Plan>>>,
 }
 
 impl ApplyGate {
@@ -63,10 +64,9 @@ impl ApplyGate {
             let Some(plan) = Plan::parse_before_prompt(p.output) else {
                 return PromptAnswer::No;
             };
-            let fp = plan.fingerprint();
-            let ok = !p.truncated && plan.is_recognised() && fp == approved;
+            let ok = !p.truncated && plan.is_recognised() && plan.fingerprint() == approved;
             if let Ok(mut s) = seen.lock() {
-                *s = Some(fp);
+                *s = Some(plan);
             }
             if ok {
                 PromptAnswer::Yes
@@ -78,11 +78,12 @@ impl ApplyGate {
 
     /// The fingerprint of the plan apply showed at its prompt (empty before it asked).
     pub fn seen(&self) -> String {
-        self.seen
-            .lock()
-            .ok()
-            .and_then(|s| s.clone())
-            .unwrap_or_default()
+        self.shown().map(|p| p.fingerprint()).unwrap_or_default()
+    }
+
+    /// The plan apply showed at its prompt: after a `yes`, the approved plan.
+    pub fn shown(&self) -> Option<Plan> {
+        self.seen.lock().ok().and_then(|s| s.clone())
     }
 }
 
@@ -161,6 +162,7 @@ mod tests {
         let gate = ApplyGate::new(&approved);
         assert_eq!(ask(&gate, APPLY, false), PromptAnswer::Yes);
         assert_eq!(gate.seen(), approved);
+        assert_eq!(gate.shown(), Plan::parse_before_prompt(APPLY));
         assert_eq!(
             ask(&gate, APPLY, true),
             PromptAnswer::No,

@@ -4,7 +4,7 @@
 use crate::conversation::{Button, DeployCard};
 use crate::deploy::state::DeployState;
 use crate::deploy::step::Step;
-use crate::store::{Deploy, Store};
+use crate::store::{Deploy, StepRecord, Store};
 
 /// The thread / card title of a deploy.
 pub fn title(d: &Deploy) -> String {
@@ -72,6 +72,7 @@ pub async fn build(
         lines.push(parts.join(" · "));
     }
     let approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
+    let journal = store.deploy_steps(id).await?;
     for step in shown_steps() {
         let Some(i) = DeployState::running(step).map(pos) else {
             continue;
@@ -91,6 +92,7 @@ pub async fn build(
                 d.requested_by
             )),
             Step::Approval => line.push_str(&format!(" by {}", approvers.join(", "))),
+            Step::Apply => line = apply_line(line, &journal),
             _ => {}
         }
         lines.push(line);
@@ -141,6 +143,25 @@ fn shown_steps() -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The apply step's line with what Terraform reported after the `yes` (the journal's apply
+/// check); anything but the approved counts replaces the tick with a siren.
+fn apply_line(line: String, journal: &[StepRecord]) -> String {
+    let Some(check) = journal
+        .iter()
+        .rev()
+        .find(|s| s.step == Step::Apply.as_str() && s.detail.get("apply_check").is_some())
+    else {
+        return line;
+    };
+    let said = check.detail["reason"].as_str().unwrap_or(&check.state);
+    if check.state == "as_approved" {
+        format!("{line}: {said}")
+    } else {
+        let rest = line.split_once(' ').map_or("apply", |(_, r)| r);
+        format!("🚨 {rest}: {said}")
+    }
 }
 
 fn reason(d: &Deploy) -> String {

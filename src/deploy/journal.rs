@@ -4,6 +4,7 @@
 //! workflow shares: failing, being interrupted at shutdown, finding the deploy moved elsewhere.
 
 use crate::config::TargetConfig;
+use crate::deploy::fingerprint::ApplyCheck;
 use crate::deploy::recovery;
 use crate::deploy::runner::StepError;
 use crate::deploy::state::{DeployState, Event, journal_step, next};
@@ -133,6 +134,42 @@ impl Workflow<'_> {
     }
 
     /// Redraws the deploy's status card from the store (after the change was written).
+    /// Records what Terraform reported after the `yes` against the approved plan: in the
+    /// journal (the card and `!deploy status` show it) and the audit log; anything but the
+    /// approved counts is also posted.
+    pub(super) async fn record_apply_check(&self, d: &Deploy, check: &ApplyCheck) -> Flow<()> {
+        let sentence = check.sentence();
+        let mut detail = check.detail();
+        detail["reason"] = sentence.clone().into();
+        detail["apply_check"] = check.kind().into();
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_step_output(d.id, Step::Apply, check.kind(), None, "", now_ms(), &detail)
+            .await
+        {
+            tracing::error!(error = %e, "cannot journal the apply check");
+        }
+        self.ctx
+            .store
+            .append_audit(&NewAuditEvent {
+                deploy_id: Some(d.id),
+                outcome: Some(check.kind().into()),
+                detail,
+                ..self.event("deploy.apply_check", d)
+            })
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if check.needs_attention() {
+            tracing::warn!(deploy_id = d.id, check = check.kind(), "{sentence}");
+            self.conv
+                .post(&format!("🚨 Deploy #{}: {sentence}", d.id))
+                .await;
+        }
+        self.refresh_card(d.id).await;
+        Ok(())
+    }
+
     pub(super) async fn refresh_card(&self, id: i64) {
         let Ok(d) = self.ctx.store.get_deploy(id).await else {
             return;

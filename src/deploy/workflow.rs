@@ -12,7 +12,7 @@ use crate::config::TargetConfig;
 use crate::context::Ctx;
 use crate::conversation::Conversation;
 use crate::deploy::approval::{self, ApplyGate};
-use crate::deploy::fingerprint::Plan;
+use crate::deploy::fingerprint::{ApplyCheck, Plan};
 use crate::deploy::preflight;
 use crate::deploy::runner::{self, Runner, failure_reason};
 use crate::deploy::state::{DeployState, Event};
@@ -199,8 +199,8 @@ impl Workflow<'_> {
         }
         let plan = Plan::parse(&outcome.output);
         if !plan.is_recognised() {
-            let reason =
-                "the plan output has no `Plan:` line and no \"No changes.\": nothing to approve";
+            let reason = "the plan output has no `Plan:` line the bot can read, no changes to \
+                          outputs only and no \"No changes.\": nothing to approve";
             return Ok(self.fail(&d, reason, owner).await);
         }
         if plan.no_changes {
@@ -237,15 +237,8 @@ impl Workflow<'_> {
                 &outcome.output,
             )
             .await;
-        let counts = plan
-            .summary
-            .map(|s| {
-                format!(
-                    "{} to add, {} to change, {} to destroy",
-                    s.add, s.change, s.destroy
-                )
-            })
-            .unwrap_or_else(|| summary.clone());
+        // Every count Terraform printed (imports, forgets, action invocations, outputs too).
+        let counts = plan.counts();
         let p = self.prefix();
         Ok(Reply::new(
             Outcome::AwaitingApproval,
@@ -424,6 +417,13 @@ impl Workflow<'_> {
         }
         if !outcome.success() {
             return Ok(self.fail(&d, &failure_reason(&outcome), owner).await);
+        }
+        if outcome.answers.contains(&PromptAnswer::Yes)
+            && let Some(plan) = gate.shown()
+        {
+            // What Terraform says it did, against what was approved.
+            let check = ApplyCheck::new(&plan, &outcome.output, &outcome.output_tail);
+            self.record_apply_check(&d, &check).await?;
         }
         if !outcome.answers.contains(&PromptAnswer::Yes) {
             // Apply went through without asking: the applied plan could not be checked against
