@@ -229,14 +229,14 @@ impl Engine {
             let mut ev = attempt("denied", Some(&cmd));
             ev.detail = serde_json::json!({
                 "reason": reply.message,
-                "permission": permission,
+                "permission": permission.name(),
                 "granted_to": denial.granted_to,
             });
             return self.finish(ev, reply, conv).await;
         }
 
         let mut ev = attempt("allowed", Some(&cmd));
-        ev.detail = serde_json::json!({ "permission": permission });
+        ev.detail = serde_json::json!({ "permission": permission.name() });
         if cmd.is_read_only() {
             // Nothing to protect before it runs and nothing is shown until its reply: one event,
             // written before that reply, records the attempt and its outcome.

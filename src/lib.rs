@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod suggest;
 pub mod timefmt;
 pub mod watch;
 

@@ -12,6 +12,7 @@ use crate::engine::Ctx;
 use crate::integrations::airflow::DagDetails;
 use crate::reply::{Outcome, Reply};
 use crate::store::{self, now_ms};
+use crate::suggest;
 use crate::timefmt;
 
 /// `!dags new` looks back this many days unless told otherwise.
@@ -254,7 +255,11 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
                 Ok(dags) => dags.into_iter().map(|d| d.dag_id).collect::<Vec<_>>(),
                 Err(_) => ctx.store.seen_dags().await?.into_keys().collect(),
             };
-            let near = nearest(dag_id, &known, 3);
+            let near: Vec<&str> = suggest::ranked(dag_id, known.iter().map(String::as_str))
+                .into_iter()
+                .take(3)
+                .map(|s| s.candidate)
+                .collect();
             let hint = if near.is_empty() {
                 String::new()
             } else {
@@ -321,18 +326,6 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     }
 }
 
-/// Up to `n` known ids closest to `word` (Jaro-Winkler, which favours shared prefixes — DAG ids
-/// share `_workflow` suffixes, so edit distance alone ranks badly).
-pub fn nearest(word: &str, known: &[String], n: usize) -> Vec<String> {
-    let mut scored: Vec<(f64, &String)> = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(word, k), k))
-        .filter(|(s, _)| *s >= 0.75)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored.into_iter().take(n).map(|(_, k)| k.clone()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,19 +369,5 @@ mod tests {
             backfill_estimate(&dag("@daily", true, "2030-01-01T00:00:00Z"), now),
             None
         );
-    }
-
-    #[test]
-    fn nearest_ids() {
-        let known: Vec<String> = [
-            "flickr_workflow",
-            "freesound_workflow",
-            "europeana_workflow",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        assert_eq!(nearest("flikr_workflow", &known, 3)[0], "flickr_workflow");
-        assert!(nearest("zzz", &known, 3).is_empty());
     }
 }
