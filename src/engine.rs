@@ -78,7 +78,8 @@ impl Engine {
             NonZeroU32::new(config.limits.commands_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
-        let integrations = Arc::new(Integrations::from_config(&config, http)?);
+        let integrations =
+            Arc::new(Integrations::from_config(&config, http)?.remembering(store.clone()));
         let caches = Arc::new(Caches::new(config.watch.status_cache));
         Ok(Engine {
             policy: Arc::new(Policy::new(config.permissions.clone())),

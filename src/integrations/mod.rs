@@ -15,6 +15,7 @@ pub mod registry;
 pub use http::{HttpPolicy, Service, UpstreamError};
 
 use crate::config::Config;
+use crate::store::Store;
 
 /// The three clients, built from the configuration and its secrets.
 #[derive(Debug, Clone)]
@@ -31,5 +32,12 @@ impl Integrations {
             registry: registry::RegistryClient::from_config(config, policy.clone())?,
             airflow: airflow::AirflowClient::from_config(config, policy)?,
         })
+    }
+
+    /// Lets the clients keep what they learn about the upstreams' auth in `store` for the next
+    /// process (today the registry's token realm and anonymous tokens).
+    pub fn remembering(mut self, store: Store) -> Integrations {
+        self.registry = self.registry.remembering(store);
+        self
     }
 }

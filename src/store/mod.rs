@@ -1,5 +1,6 @@
 //! The store: the single source of truth for audit events, deploys, locks, seen DAGs and message
-//! claims, over SQLite (embedded default) or Postgres (teams, replicas).
+//! claims (and what the registry's token dance taught a previous process), over SQLite (embedded
+//! default) or Postgres (teams, replicas).
 //!
 //! One code path: runtime queries through sqlx's `Any` driver with `$n` placeholders, which both
 //! SQLite and Postgres accept. Columns are integers and text only, because `Any` cannot decode
@@ -9,11 +10,13 @@ mod audit;
 mod claims;
 mod deploys;
 mod locks;
+mod registry_auth;
 mod seen;
 
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
 pub use deploys::{Approval, Deploy, DeployState, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
+pub use registry_auth::RegistryRealm;
 pub use seen::{MigrationRequest, SeenDag};
 
 use std::path::Path;
