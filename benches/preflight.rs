@@ -7,6 +7,7 @@
 mod common;
 
 use common::{median, ms, sandbox_config};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::command::Version;
@@ -66,7 +67,7 @@ async fn latency_ratio() {
             // An earlier process on this store.
             let earlier = Integrations::from_config(&config, HttpPolicy::default())
                 .expect("clients")
-                .remembering(store.clone());
+                .remembering(Arc::new(store.clone()));
             preflight::run(&earlier, "catalog", &target, &version).await;
         }
         let mut bot = Vec::new();
@@ -77,13 +78,13 @@ async fn latency_ratio() {
                 Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
             match memory {
                 Memory::Nothing => {}
-                Memory::RealmAndToken => clients = clients.remembering(store.clone()),
+                Memory::RealmAndToken => clients = clients.remembering(Arc::new(store.clone())),
                 Memory::RealmOnly => {
                     store
                         .forget_registry_token(&registry, &scope)
                         .await
                         .expect("forget the token");
-                    clients = clients.remembering(store.clone());
+                    clients = clients.remembering(Arc::new(store.clone()));
                 }
             }
             let before = count(&handle.world);

@@ -8,7 +8,8 @@
 //! UTF-8 becomes U+FFFD in both.
 
 use crate::command::{self, Command, ParseContext, ParseError};
-use crate::deploy::fingerprint::{PROMPT, Plan};
+use crate::deploy::fingerprint::Plan;
+use crate::integrations::infra::PROMPT;
 
 /// The bot's user id in the mention forms the grammar target tries.
 const BOT: u64 = 123_456_789_012_345_678;

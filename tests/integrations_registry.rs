@@ -5,12 +5,14 @@
 mod sandbox_support;
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use catalog_chatops::auth_memory::RegistryRealm;
 use catalog_chatops::integrations::registry::RegistryClient;
 use catalog_chatops::integrations::{Service, UpstreamError};
 use catalog_chatops::sandbox::{Forced, IMAGE, OCI_INDEX, SandboxHandle, World};
-use catalog_chatops::store::{RegistryRealm, Store};
+use catalog_chatops::store::Store;
 use sandbox_support::{registry, sandbox};
 use secrecy::ExposeSecret;
 use support::all_backends;
@@ -316,7 +318,7 @@ fn requests(world: &World) -> (u64, u64) {
 
 /// A client as a new process builds it: nothing in memory, `store` behind it.
 fn remembering(h: &SandboxHandle, store: &Store, creds: Option<(&str, &str)>) -> RegistryClient {
-    registry(h, creds).remembering(store.clone())
+    registry(h, creds).remembering(Arc::new(store.clone()))
 }
 
 /// The scope the client asks tokens for, as the fake's challenge names it.

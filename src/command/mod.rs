@@ -12,13 +12,16 @@ mod error;
 pub mod forms;
 mod help;
 mod parse;
-mod version;
 
+/// Versions have their own module (the step runner and preflight use them too); the grammar
+/// re-exports the type its commands carry.
+pub use crate::version::Version;
 pub use error::ParseError;
+/// How the bot quotes what someone typed; version errors quote it the same way.
+pub(crate) use error::code;
 pub use forms::{Form, HelpLine, command_words, reserved_target_name, subcommands};
 pub use help::{help_for, help_overview, usage_after_word};
 pub use parse::{MAX_INPUT_CHARS, ParseContext, check_characters, parse};
-pub use version::Version;
 
 use crate::policy::Permission;
 

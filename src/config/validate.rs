@@ -39,8 +39,9 @@ const SECTIONS: [&str; 16] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 16] = [
+const TARGET_KEYS: [&str; 17] = [
     "verify_timeout",
+    "pause_during_deploy",
     "repo",
     "release_tag",
     "image",
@@ -724,6 +725,7 @@ impl Checker<'_> {
     fn target(&mut self, key: &str, t: &Dict, registry_url: &str) -> TargetConfig {
         self.keys(t, key, &TARGET_KEYS);
         let k = |name: &str| format!("{key}.{name}");
+        let ignore_dags = self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags"));
         TargetConfig {
             repo: self.repo(&k("repo"), t.get("repo")),
             release_tag: self.tag_template(
@@ -755,7 +757,12 @@ impl Checker<'_> {
                 }
                 None => true,
             },
-            ignore_dags: self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags")),
+            pause_during_deploy: self.pause_during_deploy(
+                &k("pause_during_deploy"),
+                t.get("pause_during_deploy"),
+                &ignore_dags,
+            ),
+            ignore_dags,
             workdir: self.workdir(&k("workdir"), t.get("workdir")),
             bump: self.argv(
                 &k("bump"),
@@ -823,15 +830,24 @@ impl Checker<'_> {
         let t = self.section(
             doc,
             "dag_sync",
-            &["commit_source", "repo", "branch", "dag_folder", "interval"],
+            &[
+                "commit_source",
+                "repo",
+                "branch",
+                "dag_folder",
+                "interval",
+                "announce_after",
+            ],
         )?;
         let source_key = "dag_sync.commit_source";
         let commit_source = match t.get("commit_source") {
             None => {
                 self.report(
                     source_key,
-                    "is required: one of { path = \"/opt/airflow/catalog\" }, \
-                     { file = \"/opt/airflow/DEPLOYED_COMMIT\" } or { command = [\"cat\", \"…\"] }",
+                    "is required: one of { command = [\"ssh\", \"airflow-host\", \"git\", \"-C\", \
+                     \"openverse\", \"log\", \"--walk-reflogs\", \"-1\", \"--date=unix\", \
+                     \"--format=%H%x20%gd\"] }, { path = \"/srv/openverse\" } or \
+                     { file = \"/srv/DEPLOYED_COMMIT\" }",
                 );
                 CommitSource::File(String::new())
             }
@@ -890,6 +906,11 @@ impl Checker<'_> {
                 "dag_sync.interval",
                 t.get("interval"),
                 Duration::from_secs(5 * 60),
+            ),
+            announce_after: self.duration(
+                "dag_sync.announce_after",
+                t.get("announce_after"),
+                Duration::from_secs(2 * 60),
             ),
         })
     }
@@ -1123,6 +1144,33 @@ impl Checker<'_> {
             );
         }
         text.unwrap_or_default()
+    }
+
+    /// `pause_during_deploy`: DAG ids like `ignore_dags`. A DAG in both lists is refused: an
+    /// ignored DAG's runs never block and it is never paused, so the pause could not happen.
+    fn pause_during_deploy(
+        &mut self,
+        key: &str,
+        v: Option<&Value>,
+        ignored: &[String],
+    ) -> Vec<String> {
+        let ids = self.ignore_dags(key, v);
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                self.report(&format!("{key}[{i}]"), format!("lists {id} twice"));
+            }
+            if ignored.contains(id) {
+                self.report(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "{id} is also in ignore_dags: an ignored DAG never blocks and is never \
+                         paused; keep it in one list (pause_during_deploy for a data refresh \
+                         that may wait on its sensor during a deploy)"
+                    ),
+                );
+            }
+        }
+        ids
     }
 
     fn ignore_dags(&mut self, key: &str, v: Option<&Value>) -> Vec<String> {
@@ -1643,6 +1691,45 @@ release_tag = "latest"
             assert!(p.iter().any(|x| x == e), "missing {e:?} in {p:#?}");
         }
         assert_eq!(p.len(), expected.len(), "{p:#?}");
+    }
+
+    #[test]
+    fn pause_during_deploy_is_checked() {
+        let ok = load_from_str(
+            &with(r#"pause_during_deploy = ["image_data_refresh", "audio_data_refresh"]"#),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.targets["catalog"].pause_during_deploy,
+            ["image_data_refresh", "audio_data_refresh"]
+        );
+        assert_eq!(
+            only(&with(r#"pause_durring_deploy = ["image_data_refresh"]"#)),
+            "unknown key targets.catalog.pause_durring_deploy (did you mean \
+             targets.catalog.pause_during_deploy?)"
+        );
+        assert_eq!(
+            only(&with(r#"pause_during_deploy = "image_data_refresh""#)),
+            "targets.catalog.pause_during_deploy: must be a list of DAG ids such as \
+             [\"image_data_refresh\"], got \"image_data_refresh\""
+        );
+        assert_eq!(
+            only(&with(
+                r#"pause_during_deploy = ["image_data_refresh", "image_data_refresh"]"#
+            )),
+            "targets.catalog.pause_during_deploy[1]: lists image_data_refresh twice"
+        );
+        let both = format!(
+            "{}\nignore_dags = [\"image_data_refresh\"]",
+            with(r#"pause_during_deploy = ["audio_data_refresh", "image_data_refresh"]"#)
+        );
+        assert_eq!(
+            only(&both),
+            "targets.catalog.pause_during_deploy[1]: image_data_refresh is also in ignore_dags: \
+             an ignored DAG never blocks and is never paused; keep it in one list \
+             (pause_during_deploy for a data refresh that may wait on its sensor during a deploy)"
+        );
     }
 
     #[test]

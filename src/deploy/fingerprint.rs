@@ -16,8 +16,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// What Terraform prints when it waits for an answer on stdin (without a trailing newline).
-pub const PROMPT: &str = "Enter a value:";
+use crate::integrations::infra::{PROMPT, strip_ansi};
 
 /// The most resources [`Plan::human_summary`] names before it says "and N more".
 const HUMAN_SUMMARY_RESOURCES: usize = 5;
@@ -253,52 +252,6 @@ impl Plan {
 /// came before the plan was printed.
 pub fn before_prompt(text: &str) -> Option<&str> {
     text.rfind(PROMPT).map(|at| &text[..at])
-}
-
-/// Removes ANSI escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL|ESC \`) and two-byte
-/// escapes. Terraform colours headers and symbols unless run with `-no-color`.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // Parameters and intermediates, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            // nF escapes such as `ESC ( B` (charset selection): intermediates in ` `..`/`, then
-            // one final character.
-            Some(' '..='/') => {
-                for c in chars.by_ref() {
-                    if !(' '..='/').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // Two-character escapes (ESC followed by one character), or a lone ESC at the end.
-            Some(_) | None => {}
-        }
-    }
-    out
 }
 
 /// Skips what a log collector or CI prepends (timestamps like `2024-05-01T12:00:00.123Z`,
@@ -633,17 +586,6 @@ mod tests {
             assert_eq!(plan.normalized(), "Plan: unknown\n");
         }
         assert_eq!(before_prompt("no prompt here"), None);
-    }
-
-    #[test]
-    fn ansi_is_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[1;31mred\u{1b}[0m plain"), "red plain");
-        assert_eq!(
-            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\"),
-            "link"
-        );
-        assert_eq!(strip_ansi("a\u{1b}(Bb"), "ab");
-        assert_eq!(strip_ansi("end\u{1b}"), "end");
     }
 
     mod props {

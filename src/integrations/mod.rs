@@ -7,6 +7,7 @@
 //! never a secret. An answer that cannot be had is an answer of its own: the caller blocks on it.
 
 pub mod airflow;
+pub mod checkout;
 pub mod github;
 mod http;
 pub mod infra;
@@ -14,8 +15,10 @@ pub mod registry;
 
 pub use http::{HttpPolicy, Service, UpstreamError};
 
+use std::sync::Arc;
+
+use crate::auth_memory::AuthMemory;
 use crate::config::Config;
-use crate::store::Store;
 
 /// The three clients, built from the configuration and its secrets.
 #[derive(Debug, Clone)]
@@ -34,10 +37,10 @@ impl Integrations {
         })
     }
 
-    /// Lets the clients keep what they learn about the upstreams' auth in `store` for the next
-    /// process (today the registry's token realm and anonymous tokens).
-    pub fn remembering(mut self, store: Store) -> Integrations {
-        self.registry = self.registry.remembering(store);
+    /// Lets the clients keep what they learn about the upstreams' auth in `memory` (the store)
+    /// for the next process (today the registry's token realm and anonymous tokens).
+    pub fn remembering(mut self, memory: Arc<dyn AuthMemory>) -> Integrations {
+        self.registry = self.registry.remembering(memory);
         self
     }
 }

@@ -27,8 +27,9 @@ use sha2::{Digest, Sha256};
 
 use super::http::{Raw, encode_query, parse_json, path_only, reqwest_client, send, unexpected};
 use super::{HttpPolicy, Service, UpstreamError};
+use crate::auth_memory::{AuthMemory, RegistryRealm};
 use crate::config::Config;
-use crate::store::{RegistryRealm, Store, now_ms};
+use crate::timefmt::now_ms;
 
 const SERVICE: Service = Service::Registry;
 
@@ -102,8 +103,8 @@ pub struct RegistryClient {
     password: Option<SecretString>,
     policy: HttpPolicy,
     auth: Arc<Mutex<AuthCache>>,
-    /// Where the realm (and anonymous tokens) outlive this process.
-    memory: Option<Store>,
+    /// Where the realm (and anonymous tokens) outlive this process: the store.
+    memory: Option<Arc<dyn AuthMemory>>,
 }
 
 impl fmt::Debug for RegistryClient {
@@ -152,8 +153,8 @@ impl RegistryClient {
 
     /// Keeps what the token dance teaches in `store` as well, for the next process (every
     /// `exec` is one), and starts from what earlier processes kept there.
-    pub fn remembering(mut self, store: Store) -> RegistryClient {
-        self.memory = Some(store);
+    pub fn remembering(mut self, memory: Arc<dyn AuthMemory>) -> RegistryClient {
+        self.memory = Some(memory);
         self
     }
 
@@ -392,7 +393,7 @@ impl RegistryClient {
             }
         }
         let store = self.memory.as_ref().filter(|_| self.anonymous())?;
-        match store.registry_token(&self.base, scope, now).await {
+        match store.token(&self.base, scope, now).await {
             Ok(Some((token, usable_until_ms))) => {
                 let held = HeldToken {
                     token,
@@ -415,7 +416,7 @@ impl RegistryClient {
             return Some(realm);
         }
         let store = self.memory.as_ref()?;
-        match store.registry_realm(&self.base).await {
+        match store.realm(&self.base).await {
             // The realm gets REGISTRY_USERNAME/PASSWORD. One read from the store is trusted with
             // them only on the registry's own origin (ghcr.io's is): a realm elsewhere must be
             // named by the registry itself, in this process, so that whoever can write the store
@@ -450,7 +451,7 @@ impl RegistryClient {
                 realm: realm.realm,
                 service: realm.service,
             };
-            if let Err(e) = store.remember_registry_realm(&self.base, &stored).await {
+            if let Err(e) = store.remember_realm(&self.base, &stored).await {
                 tracing::warn!(error = %e, "cannot store the registry realm");
             }
         }
@@ -459,7 +460,7 @@ impl RegistryClient {
     async fn forget_realm(&self) {
         self.cache().realm = None;
         if let Some(store) = &self.memory
-            && let Err(e) = store.forget_registry_realm(&self.base).await
+            && let Err(e) = store.forget_realm(&self.base).await
         {
             tracing::warn!(error = %e, "cannot forget the stored registry realm");
         }
@@ -473,7 +474,7 @@ impl RegistryClient {
         }
         if let Some(store) = self.memory.as_ref().filter(|_| self.anonymous())
             && let Err(e) = store
-                .remember_registry_token(&self.base, scope, &token.token, token.usable_until_ms)
+                .remember_token(&self.base, scope, &token.token, token.usable_until_ms)
                 .await
         {
             tracing::warn!(error = %e, "cannot store the registry token");
@@ -485,7 +486,7 @@ impl RegistryClient {
     async fn forget_token(&self, scope: &str) {
         self.cache().tokens.remove(scope);
         if let Some(store) = &self.memory
-            && let Err(e) = store.forget_registry_token(&self.base, scope).await
+            && let Err(e) = store.forget_token(&self.base, scope).await
         {
             tracing::warn!(error = %e, "cannot forget the stored registry token");
         }

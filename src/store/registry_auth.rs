@@ -1,6 +1,7 @@
 //! What the registry's bearer-token dance taught one process, for the next one: the token realm
 //! of each registry, and anonymous pull tokens until shortly before they expire (migration 0005
-//! says why tokens obtained with credentials are never stored).
+//! says why tokens obtained with credentials are never stored). The store is the registry
+//! client's [`AuthMemory`].
 //!
 //! The registry client treats all of it as a hint: whatever it reads here may be stale, and a
 //! refused token or a realm that no longer answers sends it back to the full dance.
@@ -9,14 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
 
 use super::{Result, Store, now_ms};
-
-/// Where a registry's tokens come from, as its `WWW-Authenticate` challenge said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryRealm {
-    /// The token endpoint, an http(s) URL.
-    pub realm: String,
-    pub service: Option<String>,
-}
+use crate::auth_memory::{AuthMemory, MemoryError, RegistryRealm};
 
 impl Store {
     /// The realm last learnt for `registry` (its base URL), if any.
@@ -125,5 +119,49 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthMemory for Store {
+    async fn realm(&self, registry: &str) -> Result<Option<RegistryRealm>, MemoryError> {
+        Ok(self.registry_realm(registry).await?)
+    }
+
+    async fn remember_realm(
+        &self,
+        registry: &str,
+        realm: &RegistryRealm,
+    ) -> Result<(), MemoryError> {
+        Ok(self.remember_registry_realm(registry, realm).await?)
+    }
+
+    async fn forget_realm(&self, registry: &str) -> Result<(), MemoryError> {
+        Ok(self.forget_registry_realm(registry).await?)
+    }
+
+    async fn token(
+        &self,
+        registry: &str,
+        scope: &str,
+        now_ms: i64,
+    ) -> Result<Option<(SecretString, i64)>, MemoryError> {
+        Ok(self.registry_token(registry, scope, now_ms).await?)
+    }
+
+    async fn remember_token(
+        &self,
+        registry: &str,
+        scope: &str,
+        token: &SecretString,
+        usable_until_ms: i64,
+    ) -> Result<(), MemoryError> {
+        Ok(self
+            .remember_registry_token(registry, scope, token, usable_until_ms)
+            .await?)
+    }
+
+    async fn forget_token(&self, registry: &str, scope: &str) -> Result<(), MemoryError> {
+        Ok(self.forget_registry_token(registry, scope).await?)
     }
 }

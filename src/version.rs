@@ -68,7 +68,7 @@ fn not_a_version(s: &str) -> String {
     format!(
         "{} is not a release version: use `v1.2.3` (semver, `v` optional), \
          `2023.07.03.17.52.00` (monorepo release) or `latest`.",
-        crate::command::error::code(s)
+        crate::command::code(s)
     )
 }
 
@@ -102,7 +102,7 @@ fn check_timestamp(s: &str, [_, month, day, hour, minute, second]: [u32; 6]) -> 
             return Err(format!(
                 "{} is not a monorepo release version: the {name} is {value:02}, \
                  expected {low:02} to {high:02} (as in `2023.07.03.17.52.00`).",
-                crate::command::error::code(s)
+                crate::command::code(s)
             ));
         }
     }
@@ -133,7 +133,7 @@ fn check_semver(s: &str) -> Result<(), String> {
             return Err(format!(
                 "{} is not a release version: its pre-release part is {len} characters long, \
                  at most {MAX_PRERELEASE_CHARS}.",
-                crate::command::error::code(s)
+                crate::command::code(s)
             ));
         }
     }
