@@ -14,7 +14,7 @@ use catalog_chatops::integrations::{Service, UpstreamError};
 use catalog_chatops::sandbox::{Forced, IMAGE, OCI_INDEX, SandboxHandle, World};
 use catalog_chatops::store::Store;
 use sandbox_support::{registry, sandbox};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use support::all_backends;
 
 const V153: &str = "/v2/wordpress/openverse-catalog/manifests/v1.5.3";
@@ -321,6 +321,24 @@ fn remembering(h: &SandboxHandle, store: &Store, creds: Option<(&str, &str)>) ->
     registry(h, creds).remembering(Arc::new(store.clone()))
 }
 
+/// The preflight's registry check (`v1.5.3` exists) as a new process makes it.
+async fn check_as_a_new_process(h: &SandboxHandle, store: &Store, creds: Option<(&str, &str)>) {
+    let m = remembering(h, store, creds)
+        .manifest(IMAGE, "v1.5.3")
+        .await
+        .expect("the check is answered");
+    assert!(m.is_some(), "the image exists");
+}
+
+/// The token the store keeps for the image's pull scope, if any.
+async fn stored_token(store: &Store, h: &SandboxHandle) -> Option<SecretString> {
+    store
+        .registry_token(&h.registry_url, &pull_scope(), 0)
+        .await
+        .expect("read the store")
+        .map(|(token, _)| token)
+}
+
 /// The scope the client asks tokens for, as the fake's challenge names it.
 fn pull_scope() -> String {
     format!("repository:{IMAGE}:pull")
@@ -330,13 +348,11 @@ fn pull_scope() -> String {
 async fn a_second_process_reuses_the_anonymous_token_and_saves_two_round_trips() {
     for t in all_backends().await {
         let h = sandbox(World::openverse_idle()).await;
-        let first = remembering(&h, &t.store, None);
-        assert!(first.manifest(IMAGE, "v1.5.3").await.unwrap().is_some());
+        check_as_a_new_process(&h, &t.store, None).await;
         // 401 → token → HEAD.
         assert_eq!(requests(&h.world), (2, 1), "{}", t.backend);
 
-        let second = remembering(&h, &t.store, None);
-        assert!(second.manifest(IMAGE, "v1.5.3").await.unwrap().is_some());
+        check_as_a_new_process(&h, &t.store, None).await;
         // Only the HEAD: neither the challenge nor the token exchange.
         assert_eq!(requests(&h.world), (3, 1), "{}", t.backend);
         // Without the store a new client dances again.
@@ -358,13 +374,7 @@ async fn with_credentials_only_the_realm_is_kept_and_saves_the_challenge() {
         let h = sandbox(World::openverse_idle()).await;
         h.world.lock().registry.credentials = Some(("bot".into(), "s3cret-pass".into()));
         let creds = Some(("bot", "s3cret-pass"));
-        assert!(
-            remembering(&h, &t.store, creds)
-                .manifest(IMAGE, "v1.5.3")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        check_as_a_new_process(&h, &t.store, creds).await;
         assert_eq!(requests(&h.world), (2, 1), "{}", t.backend);
         let realm = t
             .store
@@ -374,18 +384,9 @@ async fn with_credentials_only_the_realm_is_kept_and_saves_the_challenge() {
             .expect("the realm is kept");
         assert_eq!(realm.realm, format!("{}/token", h.registry_url));
         // The token it got with the password is a secret of this process: not in the store.
-        assert!(
-            t.store
-                .registry_token(&h.registry_url, &pull_scope(), 0)
-                .await
-                .unwrap()
-                .is_none(),
-            "{}",
-            t.backend
-        );
+        assert!(stored_token(&t.store, &h).await.is_none(), "{}", t.backend);
 
-        let second = remembering(&h, &t.store, creds);
-        assert!(second.manifest(IMAGE, "v1.5.3").await.unwrap().is_some());
+        check_as_a_new_process(&h, &t.store, creds).await;
         // A token from the known realm, then the HEAD: the 401 round trip is saved.
         assert_eq!(requests(&h.world), (3, 2), "{}", t.backend);
         h.shutdown().await;
@@ -396,18 +397,9 @@ async fn with_credentials_only_the_realm_is_kept_and_saves_the_challenge() {
 async fn an_expired_stored_token_is_not_offered() {
     for t in all_backends().await {
         let h = sandbox(World::openverse_idle()).await;
-        assert!(
-            remembering(&h, &t.store, None)
-                .manifest(IMAGE, "v1.5.3")
-                .await
-                .unwrap()
-                .is_some()
-        );
-        let (token, _) = t
-            .store
-            .registry_token(&h.registry_url, &pull_scope(), 0)
+        check_as_a_new_process(&h, &t.store, None).await;
+        let token = stored_token(&t.store, &h)
             .await
-            .unwrap()
             .expect("the anonymous token is kept");
         // The registry would still take it, but it expired a minute ago by its own lifetime.
         let expired = SystemTime::now()
@@ -427,20 +419,11 @@ async fn an_expired_stored_token_is_not_offered() {
                 .is_none()
         );
 
-        assert!(
-            remembering(&h, &t.store, None)
-                .manifest(IMAGE, "v1.5.3")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        check_as_a_new_process(&h, &t.store, None).await;
         // A fresh token from the remembered realm (no 401), then the HEAD.
         assert_eq!(requests(&h.world), (3, 2), "{}", t.backend);
-        let (fresh, _) = t
-            .store
-            .registry_token(&h.registry_url, &pull_scope(), 0)
+        let fresh = stored_token(&t.store, &h)
             .await
-            .unwrap()
             .expect("the new token is kept");
         assert_ne!(fresh.expose_secret(), token.expose_secret());
         h.shutdown().await;
@@ -451,33 +434,15 @@ async fn an_expired_stored_token_is_not_offered() {
 async fn a_stored_token_the_registry_refuses_falls_back_to_the_dance() {
     for t in all_backends().await {
         let h = sandbox(World::openverse_idle()).await;
-        assert!(
-            remembering(&h, &t.store, None)
-                .manifest(IMAGE, "v1.5.3")
-                .await
-                .unwrap()
-                .is_some()
-        );
-        let (old, _) = t
-            .store
-            .registry_token(&h.registry_url, &pull_scope(), 0)
-            .await
-            .unwrap()
-            .expect("kept");
+        check_as_a_new_process(&h, &t.store, None).await;
+        let old = stored_token(&t.store, &h).await.expect("kept");
         h.world.lock().registry.revoke_tokens();
 
-        let m = remembering(&h, &t.store, None)
-            .manifest(IMAGE, "v1.5.3")
-            .await
-            .unwrap();
-        assert!(m.is_some());
+        check_as_a_new_process(&h, &t.store, None).await;
         // The stored token → 401 → a token from the challenge's realm → HEAD.
         assert_eq!(requests(&h.world), (4, 2), "{}", t.backend);
-        let (new, _) = t
-            .store
-            .registry_token(&h.registry_url, &pull_scope(), 0)
+        let new = stored_token(&t.store, &h)
             .await
-            .unwrap()
             .expect("the new token replaces the refused one");
         assert_ne!(new.expose_secret(), old.expose_secret());
         h.shutdown().await;
@@ -496,11 +461,7 @@ async fn a_stored_realm_that_no_longer_answers_is_forgotten() {
             .remember_registry_realm(&h.registry_url, &moved)
             .await
             .unwrap();
-        let m = remembering(&h, &t.store, None)
-            .manifest(IMAGE, "v1.5.3")
-            .await
-            .unwrap();
-        assert!(m.is_some());
+        check_as_a_new_process(&h, &t.store, None).await;
         // The dead realm cost a refused connection; then the full dance.
         assert_eq!(requests(&h.world), (2, 1), "{}", t.backend);
         let realm = t
@@ -522,12 +483,7 @@ async fn tokens_never_show_in_debug_output_or_errors() {
     assert!(reg.manifest(IMAGE, "v1.5.3").await.unwrap().is_some());
     let issued: Vec<String> = h.world.lock().registry.tokens.keys().cloned().collect();
     assert_eq!(issued.len(), 1);
-    let (stored, _) = t
-        .store
-        .registry_token(&h.registry_url, &pull_scope(), 0)
-        .await
-        .unwrap()
-        .expect("kept");
+    let stored = stored_token(&t.store, &h).await.expect("kept");
     assert_eq!(stored.expose_secret(), issued[0]);
     for shown in [format!("{reg:?}"), format!("{stored:?}")] {
         assert!(!shown.contains(&issued[0]), "{shown}");
