@@ -50,7 +50,9 @@ impl Engine {
             NonZeroU32::new(config.limits.commands_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
-        let integrations = Arc::new(Integrations::from_config(&config, http)?);
+        let integrations = Arc::new(
+            Integrations::from_config(&config, http)?.remembering(Arc::new(store.clone())),
+        );
         let caches = Arc::new(Caches::new(config.watch.status_cache));
         Ok(Engine {
             policy: Arc::new(Policy::new(config.permissions.clone())),
@@ -201,14 +203,14 @@ impl Engine {
             let mut ev = attempt("denied", Some(&cmd));
             ev.detail = serde_json::json!({
                 "reason": reply.message,
-                "permission": permission,
+                "permission": permission.name(),
                 "granted_to": denial.granted_to,
             });
             return self.finish(ev, reply, conv).await;
         }
 
         let mut ev = attempt("allowed", Some(&cmd));
-        ev.detail = serde_json::json!({ "permission": permission });
+        ev.detail = serde_json::json!({ "permission": permission.name() });
         if cmd.is_read_only() {
             // Nothing to protect before it runs and nothing is shown until its reply: one event,
             // written before that reply, records the attempt and its outcome.

@@ -28,6 +28,8 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("coalesce", 0, "ground floor"),
     ("metrics", 0, "ground floor"),
     ("shutdown", 0, "ground floor"),
+    ("suggest", 0, "ground floor"),
+    ("auth_memory", 0, "ground floor"),
     // The deploy's vocabulary: pure, so the store below the workflow can persist it.
     ("deploy::state", 0, "ground floor"),
     ("deploy::step", 0, "ground floor"),

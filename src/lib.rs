@@ -15,6 +15,7 @@
 //! - the work: [`context`] (what it gets), [`deploy`], [`handlers`], [`watch`], [`engine`];
 //! - the front ends: [`chat`], [`server`], [`sandbox`] (and the binary's `main.rs`).
 
+pub mod auth_memory;
 pub mod backfill;
 pub mod chat;
 pub mod coalesce;
@@ -38,6 +39,7 @@ pub mod sandbox;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod suggest;
 pub mod timefmt;
 pub mod version;
 pub mod watch;

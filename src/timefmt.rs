@@ -2,6 +2,15 @@
 //! timestamps that GitHub, the registry and Airflow send. The store keeps Unix milliseconds; this is
 //! the only place they become text or are read from it.
 
+/// Now, in milliseconds since the Unix epoch: the time the store keeps and the clients compare
+/// expiries with.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// `2026-11-26 04:43 UTC`.
 pub fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

@@ -9,6 +9,7 @@ use crate::context::Ctx;
 use crate::integrations::airflow::DagDetails;
 use crate::reply::{Outcome, Reply};
 use crate::store::{self, now_ms};
+use crate::suggest;
 use crate::timefmt;
 
 /// `!dags new` looks back this many days unless told otherwise.
@@ -143,7 +144,11 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
                 Ok(dags) => dags.into_iter().map(|d| d.dag_id).collect::<Vec<_>>(),
                 Err(_) => ctx.store.seen_dags().await?.into_keys().collect(),
             };
-            let near = nearest(dag_id, &known, 3);
+            let near: Vec<&str> = suggest::ranked(dag_id, known.iter().map(String::as_str))
+                .into_iter()
+                .take(3)
+                .map(|s| s.candidate)
+                .collect();
             let hint = if near.is_empty() {
                 String::new()
             } else {
@@ -237,18 +242,6 @@ pub fn what_happens_next(dag: &DagDetails, backfill: Option<&Backfill>, now: i64
     }
 }
 
-/// Up to `n` known ids closest to `word` (Jaro-Winkler, which favours shared prefixes — DAG ids
-/// share `_workflow` suffixes, so edit distance alone ranks badly).
-pub fn nearest(word: &str, known: &[String], n: usize) -> Vec<String> {
-    let mut scored: Vec<(f64, &String)> = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(word, k), k))
-        .filter(|(s, _)| *s >= 0.75)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored.into_iter().take(n).map(|(_, k)| k.clone()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,19 +283,5 @@ mod tests {
             what_happens_next(&d, None, now),
             "it runs on its schedule (@daily)."
         );
-    }
-
-    #[test]
-    fn nearest_ids() {
-        let known: Vec<String> = [
-            "flickr_workflow",
-            "freesound_workflow",
-            "europeana_workflow",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        assert_eq!(nearest("flikr_workflow", &known, 3)[0], "flickr_workflow");
-        assert!(nearest("zzz", &known, 3).is_empty());
     }
 }

@@ -1,5 +1,6 @@
 //! The store: the single source of truth for audit events, deploys, locks, seen DAGs and message
-//! claims, over SQLite (embedded default) or Postgres (teams, replicas).
+//! claims (and what the registry's token dance taught a previous process), over SQLite (embedded
+//! default) or Postgres (teams, replicas).
 //!
 //! One code path: runtime queries through sqlx's `Any` driver with `$n` placeholders, which both
 //! SQLite and Postgres accept. Columns are integers and text only, because `Any` cannot decode
@@ -10,6 +11,7 @@ mod claims;
 mod dag_sync;
 mod deploys;
 mod locks;
+mod registry_auth;
 mod seen;
 
 /// The store persists deploy states; the type and its transitions live in the deploy's state
@@ -332,12 +334,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch, the store's only time representation.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::timefmt::now_ms;
 
 #[cfg(test)]
 mod tests {
