@@ -1,17 +1,28 @@
 //! Measured, not asserted: preflight wall time with every upstream request delayed by 200 ms,
-//! against the same requests made one after another; and a preflight against a fake Airflow with
+//! against the same requests made one after another (cold clients with and without what earlier
+//! processes left in the store, and warm clients); and a preflight against a fake Airflow with
 //! 2,000 DAGs and 5,000 running runs (time, requests, peak RSS of the `exec` process).
 //! Run with `cargo bench --bench preflight`; figures go to docs/BENCHMARKS.md.
 
 mod common;
 
 use common::{median, ms, sandbox_config};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use catalog_chatops::command::Version;
 use catalog_chatops::deploy::preflight;
 use catalog_chatops::integrations::{HttpPolicy, Integrations, Service};
 use catalog_chatops::sandbox::{self, World};
+use catalog_chatops::store::Store;
+
+/// What the store holds from earlier processes when a cold client starts.
+#[derive(Clone, Copy)]
+enum Memory {
+    Nothing,
+    RealmAndToken,
+    RealmOnly,
+}
 
 const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 
@@ -28,53 +39,98 @@ async fn latency_ratio() {
     let target = config.targets["catalog"].clone();
     let version = Version::parse("v1.5.3").expect("version");
 
-    let mut bot = Vec::new();
-    let mut sequential = Vec::new();
-    let mut requests = (0, 0);
-    for _ in 0..5 {
-        // Fresh clients each time: no token or realm carried over between runs.
-        let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
-        let before = count(&handle.world);
-        let t = Instant::now();
-        let report = preflight::run(&clients, "catalog", &target, &version).await;
-        bot.push(t.elapsed());
-        requests.0 = count(&handle.world) - before;
-        assert!(report.passed(false), "{}", report.render());
+    // A new `exec` process builds fresh clients over the store that earlier processes used.
+    // The manual runbook remembers nothing: its side always starts from fresh clients.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()))
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let registry = config.registry.url.trim_end_matches('/').to_string();
+    let scope = format!("repository:{}:pull", target.image.to_ascii_lowercase());
+    let variants = [
+        (
+            "cold clients (exec), nothing remembered (the first exec on a store)",
+            Memory::Nothing,
+        ),
+        (
+            "cold clients (exec), realm and anonymous token remembered (the next exec)",
+            Memory::RealmAndToken,
+        ),
+        (
+            "cold clients (exec), realm remembered (token expired, or obtained with credentials)",
+            Memory::RealmOnly,
+        ),
+    ];
+    for (label, memory) in variants {
+        if !matches!(memory, Memory::Nothing) {
+            // An earlier process on this store.
+            let earlier = Integrations::from_config(&config, HttpPolicy::default())
+                .expect("clients")
+                .remembering(Arc::new(store.clone()));
+            preflight::run(&earlier, "catalog", &target, &version).await;
+        }
+        let mut bot = Vec::new();
+        let mut sequential = Vec::new();
+        let mut requests = (0, 0);
+        for _ in 0..5 {
+            let mut clients =
+                Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
+            match memory {
+                Memory::Nothing => {}
+                Memory::RealmAndToken => clients = clients.remembering(Arc::new(store.clone())),
+                Memory::RealmOnly => {
+                    store
+                        .forget_registry_token(&registry, &scope)
+                        .await
+                        .expect("forget the token");
+                    clients = clients.remembering(Arc::new(store.clone()));
+                }
+            }
+            let before = count(&handle.world);
+            let t = Instant::now();
+            let report = preflight::run(&clients, "catalog", &target, &version).await;
+            bot.push(t.elapsed());
+            requests.0 = count(&handle.world) - before;
+            assert!(report.passed(false), "{}", report.render());
 
-        // The manual runbook: the same three checks, one after another.
-        let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
-        let before = count(&handle.world);
-        let t = Instant::now();
-        let r = clients
-            .github
-            .release_by_tag(&target.repo, "v1.5.3")
-            .await
-            .expect("release");
-        let m = clients
-            .registry
-            .manifest(&target.image, "v1.5.3")
-            .await
-            .expect("manifest");
-        let runs = clients.airflow.active_runs().await.expect("runs");
-        sequential.push(t.elapsed());
-        requests.1 = count(&handle.world) - before;
-        assert!(r.is_some() && m.is_some() && runs.is_empty());
+            // The manual runbook: the same three checks, one after another.
+            let clients =
+                Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
+            let before = count(&handle.world);
+            let t = Instant::now();
+            let r = clients
+                .github
+                .release_by_tag(&target.repo, "v1.5.3")
+                .await
+                .expect("release");
+            let m = clients
+                .registry
+                .manifest(&target.image, "v1.5.3")
+                .await
+                .expect("manifest");
+            let runs = clients.airflow.active_runs().await.expect("runs");
+            sequential.push(t.elapsed());
+            requests.1 = count(&handle.world) - before;
+            assert!(r.is_some() && m.is_some() && runs.is_empty());
+        }
+        let (b, s) = (median(bot), median(sequential));
+        println!(
+            "preflight, 200 ms per upstream request, {label}: bot {:.0} ms ({} requests) vs one after another {:.0} ms ({} requests): ratio {:.2}",
+            ms(b),
+            requests.0,
+            ms(s),
+            requests.1,
+            b.as_secs_f64() / s.as_secs_f64()
+        );
     }
-    let (b, s) = (median(bot), median(sequential));
-    println!(
-        "preflight, 200 ms per upstream request, cold clients (exec): bot {:.0} ms ({} requests) vs one after another {:.0} ms ({} requests): ratio {:.2}",
-        ms(b),
-        requests.0,
-        ms(s),
-        requests.1,
-        b.as_secs_f64() / s.as_secs_f64()
-    );
 
     // Warm clients, as in the long-running bot (run, console, sandbox): the registry token and
     // the Airflow JWT are reused until refused.
     let clients = Integrations::from_config(&config, HttpPolicy::default()).expect("clients");
     preflight::run(&clients, "catalog", &target, &version).await;
     let (mut bot, mut sequential) = (Vec::new(), Vec::new());
+    let mut requests = (0, 0);
     for _ in 0..5 {
         let before = count(&handle.world);
         let t = Instant::now();

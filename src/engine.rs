@@ -1,7 +1,9 @@
 //! The engine: one chat message from one actor → parse → rate limit → authorize → handler, with
 //! every attempt written to the audit log before any reply is shown.
 //!
-//! Front ends (Discord, console, exec) call [`Engine::handle`]; nothing here knows which one.
+//! Front ends (Discord, console, exec) call [`Engine::handle`]; nothing here knows which one. The
+//! engine stands above the handlers it dispatches to: they get a [`Ctx`] from
+//! [`crate::context`], never anything from here.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -10,46 +12,16 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tracing::Instrument;
 
-use crate::chat::Conversation;
-use crate::coalesce::Coalescer;
 use crate::command::{self, Command, ParseContext};
 use crate::config::Config;
+use crate::context::{Caches, Ctx};
+use crate::conversation::Conversation;
 use crate::handlers;
 use crate::integrations::{HttpPolicy, Integrations, UpstreamError};
 use crate::policy::{Actor, Policy};
 use crate::redact::Redactor;
 use crate::reply::{Outcome, Reply};
 use crate::store::{NewAuditEvent, Store};
-
-/// What handlers get: the configuration, the store and the redactor. Cheap to clone.
-#[derive(Clone)]
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub redactor: Arc<Redactor>,
-    /// GitHub, registry and Airflow clients, built once and shared.
-    pub integrations: Arc<Integrations>,
-    /// Cancelled when the process is shutting down: running steps get `[deploy] shutdown_grace`
-    /// to finish, no new step starts.
-    pub shutdown: tokio_util::sync::CancellationToken,
-    /// Coalescing caches for status answers (`[watch] status_cache`).
-    pub caches: Arc<Caches>,
-}
-
-/// One [`Coalescer`] per kind of status answer.
-pub struct Caches {
-    pub airflow: Coalescer<handlers::airflow::AirflowSnapshot, handlers::airflow::AirflowSnapshot>,
-    pub dag_sync: Coalescer<handlers::dag_sync::SyncSnapshot, String>,
-}
-
-impl Caches {
-    pub fn new(ttl: std::time::Duration) -> Caches {
-        Caches {
-            airflow: Coalescer::new(ttl),
-            dag_sync: Coalescer::new(ttl),
-        }
-    }
-}
 
 /// The shared command engine; cheap to clone.
 #[derive(Clone)]
@@ -78,7 +50,9 @@ impl Engine {
             NonZeroU32::new(config.limits.commands_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
-        let integrations = Arc::new(Integrations::from_config(&config, http)?);
+        let integrations = Arc::new(
+            Integrations::from_config(&config, http)?.remembering(Arc::new(store.clone())),
+        );
         let caches = Arc::new(Caches::new(config.watch.status_cache));
         Ok(Engine {
             policy: Arc::new(Policy::new(config.permissions.clone())),
@@ -229,14 +203,14 @@ impl Engine {
             let mut ev = attempt("denied", Some(&cmd));
             ev.detail = serde_json::json!({
                 "reason": reply.message,
-                "permission": permission,
+                "permission": permission.name(),
                 "granted_to": denial.granted_to,
             });
             return self.finish(ev, reply, conv).await;
         }
 
         let mut ev = attempt("allowed", Some(&cmd));
-        ev.detail = serde_json::json!({ "permission": permission });
+        ev.detail = serde_json::json!({ "permission": permission.name() });
         if cmd.is_read_only() {
             // Nothing to protect before it runs and nothing is shown until its reply: one event,
             // written before that reply, records the attempt and its outcome.

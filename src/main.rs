@@ -12,7 +12,7 @@ use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
-use catalog_chatops::watch::{Announcer, announcer};
+use catalog_chatops::watch::{Announcer, DagSyncAnnouncer, announcer, dag_sync};
 use catalog_chatops::{Engine, timefmt};
 use tokio_util::sync::CancellationToken;
 
@@ -319,6 +319,22 @@ async fn run(cli: Cli) -> ExitCode {
             let conv = exec::StdoutConversation { json };
             let announcer = Announcer::new(engine.ctx().clone());
             let code = if once {
+                let sync = DagSyncAnnouncer::new(engine.ctx().clone());
+                match sync.poll_once(&conv).await {
+                    Ok(r) if r.disabled => {}
+                    Ok(r) => eprintln!(
+                        "dag-sync: the host has {}{}; {} DAG commit(s) recorded, {} announced.",
+                        r.deployed.as_deref().map_or("?", |s| &s[..s.len().min(7)]),
+                        if r.seeded {
+                            " (first poll: recorded)"
+                        } else {
+                            ""
+                        },
+                        r.recorded.len(),
+                        r.announced.len()
+                    ),
+                    Err(e) => eprintln!("error: the dag-sync poll failed: {e}"),
+                }
                 match announcer.poll_once(&conv).await {
                     Ok(r) => {
                         eprintln!(
@@ -346,7 +362,11 @@ async fn run(cli: Cli) -> ExitCode {
                     let _ = tokio::signal::ctrl_c().await;
                     stop.cancel();
                 });
-                announcer.run(&conv, cancel).await;
+                let sync = DagSyncAnnouncer::new(engine.ctx().clone());
+                tokio::join!(
+                    announcer.run(&conv, cancel.clone()),
+                    sync.run(&conv, cancel)
+                );
                 ExitCode::SUCCESS
             };
             store.close().await;
@@ -448,7 +468,8 @@ fn spawn_announcer(engine: &Engine) -> CancellationToken {
     let cancel = CancellationToken::new();
     let conv: std::sync::Arc<dyn catalog_chatops::chat::Conversation> =
         std::sync::Arc::new(exec::StdoutConversation { json: false });
-    announcer::spawn(engine.ctx().clone(), conv, cancel.clone());
+    announcer::spawn(engine.ctx().clone(), conv.clone(), cancel.clone());
+    dag_sync::spawn(engine.ctx().clone(), conv, cancel.clone());
     cancel
 }
 

@@ -15,7 +15,7 @@ use catalog_chatops::config::Config;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::Store;
-use catalog_chatops::watch::announcer;
+use catalog_chatops::watch::{announcer, dag_sync};
 
 /// The advisory-lock name the watchers' leader holds.
 pub const WATCHERS_KEY: &str = "catalog-chatops/watchers";
@@ -204,9 +204,11 @@ async fn services(
         // Only the leader polls Airflow and announces: replicas would announce twice.
         move |lead: CancellationToken| {
             let task = announcer::spawn(ctx.clone(), announce.clone(), lead.clone());
+            let sync = dag_sync::spawn(ctx.clone(), announce.clone(), lead.clone());
             async move {
                 lead.cancelled().await;
                 let _ = task.await;
+                let _ = sync.await;
             }
         },
         shutdown.clone(),

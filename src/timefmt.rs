@@ -1,5 +1,15 @@
-//! Human-readable times for chat messages: UTC timestamps and "5 min ago" ages. The store keeps
-//! Unix milliseconds; this is the only place they become text.
+//! Times as text, both ways: UTC timestamps and "5 min ago" ages for chat messages, and the RFC 3339
+//! timestamps that GitHub, the registry and Airflow send. The store keeps Unix milliseconds; this is
+//! the only place they become text or are read from it.
+
+/// Now, in milliseconds since the Unix epoch: the time the store keeps and the clients compare
+/// expiries with.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// `2026-11-26 04:43 UTC`.
 pub fn utc(ms: i64) -> String {
@@ -52,6 +62,43 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// Milliseconds since the epoch of an RFC 3339 UTC-ish timestamp (`2026-11-26T04:43:27.123+00:00`
+/// or `…Z`); offsets other than zero are applied.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let first3 = format!("{:0<3}", &digits[..digits.len().min(3)]);
+        ms = first3.parse().ok()?;
+        rest = &frac[digits.len()..];
+    }
+    let offset_min = match rest {
+        "" | "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant), the inverse of `civil_from_days`.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60) * 1000) + ms)
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -88,5 +135,20 @@ mod tests {
         assert_eq!(duration(3_723_000), "1h 02m");
         assert_eq!(duration(185_000), "3m 05s");
         assert_eq!(duration(12_000), "12s");
+    }
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T04:43:27Z"),
+            Some(1_795_668_207_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-26T05:43:27.5+01:00"),
+            Some(1_795_668_207_500)
+        );
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-26T04:43:27+1"), None);
     }
 }

@@ -466,3 +466,139 @@ async fn dag_sync_status_against_the_fake_github() {
         r.message
     );
 }
+
+/// Production's Airflow 2.9.3 reports `"status": null` for the DAG processor (inside the
+/// scheduler) and for a triggerer that never ran: not a failure, no red mark.
+#[tokio::test]
+async fn airflow2_components_that_do_not_run_separately_are_not_failures() {
+    let world = World::openverse_idle();
+    world.lock().airflow.as_airflow2();
+    world.lock().airflow.triggerer_running = false;
+    let h = sandbox_support::sandbox(world).await;
+    let t = support::sqlite().await;
+    let engine = engine(&h, &t.url).await;
+    let r = engine
+        .handle(&actor("a", &[]), "!airflow status", &Transcript::new())
+        .await
+        .expect("addressed");
+    assert_eq!(r.outcome, Outcome::Ok, "{}", r.message);
+    for needle in [
+        "Airflow 2.9.3 at ",
+        "✅ scheduler: healthy",
+        "➖ triggerer: not running separately (no triggerer has reported; deferrable tasks need one)",
+        "➖ dag processor: not running separately (it runs inside the scheduler)",
+    ] {
+        assert!(r.message.contains(needle), "{needle}: {}", r.message);
+    }
+    assert!(!r.message.contains('❌'), "{}", r.message);
+}
+
+/// Airflow 2 answers a bare 401 both when basic auth is off and when the password is wrong, and
+/// a 403 when the user's role may not write: each names what to change.
+#[tokio::test]
+async fn airflow2_refusals_name_the_auth_backend_and_the_user_command() {
+    let world = World::openverse_idle();
+    world.lock().airflow.as_airflow2();
+    let h = sandbox_support::sandbox(world).await;
+    let t = support::sqlite().await;
+    let mut config = support::config_with_store(&t.url);
+    h.configure(&mut config);
+    config.secrets.airflow_password = Some(SecretString::from("not-the-password"));
+    config.dag_sync = None;
+    let wrong_password =
+        Engine::with_http_policy(config, t.store.clone(), sandbox_support::policy())
+            .expect("engine");
+    let maintainer = actor("alice", &["core-maintainer"]);
+    for text in [
+        "!dag enable pexels_workflow",
+        "!deploy check catalog v1.5.3",
+    ] {
+        let r = wrong_password
+            .handle(&maintainer, text, &Transcript::new())
+            .await
+            .expect("addressed");
+        assert_eq!(r.outcome, Outcome::Blocked, "{text}: {}", r.message);
+        for needle in [
+            "401 for user chatops on /api/v1/",
+            "`AIRFLOW__API__AUTH_BACKENDS=airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session`",
+            "the user chatops does not exist or the password in AIRFLOW_PASSWORD is wrong",
+            "`airflow users create --username chatops --role Op",
+        ] {
+            assert!(
+                r.message.contains(needle),
+                "{text}: {needle}: {}",
+                r.message
+            );
+        }
+        assert!(!r.message.contains("not-the-password"), "{}", r.message);
+    }
+
+    // The right password, a role that may only read: 403 on the write, naming the role fix.
+    h.world.lock().airflow.read_only = true;
+    let viewer = engine(&h, &t.url).await;
+    let r = viewer
+        .handle(
+            &maintainer,
+            "!dag enable justtakeitfree_workflow",
+            &Transcript::new(),
+        )
+        .await
+        .expect("addressed");
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.message);
+    for needle in [
+        "403 for user chatops on /api/v1/dags/justtakeitfree_workflow",
+        "the password was accepted (the `AIRFLOW__API__AUTH_BACKENDS=airflow.api.auth.backend.basic_auth,…` backend works)",
+        "`airflow users add-role -u chatops -r Op`",
+        "`airflow users create --username chatops --role Op …`",
+    ] {
+        assert!(r.message.contains(needle), "{needle}: {}", r.message);
+    }
+    assert!(
+        h.world
+            .lock()
+            .airflow
+            .dags
+            .iter()
+            .any(|d| d.dag_id == "justtakeitfree_workflow" && d.is_paused),
+        "nothing changed"
+    );
+}
+
+/// A DAG without a schedule only runs when triggered; enabling it must not promise a schedule.
+#[tokio::test]
+async fn enabling_a_dag_without_a_schedule_says_it_runs_only_when_triggered() {
+    for airflow2 in [false, true] {
+        let world = World::openverse_idle();
+        if airflow2 {
+            world.lock().airflow.as_airflow2();
+        }
+        world.lock().airflow.add_dag(SimDag {
+            schedule: None,
+            ..dag(
+                "add_license_url",
+                true,
+                false,
+                "2024-01-01T00:00:00Z",
+                "@daily",
+            )
+        });
+        let h = sandbox_support::sandbox(world).await;
+        let t = support::sqlite().await;
+        let engine = engine(&h, &t.url).await;
+        let r = engine
+            .handle(
+                &actor("alice", &["core-maintainer"]),
+                "!dag enable add_license_url",
+                &Transcript::new(),
+            )
+            .await
+            .expect("addressed");
+        assert_eq!(r.outcome, Outcome::Ok, "{}", r.message);
+        assert_eq!(
+            r.message,
+            "Enabled `add_license_url`: it is unpaused; it has no schedule, so it runs only when \
+             triggered (from the Airflow UI, the API, or another DAG)."
+        );
+        assert!(!r.message.contains("will run on its schedule"));
+    }
+}

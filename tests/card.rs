@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use catalog_chatops::Engine;
 use catalog_chatops::chat::Conversation;
-use catalog_chatops::deploy::card::DeployCard;
+use catalog_chatops::conversation::DeployCard;
 use catalog_chatops::integrations::HttpPolicy;
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};

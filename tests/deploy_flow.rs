@@ -614,3 +614,348 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every Terraform case, through a whole deploy with a real `just`.
+
+/// The justfile that plays a case's recorded output back (see the file).
+const CASES_JUSTFILE: &str = include_str!("fixtures/terraform-cases.justfile");
+
+/// One row of a Terraform corpus's `cases.tsv`: id, kind, drift partner, Terraform's own summary
+/// line.
+struct TfCase {
+    id: String,
+    partner: String,
+    summary: String,
+}
+
+/// The cases of `dir` (the corpus must be there: a missing corpus fails, it never passes
+/// silently).
+fn tf_cases(dir: &std::path::Path) -> Vec<TfCase> {
+    let index = dir.join("cases.tsv");
+    let tsv = std::fs::read_to_string(&index)
+        .unwrap_or_else(|e| panic!("{}: {e}: the Terraform corpus is required", index.display()));
+    tsv.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), 4, "{l:?}");
+            TfCase {
+                id: cols[0].into(),
+                partner: cols[2].into(),
+                summary: cols[3].into(),
+            }
+        })
+        .collect()
+}
+
+/// What Terraform prints after `yes` for a plan whose summary line is `summary`: its counts in
+/// the past tense (`Plan: 1 to import, 0 to add, …. Actions: 1 to invoke.` → `Apply complete!
+/// Resources: 1 imported, 0 added, …. Actions: 1 invoked.`); an outputs-only plan changes none.
+fn apply_complete(summary: &str) -> String {
+    if summary == "Changes to Outputs:" {
+        return "Apply complete! Resources: 0 added, 0 changed, 0 destroyed.".into();
+    }
+    summary
+        .replace("Plan: ", "Apply complete! Resources: ")
+        .replace(" to import", " imported")
+        .replace(" to add", " added")
+        .replace(" to change", " changed")
+        .replace(" to destroy", " destroyed")
+        .replace(" to invoke", " invoked")
+}
+
+/// Runs every case of `dir` through two whole deploys in one sandbox: apply prints the case's
+/// own apply output (answered `yes`, applied, Terraform's result compared as approved), then its
+/// drift partner's (answered `no`, the deploy fails, nothing applied). Returns the number of
+/// cases.
+async fn deploy_every_case(dir: &std::path::Path) -> usize {
+    let s = Sbx::start(World::openverse_idle()).await;
+    std::fs::write(s.workdir().join("infra.justfile"), CASES_JUSTFILE).expect("justfile");
+    let store = s.store().await;
+    let applied = s.workdir().join("applied");
+    let cases = tf_cases(dir);
+    for c in &cases {
+        let plan_file = dir.join(format!("{}.plan.txt", c.id));
+        for (drift, apply_id) in [(false, &c.id), (true, &c.partner)] {
+            let _ = std::fs::remove_file(&applied);
+            let out = s
+                .cmd(&[
+                    "exec",
+                    "--json",
+                    "--user",
+                    ALICE.0,
+                    "--role",
+                    ALICE.1[0],
+                    "!deploy catalog v1.5.3",
+                ])
+                .env("SANDBOX_PLAN_FILE", &plan_file)
+                .output()
+                .await
+                .expect("exec");
+            let (r, lines, _) = parse(&out);
+            assert_eq!(
+                r["outcome"],
+                "awaiting_approval",
+                "{}: {}",
+                c.id,
+                text(&lines)
+            );
+            let id = r["deploy_id"].as_i64().expect("a deploy id");
+            let msg = r["message"].as_str().unwrap_or("");
+            if c.summary == "Changes to Outputs:" {
+                assert!(
+                    msg.starts_with("Plan ready: changes ") && msg.contains(" outputs."),
+                    "{}: {msg}",
+                    c.id
+                );
+            } else {
+                // Every count Terraform printed, in its words (and the outputs a plan changes
+                // besides, which Terraform does not count).
+                let counts = c.summary.trim_start_matches("Plan: ").trim_end_matches('.');
+                let rest = msg.strip_prefix(&format!("Plan ready: {counts}"));
+                assert!(
+                    rest.is_some_and(|r| r.starts_with(". Waiting")
+                        || (r.starts_with("; changes ") && r.contains(" outputs. Waiting"))),
+                    "{}: {msg}",
+                    c.id
+                );
+            }
+            let out = s
+                .cmd(&[
+                    "exec",
+                    "--json",
+                    "--user",
+                    BOB.0,
+                    "--role",
+                    BOB.1[0],
+                    &format!("!deploy approve {id}"),
+                ])
+                .env(
+                    "SANDBOX_APPLY_FILE",
+                    dir.join(format!("{apply_id}.apply.txt")),
+                )
+                .env("SANDBOX_APPLY_RESULT", apply_complete(&c.summary))
+                .output()
+                .await
+                .expect("exec");
+            let (r, lines, _) = parse(&out);
+            let answers = store
+                .deploy_steps(id)
+                .await
+                .expect("steps")
+                .into_iter()
+                .find(|st| st.step == "apply" && st.exit_code.is_some())
+                .map(|st| st.detail["answers"].clone());
+            let d = store.get_deploy(id).await.expect("get").expect("deploy");
+            if drift {
+                assert_eq!(
+                    r["outcome"],
+                    "failed",
+                    "{} drifting to {}: {}",
+                    c.id,
+                    c.partner,
+                    text(&lines)
+                );
+                assert!(
+                    r["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("plan changed since approval"),
+                    "{}: {r}",
+                    c.id
+                );
+                assert_eq!(answers, Some(serde_json::json!(["no"])), "{}", c.id);
+                assert!(!applied.exists(), "{}: nothing may be applied", c.id);
+                assert_eq!(d.state, DeployState::Failed, "{}", c.id);
+            } else {
+                assert_eq!(r["outcome"], "ok", "{}: {}", c.id, text(&lines));
+                assert_eq!(answers, Some(serde_json::json!(["yes"])), "{}", c.id);
+                assert!(applied.exists(), "{}: applied", c.id);
+                assert_eq!(d.state, DeployState::Succeeded, "{}", c.id);
+                let check = store
+                    .deploy_steps(id)
+                    .await
+                    .expect("steps")
+                    .into_iter()
+                    .find(|st| st.step == "apply" && st.detail.get("apply_check").is_some())
+                    .expect("the apply result was compared");
+                assert_eq!(check.state, "as_approved", "{}: {:?}", c.id, check.detail);
+                assert!(!text(&lines).contains('🚨'), "{}: {}", c.id, text(&lines));
+            }
+            assert!(
+                store.list_locks().await.expect("locks").is_empty(),
+                "{}",
+                c.id
+            );
+        }
+    }
+    assert_eq!(
+        store.verify_audit().await.expect("verify").first_broken,
+        None
+    );
+    cases.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_real_terraform_case_deploys_when_unchanged_and_is_refused_when_it_drifted() {
+    if !require_just() {
+        return;
+    }
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real-terraform");
+    assert_eq!(deploy_every_case(&dir).await, 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_own_terraform_form_deploys_when_unchanged_and_is_refused_when_it_drifted() {
+    if !require_just() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
+    assert!(deploy_every_case(&dir).await >= 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
+    if !require_just() {
+        return;
+    }
+    let s = Sbx::start(World::openverse_idle()).await;
+    std::fs::write(s.workdir().join("infra.justfile"), CASES_JUSTFILE).expect("justfile");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
+    let out = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            ALICE.0,
+            "--role",
+            ALICE.1[0],
+            "!deploy catalog v1.5.3",
+        ])
+        .env("SANDBOX_PLAN_FILE", dir.join("tf14-update-action.plan.txt"))
+        .output()
+        .await
+        .expect("exec");
+    let (r, _, _) = parse(&out);
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    // Terraform applies the approved plan, then reports one more change than it showed.
+    let out = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            BOB.0,
+            "--role",
+            BOB.1[0],
+            "!deploy approve 1",
+        ])
+        .env(
+            "SANDBOX_APPLY_FILE",
+            dir.join("tf14-update-action.apply.txt"),
+        )
+        .env(
+            "SANDBOX_APPLY_RESULT",
+            "Apply complete! Resources: 1 added, 1 changed, 0 destroyed. Actions: 1 invoked.",
+        )
+        .output()
+        .await
+        .expect("exec");
+    let (r, lines, _) = parse(&out);
+    let said = text(&lines);
+    assert!(
+        said.contains(
+            "🚨 Deploy #1: MISMATCH: Terraform reported 1 added, 1 changed, 0 destroyed; actions: \
+             1 invoked, but the approved plan was 0 to add, 1 to change, 0 to destroy; actions: 1 \
+             to invoke; check what was applied."
+        ),
+        "{said}"
+    );
+    // It was applied (answered yes) and is not hidden: the card, the journal and the audit
+    // log say so.
+    assert_eq!(r["outcome"], "ok", "{r}");
+    let store = s.store().await;
+    let card = catalog_chatops::deploy::card::build(&store, 1, 1)
+        .await
+        .expect("card")
+        .expect("a card");
+    assert!(
+        card.text()
+            .contains("🚨 apply: MISMATCH: Terraform reported 1 added"),
+        "{}",
+        card.text()
+    );
+    let audit = store.list_audit(50, None).await.expect("audit");
+    let event = audit
+        .iter()
+        .find(|e| e.kind == "deploy.apply_check")
+        .expect("the apply check is audited");
+    assert_eq!(event.outcome.as_deref(), Some("mismatch"));
+    assert_eq!(
+        event.detail["reported"],
+        "1 added, 1 changed, 0 destroyed; actions: 1 invoked"
+    );
+    let out = s
+        .cmd(&["audit", "list"])
+        .output()
+        .await
+        .expect("audit list");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("[deploy.apply_check]") && listed.contains("outcome=mismatch"),
+        "{listed}"
+    );
+
+    // And the approved counts read as approved on the card.
+    let out = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            ALICE.0,
+            "--role",
+            ALICE.1[0],
+            "!deploy catalog v1.5.3",
+        ])
+        .env("SANDBOX_PLAN_FILE", dir.join("tf15-import-update.plan.txt"))
+        .output()
+        .await
+        .expect("exec");
+    let (r, _, _) = parse(&out);
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let out = s
+        .cmd(&[
+            "exec",
+            "--json",
+            "--user",
+            BOB.0,
+            "--role",
+            BOB.1[0],
+            "!deploy approve 2",
+        ])
+        .env(
+            "SANDBOX_APPLY_FILE",
+            dir.join("tf15-import-update.apply.txt"),
+        )
+        .env(
+            "SANDBOX_APPLY_RESULT",
+            "Apply complete! Resources: 1 imported, 0 added, 1 changed, 0 destroyed.",
+        )
+        .output()
+        .await
+        .expect("exec");
+    let (r, _, _) = parse(&out);
+    assert_eq!(r["outcome"], "ok", "{r}");
+    let card = catalog_chatops::deploy::card::build(&store, 2, 1)
+        .await
+        .expect("card")
+        .expect("a card");
+    assert!(
+        card.text().contains(
+            "✅ apply: Terraform reported 1 imported, 0 added, 1 changed, 0 destroyed, as approved."
+        ),
+        "{}",
+        card.text()
+    );
+}

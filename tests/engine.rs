@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use catalog_chatops::chat::{Conversation, Transcript};
 use catalog_chatops::config::Config;
-use catalog_chatops::policy::Actor;
+use catalog_chatops::policy::{Actor, Permission};
 use catalog_chatops::store::Store;
 use catalog_chatops::{Engine, Outcome};
 use support::{all_backends, config_with_store};
@@ -79,7 +79,9 @@ async fn every_command_times_every_role_set_matches_the_policy_table() {
         for (text, permission) in COMMANDS {
             for roles in ROLE_SETS {
                 let who = actor("alice", roles);
-                let expected_allowed = engine.policy().allows(&who, permission);
+                let needed =
+                    Permission::from_name(permission).expect("a permission of interface.md");
+                let expected_allowed = engine.policy().allows(&who, needed);
                 // The table itself, spelled out, so a wrong config default cannot hide here.
                 let by_table = *permission == "read"
                     || *permission == "deploy.check"

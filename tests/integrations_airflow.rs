@@ -154,9 +154,15 @@ async fn airflow2_shape_with_basic_auth() {
         .active_runs()
         .await
         .unwrap_err();
+    // Airflow 2's 401 cannot tell "basic auth off" from "wrong password": both fixes named.
+    let text = e.to_string();
     assert!(
-        e.to_string()
-            .starts_with("airflow: 401 for user chatops — check AIRFLOW_PASSWORD"),
+        text.starts_with(
+            "airflow: 401 for user chatops on /api/v1/dags/~/dagRuns — Airflow 2 refuses the \
+             same way for two causes"
+        ) && text.contains(
+            "`AIRFLOW__API__AUTH_BACKENDS=airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session`"
+        ) && text.contains("`airflow users create --username chatops"),
         "{e}"
     );
 }

@@ -142,7 +142,10 @@ async fn decisions_equal_the_table_and_denied_actors_touch_nothing() {
             .expect("valid")
             .expect("addressed");
             // The table, read directly: `*` or one of the held roles.
-            let grants = table.get(cmd.permission()).cloned().unwrap_or_default();
+            let grants = table
+                .get(cmd.permission().name())
+                .cloned()
+                .unwrap_or_default();
             let expected = grants.iter().any(|g| g == "*" || held.contains(g));
             if expected && privileged(text) {
                 // Allowed privileged commands are exercised by the workflow suites; here only

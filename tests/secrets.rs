@@ -207,4 +207,21 @@ async fn no_secret_in_chat_logs_store_or_step_environment() {
         );
         assert!(!pages.contains(secret), "`{secret}` leaked into the pages");
     }
+    // The registry's bearer tokens (anonymous here, so kept in the store for the next process)
+    // are never printed or logged, even at debug level.
+    let issued: Vec<String> = world.world.lock().registry.tokens.keys().cloned().collect();
+    assert!(
+        !issued.is_empty(),
+        "the preflight asked the registry for a token"
+    );
+    for token in &issued {
+        assert!(
+            !everything.contains(token.as_str()),
+            "a registry token leaked into chat output or logs"
+        );
+        assert!(
+            !pages.contains(token.as_str()),
+            "a registry token leaked into the pages"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 
 mod support;
 
-use catalog_chatops::store::{DeployState, NewAuditEvent, NewDeploy, NewLock, Store};
+use catalog_chatops::deploy::Step;
+use catalog_chatops::store::{DeployState, NewAuditEvent, NewDeploy, NewLock, Store, StoreError};
 use support::all_backends;
 
 fn event(actor: &str, n: usize) -> NewAuditEvent {
@@ -380,7 +381,7 @@ async fn deploys_are_journaled_and_listed() {
                         d.id,
                         &[from],
                         DeployState::Failed,
-                        Some("plan"),
+                        Some(Step::Plan),
                         Some("exit 1"),
                         Some(&event),
                     )
@@ -492,7 +493,7 @@ async fn a_transition_whose_audit_event_fails_is_not_kept() {
                 d.id,
                 &[DeployState::Requested],
                 DeployState::Failed,
-                Some("plan"),
+                Some(Step::Plan),
                 None,
                 Some(&event),
             )
@@ -514,5 +515,78 @@ async fn a_transition_whose_audit_event_fails_is_not_kept() {
             "{}: no journal row without its audit event",
             t.backend
         );
+    }
+}
+
+/// The store writes only moves the deploy state machine has: a caller asking to take a deploy
+/// from `requested` straight to `succeeded`, or out of a final state, gets an error naming the
+/// move, and nothing is written (no state, no journal row, no audit event).
+#[tokio::test]
+async fn a_move_the_state_machine_does_not_have_is_refused_and_writes_nothing() {
+    for t in all_backends().await {
+        let d = catalog_v153(&t.store).await;
+        let event = NewAuditEvent {
+            kind: "deploy.transition".into(),
+            deploy_id: Some(d.id),
+            ..NewAuditEvent::default()
+        };
+        let r = t
+            .store
+            .transition(
+                d.id,
+                &[DeployState::Requested],
+                DeployState::Succeeded,
+                None,
+                None,
+                Some(&event),
+            )
+            .await;
+        match r {
+            Err(e @ StoreError::IllegalTransition { .. }) => assert_eq!(
+                e.to_string(),
+                format!(
+                    "deploy #{} cannot move from requested to succeeded: the deploy workflow has \
+                     no such step",
+                    d.id
+                ),
+                "{}",
+                t.backend
+            ),
+            other => panic!("{}: expected a refusal, got {other:?}", t.backend),
+        }
+        let back = t
+            .store
+            .get_deploy(d.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(back.state, DeployState::Requested, "{}", t.backend);
+        assert!(t.store.deploy_steps(d.id).await.expect("steps").is_empty());
+        assert_eq!(
+            t.store
+                .count_audit("deploy.transition")
+                .await
+                .expect("count"),
+            0,
+            "{}",
+            t.backend
+        );
+        // A set with one allowed and one refused source is refused as a whole.
+        assert!(matches!(
+            t.store
+                .transition(
+                    d.id,
+                    &[DeployState::Requested, DeployState::Cancelled],
+                    DeployState::Failed,
+                    None,
+                    None,
+                    None,
+                )
+                .await,
+            Err(StoreError::IllegalTransition {
+                from: DeployState::Cancelled,
+                ..
+            })
+        ));
     }
 }

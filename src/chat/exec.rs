@@ -3,11 +3,10 @@
 
 use std::io::Write;
 
+use crate::conversation::{Announcement, Conversation};
 use crate::engine::Engine;
 use crate::policy::Actor;
 use crate::reply::Reply;
-
-use super::Conversation;
 
 /// Prints each message as soon as it is posted, so a long command streams its progress.
 pub struct StdoutConversation {
@@ -30,7 +29,7 @@ impl Conversation for StdoutConversation {
     }
 
     /// JSON output carries the Enable action's command and button id beside the text.
-    async fn announce(&self, a: &crate::watch::Announcement) {
+    async fn announce(&self, a: &Announcement) {
         if !self.json {
             return self.post(&a.text).await;
         }
@@ -40,6 +39,27 @@ impl Conversation for StdoutConversation {
             "text": a.text,
             "enable_command": a.enable_command,
             "button_id": a.button_id,
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// JSON output carries the commit and each new DAG's Enable action beside the text.
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
+        if !self.json {
+            return self.post(&a.text).await;
+        }
+        let line = serde_json::json!({
+            "type": "deployed",
+            "sha": a.sha,
+            "subject": a.subject,
+            "text": a.text,
+            "enable": a.enable.iter().map(|e| serde_json::json!({
+                "dag_id": e.dag_id,
+                "enable_command": e.command,
+                "button_id": e.button_id,
+            })).collect::<Vec<_>>(),
         });
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");

@@ -1,5 +1,5 @@
-//! The front ends' side of the engine: a [`Conversation`] is where the bot's words go. Discord,
-//! Slack, the console and `exec` each implement it; handlers only ever see this trait.
+//! The front ends: adapters of the conversation port ([`crate::conversation`]) to Discord, Slack,
+//! the terminal console and the one-shot `exec`. Nothing below the front ends imports this module.
 
 pub mod buttons;
 pub mod console;
@@ -8,63 +8,5 @@ pub mod exec;
 pub mod slack;
 pub mod text;
 
-use std::sync::Mutex;
-
-/// Where the bot posts what it has to say about one command (a channel, a thread, a terminal).
-#[async_trait::async_trait]
-pub trait Conversation: Send + Sync {
-    /// Posts one message. Text is already redacted and within the platform's limits is the
-    /// adapter's business (it splits or attaches).
-    async fn post(&self, text: &str);
-
-    /// Posts a long text (a plan, a step's output): a summary, plus the whole text where the
-    /// platform can attach it as a file. Where it cannot (a terminal), the text follows the
-    /// summary.
-    async fn post_long(&self, summary: &str, file_name: &str, content: &str) {
-        let _ = file_name;
-        self.post(&format!("{summary}\n{content}")).await;
-    }
-
-    /// Shows the deploy's status card, creating it (and, on Discord, the deploy's thread) the
-    /// first time and editing it in place afterwards. Terminals print progress as messages
-    /// already, so the default shows nothing.
-    async fn deploy_card(&self, card: &crate::deploy::card::DeployCard) {
-        let _ = card;
-    }
-
-    /// Announces a new paused DAG. Front ends with buttons show an Enable button whose id is
-    /// `announcement.button_id` (`dag:enable:<dag_id>`); the default posts the text, which names
-    /// the `!dag enable` command.
-    async fn announce(&self, announcement: &crate::watch::Announcement) {
-        self.post(&announcement.text).await;
-    }
-}
-
-/// A conversation that keeps what was posted; for tests, benchmarks and `exec`'s JSON output.
-#[derive(Debug, Default)]
-pub struct Transcript {
-    messages: Mutex<Vec<String>>,
-}
-
-impl Transcript {
-    pub fn new() -> Transcript {
-        Transcript::default()
-    }
-
-    pub fn messages(&self) -> Vec<String> {
-        self.messages
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
-    }
-}
-
-#[async_trait::async_trait]
-impl Conversation for Transcript {
-    async fn post(&self, text: &str) {
-        match self.messages.lock() {
-            Ok(mut m) => m.push(text.to_string()),
-            Err(poisoned) => poisoned.into_inner().push(text.to_string()),
-        }
-    }
-}
+/// The port the adapters implement, re-exported for them (and for tests that drive the engine).
+pub use crate::conversation::{Conversation, Transcript};

@@ -17,51 +17,20 @@ impl Command {
         text
     }
 
+    /// The form's words, its positionals in order, then the options given.
     fn write_words(&self, f: &mut impl fmt::Write) -> fmt::Result {
-        match self {
-            Command::Help { topic: None } => f.write_str("help"),
-            Command::Help { topic: Some(t) } => write!(f, "help {t}"),
-            Command::Deploy {
-                target,
-                version,
-                force,
-            } => {
-                write!(f, "deploy {target} {version}")?;
-                if *force {
-                    f.write_str(" --force")?;
-                }
-                Ok(())
-            }
-            Command::DeployCheck { target, version } => {
-                write!(f, "deploy check {target} {version}")
-            }
-            Command::DeployApprove { id } => write!(f, "deploy approve {id}"),
-            Command::DeployCancel { id } => write!(f, "deploy cancel {id}"),
-            Command::DeployStatus { id: None } => f.write_str("deploy status"),
-            Command::DeployStatus { id: Some(id) } => write!(f, "deploy status {id}"),
-            Command::DeployHistory { target: None } => f.write_str("deploy history"),
-            Command::DeployHistory { target: Some(t) } => write!(f, "deploy history {t}"),
-            Command::DeployResolve { id, resolution } => {
-                write!(f, "deploy resolve {id} {resolution}")
-            }
-            Command::DeployRollback { target } => write!(f, "deploy rollback {target}"),
-            Command::Locks => f.write_str("locks"),
-            Command::DagSyncStatus => f.write_str("dag-sync status"),
-            Command::AirflowStatus => f.write_str("airflow status"),
-            Command::DagsNew { days: None } => f.write_str("dags new"),
-            Command::DagsNew { days: Some(d) } => write!(f, "dags new --days {d}"),
-            Command::DagEnable { dag_id, confirm } => {
-                write!(f, "dag enable {dag_id}")?;
-                if *confirm {
-                    f.write_str(" --confirm")?;
-                }
-                Ok(())
-            }
-            Command::MigrationsStatus => f.write_str("migrations status"),
-            Command::MigrationsApply { name } => write!(f, "migrations apply {name}"),
-            Command::Audit { limit: None } => f.write_str("audit"),
-            Command::Audit { limit: Some(n) } => write!(f, "audit {n}"),
+        let parts = self.parts();
+        f.write_str(&parts.form.typed_words())?;
+        for value in &parts.args {
+            write!(f, " {value}")?;
         }
+        for (option, value) in &parts.options {
+            write!(f, " {}", option.long)?;
+            if let Some(value) = value {
+                write!(f, " {value}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,127 +1,16 @@
-//! The help text: one entry per command form of interface.md, and the top-level command words the
-//! parser suggests from.
+//! The help text, rendered from the table of forms (`forms.rs`): one line per form, and one per
+//! option that has a line of its own (`--force`).
 //!
-//! Usages are stored without the prefix so that a deployment with another prefix renders its own.
+//! Usages are stored without the prefix so that a deployment with another prefix (or a front end
+//! with another way in, such as a slash command) renders its own.
 
-/// One command form as shown by `!help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CommandHelp {
-    /// The form without the prefix, e.g. `deploy <target> <version>`.
-    pub usage: &'static str,
-    /// What it does, in a few words.
-    pub summary: &'static str,
-    /// The permission (interface.md) it needs.
-    pub permission: &'static str,
-}
-
-impl CommandHelp {
-    /// The command word this form belongs to (`deploy` for `deploy approve <id>`).
-    pub fn word(&self) -> &'static str {
-        self.usage.split(' ').next().unwrap_or(self.usage)
-    }
-}
-
-/// Every top-level command word, in the order of interface.md (suggestions prefer earlier ones).
-pub const COMMAND_WORDS: [&str; 9] = [
-    "help",
-    "deploy",
-    "locks",
-    "dag-sync",
-    "airflow",
-    "dags",
-    "dag",
-    "migrations",
-    "audit",
-];
-
-const fn form(usage: &'static str, summary: &'static str, permission: &'static str) -> CommandHelp {
-    CommandHelp {
-        usage,
-        summary,
-        permission,
-    }
-}
-
-/// Every command form, one per row of the interface table (rows with two forms are split).
-pub static COMMANDS: &[CommandHelp] = &[
-    form(
-        "help [command]",
-        "this list, or the forms of one command",
-        "read",
-    ),
-    form(
-        "deploy <target> <version>",
-        "full workflow: preflight, bump, plan, wait for approval",
-        "deploy.start",
-    ),
-    form(
-        "deploy check <target> <version>",
-        "preflight only, changes nothing",
-        "deploy.check",
-    ),
-    form(
-        "deploy approve <id>",
-        "approve the plan of a deploy waiting for approval",
-        "deploy.approve",
-    ),
-    form(
-        "deploy cancel <id>",
-        "cancel a deploy before apply (the requester may always cancel their own)",
-        "deploy.cancel",
-    ),
-    form(
-        "deploy status [<id>]",
-        "one deploy, or the active ones",
-        "read",
-    ),
-    form("deploy history [<target>]", "recent deploys", "read"),
-    form("locks", "who holds which deploy lock", "read"),
-    form(
-        "deploy <target> <version> --force",
-        "proceed despite active DAG runs (named in the audit)",
-        "deploy.force",
-    ),
-    form(
-        "deploy resolve <id> succeeded|failed",
-        "settle an interrupted deploy",
-        "deploy.approve",
-    ),
-    form(
-        "deploy rollback <target>",
-        "deploy the previous successfully deployed version",
-        "deploy.start",
-    ),
-    form(
-        "dag-sync status",
-        "the state of the DAG code sync from git",
-        "read",
-    ),
-    form("airflow status", "the health of Airflow", "read"),
-    form(
-        "dags new [--days N]",
-        "DAGs seen recently that are still paused",
-        "read",
-    ),
-    form(
-        "dag enable <dag_id> [--confirm]",
-        "unpause a DAG (`--confirm` when it warns of a catchup backfill)",
-        "dag.enable",
-    ),
-    form("migrations status", "pending catalog DB migrations", "read"),
-    form(
-        "migrations apply <name>",
-        "run a pending catalog DB migration after a second person approves: the first request \
-         files it, the same command from another maintainer approves and runs it",
-        "migrations.apply",
-    ),
-    form("audit [<n>]", "the last n audit events", "read"),
-];
+use super::forms::{self, HelpLine};
 
 /// The compact command list: one line per form.
 pub fn help_overview(prefix: &str) -> String {
-    COMMANDS
+    forms::help_lines()
         .iter()
-        .map(|c| format!("`{prefix}{}` — {}", c.usage, c.summary))
+        .map(|l| format!("`{prefix}{}` — {}", l.usage, l.summary))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -131,17 +20,36 @@ pub fn help_overview(prefix: &str) -> String {
 /// `topic` may carry the prefix and any case (`!Deploy`), as users type it.
 pub fn help_for(topic: &str, prefix: &str) -> Option<String> {
     let topic = normalize_topic(topic, prefix);
-    let lines: Vec<String> = COMMANDS
+    let lines: Vec<String> = forms::help_lines()
         .iter()
-        .filter(|c| c.word() == topic)
-        .map(|c| {
+        .filter(|l| l.word == topic)
+        .map(|l: &HelpLine| {
             format!(
                 "`{prefix}{}` — {} · permission `{}`",
-                c.usage, c.summary, c.permission
+                l.usage, l.summary, l.permission
             )
         })
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// What may follow a command word, its forms' usages after the word joined by ` | `
+/// (`status | apply <name>` for `migrations`), or `(nothing)`: for front ends that take the rest
+/// of a command as one free-text field (Discord's slash commands).
+pub fn usage_after_word(word: &str) -> String {
+    let tails: Vec<String> = forms::help_lines()
+        .iter()
+        .filter(|l| l.word == word)
+        .filter_map(|l| {
+            let tail = l.usage.strip_prefix(word)?.trim();
+            (!tail.is_empty()).then(|| tail.to_owned())
+        })
+        .collect();
+    if tails.is_empty() {
+        "(nothing)".to_owned()
+    } else {
+        tails.join(" | ")
+    }
 }
 
 /// `!Deploy` → `deploy`: the prefix is optional and command words are case-insensitive.
@@ -157,23 +65,24 @@ pub(crate) fn normalize_topic(topic: &str, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::PERMISSIONS;
 
     #[test]
-    fn every_word_has_forms_and_every_form_a_known_word_and_permission() {
-        for word in COMMAND_WORDS {
-            assert!(COMMANDS.iter().any(|c| c.word() == word), "{word}");
+    fn every_word_has_lines_and_every_line_a_known_word() {
+        let words = forms::command_words();
+        let lines = forms::help_lines();
+        for word in &words {
+            assert!(lines.iter().any(|l| l.word == *word), "{word}");
         }
-        for c in COMMANDS {
-            assert!(COMMAND_WORDS.contains(&c.word()), "{}", c.usage);
-            assert!(PERMISSIONS.contains(&c.permission), "{}", c.permission);
+        for l in &lines {
+            assert!(words.contains(&l.word), "{}", l.usage);
+            assert!(l.usage.starts_with(l.word), "{}", l.usage);
         }
     }
 
     #[test]
     fn overview_has_one_line_per_form() {
         let text = help_overview("!");
-        assert_eq!(text.lines().count(), COMMANDS.len());
+        assert_eq!(text.lines().count(), 18);
         assert!(text.lines().any(|l| l
             == "`!deploy <target> <version>` — full workflow: preflight, bump, plan, wait for approval"));
         assert!(help_overview("?").starts_with("`?help [command]`"));
@@ -193,5 +102,13 @@ mod tests {
         );
         assert_eq!(help_for("deplyo", "!"), None);
         assert_eq!(help_for("", "!"), None);
+    }
+
+    #[test]
+    fn what_follows_a_word_for_free_text_front_ends() {
+        assert_eq!(usage_after_word("migrations"), "status | apply <name>");
+        assert_eq!(usage_after_word("dags"), "new [--days N]");
+        assert_eq!(usage_after_word("help"), "[command]");
+        assert_eq!(usage_after_word("locks"), "(nothing)");
     }
 }

@@ -3,17 +3,27 @@
 //! Every front end (Discord, console, exec) hands the raw message text to [`parse()`] with a
 //! [`ParseContext`] describing the prefix, the bot's own mention and the configured targets.
 //! Invalid input yields a [`ParseError`] whose `Display` is the sentence the user sees.
+//!
+//! What each command is — words, arguments, options, permission, help — is one row of the table
+//! in [`forms`]; the parser, `!help`, the Discord slash commands and the config check read it.
 
 mod display;
+mod error;
+pub mod forms;
 mod help;
 mod parse;
-mod version;
 
-pub use help::COMMAND_WORDS;
-pub use help::{COMMANDS, CommandHelp, help_for, help_overview};
-pub use parse::DEPLOY_SUBCOMMANDS;
-pub use parse::{MAX_INPUT_CHARS, ParseContext, ParseError, check_characters, parse};
-pub use version::Version;
+/// Versions have their own module (the step runner and preflight use them too); the grammar
+/// re-exports the type its commands carry.
+pub use crate::version::Version;
+pub use error::ParseError;
+/// How the bot quotes what someone typed; version errors quote it the same way.
+pub(crate) use error::code;
+pub use forms::{Form, HelpLine, command_words, reserved_target_name, subcommands};
+pub use help::{help_for, help_overview, usage_after_word};
+pub use parse::{MAX_INPUT_CHARS, ParseContext, check_characters, parse};
+
+use crate::policy::Permission;
 
 /// How an interrupted deploy was settled by a maintainer after checking reality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,78 +76,151 @@ pub enum Command {
 }
 
 impl Command {
-    /// The permission (interface.md) this command needs.
-    pub fn permission(&self) -> &'static str {
+    /// The command's form in the table, with the values it carries in the form's order: what
+    /// renders it, names it, and tells which permission it needs. The one place that knows which
+    /// variant belongs to which row.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        use Value::{Number, Text};
+        use forms::*;
         match self {
-            Command::Help { .. }
-            | Command::DeployStatus { .. }
-            | Command::DeployHistory { .. }
-            | Command::Locks
-            | Command::DagSyncStatus
-            | Command::AirflowStatus
-            | Command::DagsNew { .. }
-            | Command::MigrationsStatus
-            | Command::Audit { .. } => "read",
-            Command::Deploy { force: true, .. } => "deploy.force",
-            Command::Deploy { force: false, .. } | Command::DeployRollback { .. } => "deploy.start",
-            Command::DeployCheck { .. } => "deploy.check",
-            Command::DeployApprove { .. } | Command::DeployResolve { .. } => "deploy.approve",
-            Command::DeployCancel { .. } => "deploy.cancel",
-            Command::DagEnable { .. } => "dag.enable",
-            Command::MigrationsApply { .. } => "migrations.apply",
+            Command::Help { topic } => Parts::of(&HELP).optional(topic.as_deref().map(Text)),
+            Command::Deploy {
+                target,
+                version,
+                force,
+            } => Parts::of(&DEPLOY)
+                .arg(Text(target))
+                .arg(Value::Version(version))
+                .flag(&FORCE, *force),
+            Command::DeployCheck { target, version } => Parts::of(&DEPLOY_CHECK)
+                .arg(Text(target))
+                .arg(Value::Version(version)),
+            Command::DeployApprove { id } => Parts::of(&DEPLOY_APPROVE).arg(Number(*id)),
+            Command::DeployCancel { id } => Parts::of(&DEPLOY_CANCEL).arg(Number(*id)),
+            Command::DeployStatus { id } => Parts::of(&DEPLOY_STATUS).optional(id.map(Number)),
+            Command::DeployHistory { target } => {
+                Parts::of(&DEPLOY_HISTORY).optional(target.as_deref().map(Text))
+            }
+            Command::DeployResolve { id, resolution } => Parts::of(&DEPLOY_RESOLVE)
+                .arg(Number(*id))
+                .arg(Value::Resolution(*resolution)),
+            Command::DeployRollback { target } => Parts::of(&DEPLOY_ROLLBACK).arg(Text(target)),
+            Command::Locks => Parts::of(&LOCKS),
+            Command::DagSyncStatus => Parts::of(&DAG_SYNC_STATUS),
+            Command::AirflowStatus => Parts::of(&AIRFLOW_STATUS),
+            Command::DagsNew { days } => {
+                Parts::of(&DAGS_NEW).value(&DAYS, days.map(|d| Number(d.into())))
+            }
+            Command::DagEnable { dag_id, confirm } => Parts::of(&DAG_ENABLE)
+                .arg(Text(dag_id))
+                .flag(&CONFIRM, *confirm),
+            Command::MigrationsStatus => Parts::of(&MIGRATIONS_STATUS),
+            Command::MigrationsApply { name } => Parts::of(&MIGRATIONS_APPLY).arg(Text(name)),
+            Command::Audit { limit } => Parts::of(&AUDIT).optional(limit.map(|n| Number(n.into()))),
         }
+    }
+
+    /// The permission (interface.md) this command needs: its form's, or that of an option given
+    /// that needs another (`--force`).
+    pub fn permission(&self) -> Permission {
+        let parts = self.parts();
+        parts
+            .options
+            .iter()
+            .find_map(|(option, _)| option.permission)
+            .unwrap_or(parts.form.permission)
     }
 
     /// Changes nothing anywhere (reads the store or upstream services only). Such a command is
     /// audited once, after it ran and before its single reply is shown; a command with effects
     /// is audited before it starts and again with its result.
     pub fn is_read_only(&self) -> bool {
-        matches!(self.permission(), "read" | "deploy.check")
+        self.permission().changes_nothing()
     }
 
     /// A short stable name for metrics and the audit log (`deploy.check`, `locks`, …).
     pub fn name(&self) -> &'static str {
-        match self {
-            Command::Help { .. } => "help",
-            Command::Deploy { .. } => "deploy",
-            Command::DeployCheck { .. } => "deploy.check",
-            Command::DeployApprove { .. } => "deploy.approve",
-            Command::DeployCancel { .. } => "deploy.cancel",
-            Command::DeployStatus { .. } => "deploy.status",
-            Command::DeployHistory { .. } => "deploy.history",
-            Command::DeployResolve { .. } => "deploy.resolve",
-            Command::DeployRollback { .. } => "deploy.rollback",
-            Command::Locks => "locks",
-            Command::DagSyncStatus => "dag-sync.status",
-            Command::AirflowStatus => "airflow.status",
-            Command::DagsNew { .. } => "dags.new",
-            Command::DagEnable { .. } => "dag.enable",
-            Command::MigrationsStatus => "migrations.status",
-            Command::MigrationsApply { .. } => "migrations.apply",
-            Command::Audit { .. } => "audit",
-        }
+        self.parts().form.name
     }
 
     /// The deploy target this command concerns, if any (for the audit log and spans).
     pub fn target(&self) -> Option<&str> {
+        let parts = self.parts();
+        parts
+            .form
+            .args
+            .iter()
+            .zip(parts.args)
+            .find_map(|(arg, value)| match (arg.kind, value) {
+                (forms::ArgKind::Target, Value::Text(target)) => Some(target),
+                _ => None,
+            })
+    }
+}
+
+/// A value a command carries, as it is typed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'c> {
+    Text(&'c str),
+    Number(i64),
+    Version(&'c Version),
+    Resolution(Resolution),
+}
+
+impl std::fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Deploy { target, .. }
-            | Command::DeployCheck { target, .. }
-            | Command::DeployRollback { target } => Some(target),
-            Command::DeployHistory { target } => target.as_deref(),
-            _ => None,
+            Value::Text(s) => f.write_str(s),
+            Value::Number(n) => write!(f, "{n}"),
+            Value::Version(v) => write!(f, "{v}"),
+            Value::Resolution(r) => write!(f, "{r}"),
         }
     }
 }
 
-/// Every permission name a command can need, in the order of interface.md.
-pub const PERMISSIONS: [&str; 8] = [
-    "read",
-    "deploy.check",
-    "deploy.start",
-    "deploy.approve",
-    "deploy.cancel",
-    "deploy.force",
-    "dag.enable",
-    "migrations.apply",
-];
+/// A command taken apart along its form: the positionals in the row's order (optional ones
+/// left out at the end), then the options given.
+#[derive(Debug)]
+pub(crate) struct Parts<'c> {
+    pub form: &'static Form,
+    pub args: Vec<Value<'c>>,
+    pub options: Vec<(&'static forms::Opt, Option<Value<'c>>)>,
+}
+
+impl<'c> Parts<'c> {
+    fn of(form: &'static Form) -> Parts<'c> {
+        Parts {
+            form,
+            args: Vec::new(),
+            options: Vec::new(),
+        }
+    }
+
+    fn arg(mut self, value: Value<'c>) -> Parts<'c> {
+        self.args.push(value);
+        self
+    }
+
+    fn optional(self, value: Option<Value<'c>>) -> Parts<'c> {
+        match value {
+            Some(v) => self.arg(v),
+            None => self,
+        }
+    }
+
+    /// `option` given with `value` (or not given, for `None`).
+    fn value(mut self, option: &'static forms::Opt, value: Option<Value<'c>>) -> Parts<'c> {
+        if let Some(value) = value {
+            self.options.push((option, Some(value)));
+        }
+        self
+    }
+
+    /// The flag `option`, if `given`.
+    fn flag(mut self, option: &'static forms::Opt, given: bool) -> Parts<'c> {
+        if given {
+            self.options.push((option, None));
+        }
+        self
+    }
+}

@@ -1,29 +1,28 @@
-//! The parser: message text → [`Command`], or a [`ParseError`] whose `Display` is the one sentence
-//! the user sees.
+//! The parser: message text → [`Command`], or a [`ParseError`] (see `error.rs`) whose `Display` is
+//! the one sentence the user sees.
+//!
+//! The grammar itself is the table in `forms.rs`: this file finds the message's form there, checks
+//! its options and hands the words to the form's `build`, which checks them with the typed readers
+//! of [`Args`].
 //!
 //! It is total: any string, however long or strange, yields a value and never a panic, because
 //! it is fed raw chat messages.
 
-use std::fmt;
-
-use super::help::{COMMAND_WORDS, normalize_topic};
+use super::error::{ParseError, code};
+use super::forms::{self, ArgKind, Form, Opt};
+use super::help::normalize_topic;
 use super::{Command, Resolution, Version};
+use crate::suggest;
 
 /// The longest message, in characters, that is parsed at all.
 pub const MAX_INPUT_CHARS: usize = 2000;
 
-/// The words after `deploy` that name a subcommand; a target cannot be called like one of them
-/// because the subcommand wins.
-pub const DEPLOY_SUBCOMMANDS: [&str; 7] = [
-    "check", "approve", "cancel", "status", "history", "resolve", "rollback",
-];
-
 const MAX_DAG_ID_CHARS: usize = 250;
 const MAX_MIGRATION_CHARS: usize = 200;
-const MAX_DAYS: u32 = 365;
-const MAX_AUDIT_EVENTS: u32 = 500;
+pub(super) const MAX_DAYS: u32 = 365;
+pub(super) const MAX_AUDIT_EVENTS: u32 = 500;
 /// Echoed user input is cut here so that an error never repeats a whole pasted essay.
-const MAX_ECHO_CHARS: usize = 60;
+pub(super) const MAX_ECHO_CHARS: usize = 60;
 
 /// What the parser needs to know about the deployment it runs in.
 #[derive(Debug, Clone, Copy)]
@@ -37,363 +36,9 @@ pub struct ParseContext<'a> {
     pub targets: &'a [String],
 }
 
-/// Why a message addressed to the bot is not a valid command.
-///
-/// Variants that show a command carry the prefix so that the sentence uses the configured one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParseError {
-    /// The message is longer than [`MAX_INPUT_CHARS`].
-    TooLong { chars: usize },
-    /// A control or invisible (format, bidi, zero-width) character; `position` counts characters
-    /// from 1.
-    ForbiddenCharacter { character: char, position: usize },
-    /// The command word is not one of [`COMMAND_WORDS`].
-    UnknownCommand {
-        prefix: String,
-        word: String,
-        suggestion: Option<&'static str>,
-    },
-    /// The word after a command is not one of its subcommands.
-    UnknownSubcommand {
-        prefix: String,
-        command: &'static str,
-        word: String,
-        expected: &'static [&'static str],
-        suggestion: Option<&'static str>,
-    },
-    /// A command with several subcommands was given none.
-    MissingSubcommand {
-        prefix: String,
-        command: &'static str,
-        expected: &'static [&'static str],
-    },
-    /// `help <topic>` names no command.
-    UnknownHelpTopic {
-        prefix: String,
-        topic: String,
-        suggestion: Option<&'static str>,
-    },
-    /// The target is not configured.
-    UnknownTarget {
-        target: String,
-        known: Vec<String>,
-        suggestion: Option<String>,
-    },
-    /// The version did not validate; `message` is [`Version::parse`]'s sentence.
-    InvalidVersion { message: String },
-    /// A required argument is missing; `usage` is the form without the prefix.
-    MissingArgument {
-        prefix: String,
-        usage: &'static str,
-        argument: &'static str,
-    },
-    /// More arguments than the form takes.
-    UnexpectedArgument {
-        prefix: String,
-        usage: &'static str,
-        argument: String,
-    },
-    /// An option the command does not accept; `accepted` lists the ones it does (never empty).
-    UnknownOption {
-        prefix: String,
-        command: &'static str,
-        option: String,
-        accepted: &'static [&'static str],
-    },
-    /// An option on a command that takes none.
-    NoOptions {
-        prefix: String,
-        command: &'static str,
-        option: String,
-    },
-    /// A flag was given a value (`--force=yes`).
-    OptionTakesNoValue { option: &'static str, token: String },
-    /// `--days` without a value.
-    MissingOptionValue {
-        prefix: String,
-        option: &'static str,
-        example: &'static str,
-    },
-    /// The same option twice.
-    DuplicateOption { option: &'static str },
-    /// Not a positive deploy id; `example` is the form used with a valid id, without the prefix.
-    InvalidId {
-        prefix: String,
-        value: String,
-        example: &'static str,
-    },
-    /// Neither `succeeded` nor `failed`.
-    InvalidResolution { prefix: String, value: String },
-    /// `--days` outside 1..=365.
-    InvalidDays { prefix: String, value: String },
-    /// `audit <n>` outside 1..=500.
-    InvalidAuditLimit { prefix: String, value: String },
-    /// A DAG id outside `[A-Za-z0-9_.-]{1,250}`; `reason` completes the sentence.
-    InvalidDagId { value: String, reason: String },
-    /// A migration name that is malformed or could traverse paths; `reason` completes the sentence.
-    InvalidMigrationName { value: String, reason: String },
-    /// Text typed where everything is meant for the bot (a terminal) that is still not addressed
-    /// to it even with the prefix put in front, e.g. `！deploy` with a fullwidth `！`. [`parse`]
-    /// never returns it (in a chat channel such text is simply not for the bot).
-    NotACommand { prefix: String, text: String },
-}
-
-impl std::error::Error for ParseError {}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::TooLong { chars } => write!(
-                f,
-                "That message is {chars} characters long; commands are at most {MAX_INPUT_CHARS}."
-            ),
-            ParseError::ForbiddenCharacter {
-                character,
-                position,
-            } => write!(
-                f,
-                "Character {position} of the message is U+{:04X}, a control or invisible \
-                 character; retype the command without it.",
-                u32::from(*character)
-            ),
-            ParseError::UnknownCommand {
-                prefix,
-                word,
-                suggestion: Some(s),
-            } => write!(
-                f,
-                "Unknown command {}. Did you mean `{prefix}{s}`? Try `{prefix}help`.",
-                code(&format!("{prefix}{word}"))
-            ),
-            ParseError::UnknownCommand {
-                prefix,
-                word,
-                suggestion: None,
-            } => {
-                let words: Vec<String> = COMMAND_WORDS
-                    .iter()
-                    .map(|w| format!("{prefix}{w}"))
-                    .collect();
-                write!(
-                    f,
-                    "Unknown command {}. The commands are {}; try `{prefix}help`.",
-                    code(&format!("{prefix}{word}")),
-                    listing(&words, "and")
-                )
-            }
-            ParseError::UnknownSubcommand {
-                prefix,
-                command,
-                word,
-                expected,
-                suggestion,
-            } => {
-                write!(
-                    f,
-                    "Unknown subcommand {} for `{prefix}{command}`",
-                    code(word)
-                )?;
-                match suggestion {
-                    Some(s) => write!(f, ". Did you mean `{s}`?"),
-                    None => write!(f, "; it takes {}.", listing(expected, "or")),
-                }
-            }
-            ParseError::MissingSubcommand {
-                prefix,
-                command,
-                expected,
-            } => write!(
-                f,
-                "`{prefix}{command}` needs a subcommand: {} (see `{prefix}help {command}`).",
-                listing(expected, "or")
-            ),
-            ParseError::UnknownHelpTopic {
-                prefix,
-                topic,
-                suggestion,
-            } => {
-                write!(
-                    f,
-                    "There is no command {}",
-                    code(&format!("{prefix}{topic}"))
-                )?;
-                match suggestion {
-                    Some(s) => write!(f, ". Did you mean `{prefix}help {s}`?"),
-                    None => write!(f, "; `{prefix}help` lists them all."),
-                }
-            }
-            ParseError::UnknownTarget {
-                target,
-                known,
-                suggestion,
-            } => {
-                write!(f, "Unknown target {}. ", code(target))?;
-                if known.is_empty() {
-                    write!(f, "No targets are configured.")?;
-                } else {
-                    write!(f, "Known targets: {}.", listing(known, "and"))?;
-                }
-                match suggestion {
-                    Some(s) => write!(f, " Did you mean `{s}`?"),
-                    None => Ok(()),
-                }
-            }
-            ParseError::InvalidVersion { message } => f.write_str(message),
-            ParseError::MissingArgument {
-                prefix,
-                usage,
-                argument,
-            } => write!(f, "Usage: {prefix}{usage} — missing `{argument}`."),
-            ParseError::UnexpectedArgument {
-                prefix,
-                usage,
-                argument,
-            } => write!(f, "Usage: {prefix}{usage} — unexpected {}.", code(argument)),
-            ParseError::UnknownOption {
-                prefix,
-                command,
-                option,
-                accepted,
-            } => {
-                let accepted: Vec<String> = accepted.iter().map(|o| format!("--{o}")).collect();
-                write!(
-                    f,
-                    "Unknown option {} for `{prefix}{command}`; it accepts {}.",
-                    code(option),
-                    listing(&accepted, "and")
-                )
-            }
-            ParseError::NoOptions {
-                prefix,
-                command,
-                option,
-            } => write!(
-                f,
-                "`{prefix}{command}` takes no options, but got {}.",
-                code(option)
-            ),
-            ParseError::OptionTakesNoValue { option, token } => {
-                write!(
-                    f,
-                    "Option `{option}` takes no value, but got {}.",
-                    code(token)
-                )
-            }
-            ParseError::MissingOptionValue {
-                prefix,
-                option,
-                example,
-            } => write!(
-                f,
-                "Option `{option}` needs a value, e.g. `{prefix}{example}`."
-            ),
-            ParseError::DuplicateOption { option } => {
-                write!(f, "Option `{option}` is given more than once.")
-            }
-            ParseError::InvalidId {
-                prefix,
-                value,
-                example,
-            } => write!(
-                f,
-                "{} is not a deploy id: use the number shown by `{prefix}deploy status`, \
-                 e.g. `{prefix}{example}`.",
-                code(value)
-            ),
-            ParseError::InvalidResolution { prefix, value } => write!(
-                f,
-                "{} is not a resolution: use `succeeded` or `failed`, \
-                 e.g. `{prefix}deploy resolve 7 succeeded`.",
-                code(value)
-            ),
-            ParseError::InvalidDays { prefix, value } => write!(
-                f,
-                "{} is not a number of days: use a whole number from 1 to {MAX_DAYS}, \
-                 e.g. `{prefix}dags new --days 7`.",
-                code(value)
-            ),
-            ParseError::InvalidAuditLimit { prefix, value } => write!(
-                f,
-                "{} is not a number of audit events: use a whole number from 1 to \
-                 {MAX_AUDIT_EVENTS}, e.g. `{prefix}audit 20`.",
-                code(value)
-            ),
-            ParseError::InvalidDagId { value, reason } => {
-                write!(f, "{} is not a DAG id: {reason}.", code(value))
-            }
-            ParseError::InvalidMigrationName { value, reason } => {
-                write!(f, "{} is not a migration name: {reason}.", code(value))
-            }
-            ParseError::NotACommand { prefix, text } if text.trim().is_empty() => {
-                write!(f, "An empty message is not a command; try `{prefix}help`.")
-            }
-            ParseError::NotACommand { prefix, text } => write!(
-                f,
-                "{} is not a command: a command is `{prefix}` and a command word, \
-                 e.g. `{prefix}help`.",
-                code(text.trim())
-            ),
-        }
-    }
-}
-
-/// User input as an inline code span: shortened, with backticks replaced so that it cannot
-/// close the span and format the rest of the sentence, and invisible characters (a bidi override
-/// would reverse the rest of the reply) shown as U+FFFD.
-pub(crate) fn code(s: &str) -> String {
-    let mut shown: String = s
-        .chars()
-        .take(MAX_ECHO_CHARS)
-        .map(|c| match c {
-            '`' => '\'',
-            c if is_forbidden(c) => '\u{FFFD}',
-            c => c,
-        })
-        .collect();
-    if s.chars().count() > MAX_ECHO_CHARS {
-        shown.push('…');
-    }
-    format!("`{shown}`")
-}
-
-/// `` `a`, `b` and `c` ``.
-fn listing<S: AsRef<str>>(items: &[S], conjunction: &str) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| format!("`{}`", s.as_ref())).collect();
-    match quoted.split_last() {
-        None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} {conjunction} {last}", rest.join(", ")),
-    }
-}
-
-/// The candidate closest to `word` (case-insensitively) if it is close enough to be a typo.
-fn nearest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<(&'c str, usize)> {
-    // Long junk is never a typo of a short word, and skipping it bounds the cost.
-    if word.chars().count() > 64 {
-        return None;
-    }
-    let word = word.to_lowercase();
-    let mut best: Option<(&str, usize)> = None;
-    for candidate in candidates {
-        let distance = strsim::damerau_levenshtein(&word, &candidate.to_lowercase());
-        let allowed = match candidate.chars().count() {
-            0..=3 => 1,
-            4..=6 => 2,
-            _ => 3,
-        };
-        if distance <= allowed && best.is_none_or(|(_, d)| distance < d) {
-            best = Some((candidate, distance));
-        }
-    }
-    best
-}
-
 /// Control characters other than tab and line breaks, and the invisible ones that can make a
 /// message read differently from what it does (zero-width, bidi overrides, BOM).
-fn is_forbidden(c: char) -> bool {
+pub(super) fn is_forbidden(c: char) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
         || matches!(
             c,
@@ -407,7 +52,6 @@ fn is_forbidden(c: char) -> bool {
                 | '\u{FEFF}'
         )
 }
-
 /// Parses one chat message.
 ///
 /// `Ok(None)`: the message is not addressed to the bot (neither the prefix directly followed by a
@@ -489,10 +133,6 @@ struct Tokens<'t> {
     options: Vec<RawOption<'t>>,
 }
 
-/// Options whose value may be the next token (`--days 7`); every other option is a flag, so a
-/// positional after it stays a positional.
-const VALUE_OPTIONS: [&str; 1] = ["days"];
-
 impl<'t> Tokens<'t> {
     fn split(words: impl Iterator<Item = &'t str>) -> Tokens<'t> {
         let mut words = words.peekable();
@@ -510,7 +150,9 @@ impl<'t> Tokens<'t> {
                 None => (body, None),
             };
             let name = name.to_ascii_lowercase();
-            if value.is_none() && VALUE_OPTIONS.contains(&name.as_str()) {
+            // Only an option that takes a value (`--days 7`) may take the next token; after a
+            // flag, a positional stays a positional.
+            if value.is_none() && forms::takes_value(&name) {
                 value = words.next_if(|next| !next.starts_with("--"));
             }
             let typed = token.split_once('=').map_or(token, |(typed, _)| typed);
@@ -525,442 +167,264 @@ impl<'t> Tokens<'t> {
     }
 }
 
-/// One form of the grammar: which usage line and which options apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
-    Help,
-    Deploy,
-    DeployCheck,
-    DeployApprove,
-    DeployCancel,
-    DeployStatus,
-    DeployHistory,
-    DeployResolve,
-    DeployRollback,
-    Locks,
-    DagSyncStatus,
-    AirflowStatus,
-    DagsNew,
-    DagEnable,
-    MigrationsStatus,
-    MigrationsApply,
-    Audit,
-}
-
-impl Form {
-    /// The command words, as shown in messages about it.
-    fn words(self) -> &'static str {
-        match self {
-            Form::Help => "help",
-            Form::Deploy => "deploy",
-            Form::DeployCheck => "deploy check",
-            Form::DeployApprove => "deploy approve",
-            Form::DeployCancel => "deploy cancel",
-            Form::DeployStatus => "deploy status",
-            Form::DeployHistory => "deploy history",
-            Form::DeployResolve => "deploy resolve",
-            Form::DeployRollback => "deploy rollback",
-            Form::Locks => "locks",
-            Form::DagSyncStatus => "dag-sync status",
-            Form::AirflowStatus => "airflow status",
-            Form::DagsNew => "dags new",
-            Form::DagEnable => "dag enable",
-            Form::MigrationsStatus => "migrations status",
-            Form::MigrationsApply => "migrations apply",
-            Form::Audit => "audit",
-        }
-    }
-
-    fn usage(self) -> &'static str {
-        match self {
-            Form::Help => "help [command]",
-            Form::Deploy => "deploy <target> <version> [--force]",
-            Form::DeployCheck => "deploy check <target> <version>",
-            Form::DeployApprove => "deploy approve <id>",
-            Form::DeployCancel => "deploy cancel <id>",
-            Form::DeployStatus => "deploy status [<id>]",
-            Form::DeployHistory => "deploy history [<target>]",
-            Form::DeployResolve => "deploy resolve <id> succeeded|failed",
-            Form::DeployRollback => "deploy rollback <target>",
-            Form::Locks => "locks",
-            Form::DagSyncStatus => "dag-sync status",
-            Form::AirflowStatus => "airflow status",
-            Form::DagsNew => "dags new [--days N]",
-            Form::DagEnable => "dag enable <dag_id> [--confirm]",
-            Form::MigrationsStatus => "migrations status",
-            Form::MigrationsApply => "migrations apply <name>",
-            Form::Audit => "audit [<n>]",
-        }
-    }
-
-    /// The form with a valid id, for the sentence about an invalid one.
-    fn id_example(self) -> &'static str {
-        match self {
-            Form::DeployCancel => "deploy cancel 7",
-            Form::DeployStatus => "deploy status 7",
-            Form::DeployResolve => "deploy resolve 7 succeeded",
-            _ => "deploy approve 7",
-        }
-    }
-
-    fn options(self) -> &'static [&'static str] {
-        match self {
-            Form::Deploy => &["force"],
-            Form::DagsNew => &["days"],
-            Form::DagEnable => &["confirm"],
-            _ => &[],
-        }
-    }
-}
-
-/// The options a form accepted, once validated.
-#[derive(Default)]
-struct Options<'t> {
-    force: bool,
-    confirm: bool,
-    days: Option<&'t str>,
-}
-
 struct Parser<'c, 't> {
     ctx: &'c ParseContext<'c>,
     tokens: Tokens<'t>,
 }
 
-impl<'t> Parser<'_, 't> {
+impl<'c, 't> Parser<'c, 't> {
     fn prefix(&self) -> String {
         self.ctx.prefix.to_owned()
     }
 
     fn command(self, word: &str) -> Result<Command, ParseError> {
         let lower = word.to_ascii_lowercase();
-        let (form, args) = match lower.as_str() {
-            "help" => (Form::Help, 0),
-            "deploy" => self.deploy_form()?,
-            "locks" => (Form::Locks, 0),
-            "dag-sync" => (
-                self.subcommand("dag-sync", &["status"], &[Form::DagSyncStatus])?,
-                1,
-            ),
-            "airflow" => (
-                self.subcommand("airflow", &["status"], &[Form::AirflowStatus])?,
-                1,
-            ),
-            "dags" => (self.subcommand("dags", &["new"], &[Form::DagsNew])?, 1),
-            "dag" => (self.subcommand("dag", &["enable"], &[Form::DagEnable])?, 1),
-            "migrations" => (
-                self.subcommand(
-                    "migrations",
-                    &["status", "apply"],
-                    &[Form::MigrationsStatus, Form::MigrationsApply],
-                )?,
-                1,
-            ),
-            "audit" => (Form::Audit, 0),
-            _ => {
-                return Err(ParseError::UnknownCommand {
+        let (form, used) = self.form(word, &lower)?;
+        let options = self.options(form)?;
+        let mut args = Args {
+            ctx: self.ctx,
+            form,
+            rest: self.tokens.positionals.get(used..).unwrap_or_default(),
+            next: 0,
+            options,
+        };
+        let command = (form.build)(&mut args)?;
+        args.finish()?;
+        Ok(command)
+    }
+
+    /// The form the words select, and how many positionals its subcommand used. A subcommand wins
+    /// over a target of the same name.
+    fn form(&self, word: &str, lower: &str) -> Result<(&'static Form, usize), ParseError> {
+        let mut bare = None;
+        let mut subs: Vec<&'static Form> = Vec::new();
+        for form in forms::forms_of(lower) {
+            match form.subcommand() {
+                None => bare = Some(form),
+                Some(_) => subs.push(form),
+            }
+        }
+        if subs.is_empty() {
+            return bare
+                .map(|form| (form, 0))
+                .ok_or_else(|| ParseError::UnknownCommand {
                     prefix: self.prefix(),
                     word: word.to_owned(),
-                    suggestion: nearest(&lower, COMMAND_WORDS).map(|(s, _)| s),
+                    suggestion: suggest::did_you_mean(lower, forms::command_words()),
                 });
-            }
-        };
-        let options = self.options(form)?;
-        let args = Args {
-            rest: self
-                .tokens
-                .positionals
-                .get(args..)
-                .unwrap_or_default()
-                .iter(),
-            form,
-            prefix: self.ctx.prefix,
-        };
-        self.build(form, args, options)
-    }
-
-    /// The deploy form and how many positionals its words used: a subcommand wins over a
-    /// target of the same name.
-    fn deploy_form(&self) -> Result<(Form, usize), ParseError> {
+        }
+        let command = subs[0].command_word();
+        let names: Vec<&'static str> = subs.iter().filter_map(|f| f.subcommand()).collect();
         let Some(&first) = self.tokens.positionals.first() else {
-            return Err(ParseError::MissingArgument {
-                prefix: self.prefix(),
-                usage: Form::Deploy.usage(),
-                argument: "<target>",
-            });
-        };
-        let forms = [
-            Form::DeployCheck,
-            Form::DeployApprove,
-            Form::DeployCancel,
-            Form::DeployStatus,
-            Form::DeployHistory,
-            Form::DeployResolve,
-            Form::DeployRollback,
-        ];
-        let lower = first.to_ascii_lowercase();
-        if let Some(i) = DEPLOY_SUBCOMMANDS.iter().position(|s| *s == lower) {
-            return Ok((forms[i], 1));
-        }
-        if self.ctx.targets.iter().any(|t| t == first) {
-            return Ok((Form::Deploy, 0));
-        }
-        let sub = nearest(first, DEPLOY_SUBCOMMANDS);
-        let target = nearest(first, self.ctx.targets.iter().map(String::as_str));
-        match (sub, target) {
-            (Some((s, ds)), t) if t.is_none_or(|(_, dt)| ds < dt) => {
-                Err(ParseError::UnknownSubcommand {
-                    prefix: self.prefix(),
-                    command: "deploy",
-                    word: first.to_owned(),
-                    expected: &DEPLOY_SUBCOMMANDS,
-                    suggestion: Some(s),
-                })
-            }
-            _ => Err(self.unknown_target(first)),
-        }
-    }
-
-    fn subcommand(
-        &self,
-        command: &'static str,
-        names: &'static [&'static str],
-        forms: &[Form],
-    ) -> Result<Form, ParseError> {
-        let Some(first) = self.tokens.positionals.first() else {
-            return Err(match forms {
-                [only] => ParseError::MissingArgument {
+            return Err(match (bare, subs.as_slice()) {
+                (Some(form), _) => match form.args.first() {
+                    // Neither a subcommand nor the form's own first argument: that is missing.
+                    Some(arg) if !arg.optional => ParseError::MissingArgument {
+                        prefix: self.prefix(),
+                        usage: form.usage(),
+                        argument: arg.kind.placeholder(),
+                    },
+                    _ => return Ok((form, 0)),
+                },
+                (None, [only]) => ParseError::MissingArgument {
                     prefix: self.prefix(),
                     usage: only.usage(),
-                    argument: names.first().copied().unwrap_or_default(),
+                    argument: only.subcommand().unwrap_or_default(),
                 },
-                _ => ParseError::MissingSubcommand {
+                (None, _) => ParseError::MissingSubcommand {
                     prefix: self.prefix(),
                     command,
                     expected: names,
                 },
             });
         };
-        let lower = first.to_ascii_lowercase();
-        names
-            .iter()
-            .zip(forms)
-            .find(|(name, _)| **name == lower)
-            .map(|(_, form)| *form)
-            .ok_or_else(|| ParseError::UnknownSubcommand {
-                prefix: self.prefix(),
-                command,
-                word: (*first).to_owned(),
-                expected: names,
-                suggestion: nearest(first, names.iter().copied()).map(|(s, _)| s),
-            })
+        let typed = first.to_ascii_lowercase();
+        if let Some(form) = subs.iter().find(|f| f.subcommand() == Some(typed.as_str())) {
+            return Ok((form, 1));
+        }
+        let unknown_subcommand = |suggestion| ParseError::UnknownSubcommand {
+            prefix: self.prefix(),
+            command,
+            word: first.to_owned(),
+            expected: names.clone(),
+            suggestion,
+        };
+        let Some(form) = bare else {
+            return Err(unknown_subcommand(suggest::did_you_mean(
+                first,
+                names.iter().copied(),
+            )));
+        };
+        if form.args.first().map(|a| a.kind) != Some(ArgKind::Target)
+            || self.ctx.targets.iter().any(|t| t == first)
+        {
+            return Ok((form, 0));
+        }
+        // Neither a subcommand nor a target: suggest whichever of the two is nearer.
+        let sub = suggest::closest(first, names.iter().copied());
+        let target = suggest::closest(first, self.ctx.targets.iter().map(String::as_str));
+        match (sub, target) {
+            (Some(s), t) if t.is_none_or(|t| s.distance < t.distance) => {
+                Err(unknown_subcommand(Some(s.candidate)))
+            }
+            _ => Err(unknown_target(self.ctx, first)),
+        }
     }
 
-    fn options(&self, form: Form) -> Result<Options<'t>, ParseError> {
-        let accepted = form.options();
-        let mut options = Options::default();
+    /// The options given, checked against the form's: known, with a value exactly when they take
+    /// one, at most once each.
+    fn options(
+        &self,
+        form: &'static Form,
+    ) -> Result<Vec<(&'static Opt, Option<&'t str>)>, ParseError> {
+        let mut given: Vec<(&'static Opt, Option<&'t str>)> = Vec::new();
         for raw in &self.tokens.options {
-            let Some(&name) = accepted.iter().find(|a| **a == raw.name) else {
-                return Err(if accepted.is_empty() {
+            let Some(option) = form.options.iter().find(|o| o.name() == raw.name) else {
+                return Err(if form.options.is_empty() {
                     ParseError::NoOptions {
                         prefix: self.prefix(),
-                        command: form.words(),
+                        command: form.typed_words(),
                         option: raw.typed.to_owned(),
                     }
                 } else {
                     ParseError::UnknownOption {
                         prefix: self.prefix(),
-                        command: form.words(),
+                        command: form.typed_words(),
                         option: raw.typed.to_owned(),
-                        accepted,
+                        accepted: form.options.iter().map(|o| o.long).collect(),
                     }
                 });
             };
-            let (flag, option) = match name {
-                "force" => (Some(&mut options.force), "--force"),
-                "confirm" => (Some(&mut options.confirm), "--confirm"),
-                _ => (None, "--days"),
-            };
-            match flag {
-                Some(flag) => {
-                    if raw.value.is_some() {
-                        return Err(ParseError::OptionTakesNoValue {
-                            option,
-                            token: raw.token.to_owned(),
-                        });
-                    }
-                    if std::mem::replace(flag, true) {
-                        return Err(ParseError::DuplicateOption { option });
-                    }
+            match (option.value, raw.value) {
+                (None, Some(_)) => {
+                    return Err(ParseError::OptionTakesNoValue {
+                        option: option.long,
+                        token: raw.token.to_owned(),
+                    });
                 }
-                None => {
-                    let Some(value) = raw.value else {
-                        return Err(ParseError::MissingOptionValue {
-                            prefix: self.prefix(),
-                            option,
-                            example: "dags new --days 7",
-                        });
-                    };
-                    if options.days.replace(value).is_some() {
-                        return Err(ParseError::DuplicateOption { option });
-                    }
+                (Some(_), None) => {
+                    return Err(ParseError::MissingOptionValue {
+                        prefix: self.prefix(),
+                        option: option.long,
+                        example: form.option_example(option),
+                    });
                 }
+                _ => {}
             }
+            if given.iter().any(|(o, _)| o.long == option.long) {
+                return Err(ParseError::DuplicateOption {
+                    option: option.long,
+                });
+            }
+            given.push((option, raw.value));
         }
-        Ok(options)
-    }
-
-    fn build(
-        &self,
-        form: Form,
-        mut args: Args<'_, 't>,
-        options: Options<'t>,
-    ) -> Result<Command, ParseError> {
-        let command = match form {
-            Form::Help => Command::Help {
-                topic: args.optional().map(|t| self.topic(t)).transpose()?,
-            },
-            Form::Deploy => Command::Deploy {
-                target: self.target(args.required("<target>")?)?,
-                version: version(args.required("<version>")?)?,
-                force: options.force,
-            },
-            Form::DeployCheck => Command::DeployCheck {
-                target: self.target(args.required("<target>")?)?,
-                version: version(args.required("<version>")?)?,
-            },
-            Form::DeployApprove => Command::DeployApprove { id: args.id()? },
-            Form::DeployCancel => Command::DeployCancel { id: args.id()? },
-            Form::DeployStatus => Command::DeployStatus {
-                id: args.optional_id()?,
-            },
-            Form::DeployHistory => Command::DeployHistory {
-                target: args.optional().map(|t| self.target(t)).transpose()?,
-            },
-            Form::DeployResolve => Command::DeployResolve {
-                id: args.id()?,
-                resolution: self.resolution(args.required("succeeded|failed")?)?,
-            },
-            Form::DeployRollback => Command::DeployRollback {
-                target: self.target(args.required("<target>")?)?,
-            },
-            Form::Locks => Command::Locks,
-            Form::DagSyncStatus => Command::DagSyncStatus,
-            Form::AirflowStatus => Command::AirflowStatus,
-            Form::DagsNew => Command::DagsNew {
-                days: options
-                    .days
-                    .map(|d| {
-                        bounded(d, MAX_DAYS).ok_or_else(|| ParseError::InvalidDays {
-                            prefix: self.prefix(),
-                            value: d.to_owned(),
-                        })
-                    })
-                    .transpose()?,
-            },
-            Form::DagEnable => Command::DagEnable {
-                dag_id: dag_id(args.required("<dag_id>")?)?,
-                confirm: options.confirm,
-            },
-            Form::MigrationsStatus => Command::MigrationsStatus,
-            Form::MigrationsApply => Command::MigrationsApply {
-                name: migration_name(args.required("<name>")?)?,
-            },
-            Form::Audit => Command::Audit {
-                limit: args
-                    .optional()
-                    .map(|n| {
-                        bounded(n, MAX_AUDIT_EVENTS).ok_or_else(|| ParseError::InvalidAuditLimit {
-                            prefix: self.prefix(),
-                            value: n.to_owned(),
-                        })
-                    })
-                    .transpose()?,
-            },
-        };
-        args.finish()?;
-        Ok(command)
-    }
-
-    fn topic(&self, typed: &str) -> Result<String, ParseError> {
-        let topic = normalize_topic(typed, self.ctx.prefix);
-        if COMMAND_WORDS.contains(&topic.as_str()) {
-            return Ok(topic);
-        }
-        Err(ParseError::UnknownHelpTopic {
-            prefix: self.prefix(),
-            suggestion: nearest(&topic, COMMAND_WORDS).map(|(s, _)| s),
-            topic,
-        })
-    }
-
-    fn target(&self, typed: &str) -> Result<String, ParseError> {
-        if self.ctx.targets.iter().any(|t| t == typed) {
-            Ok(typed.to_owned())
-        } else {
-            Err(self.unknown_target(typed))
-        }
-    }
-
-    fn unknown_target(&self, typed: &str) -> ParseError {
-        let targets = self.ctx.targets;
-        ParseError::UnknownTarget {
-            target: typed.to_owned(),
-            known: targets.to_vec(),
-            suggestion: nearest(typed, targets.iter().map(String::as_str))
-                .map(|(s, _)| s.to_owned()),
-        }
-    }
-
-    fn resolution(&self, typed: &str) -> Result<Resolution, ParseError> {
-        match typed.to_ascii_lowercase().as_str() {
-            "succeeded" => Ok(Resolution::Succeeded),
-            "failed" => Ok(Resolution::Failed),
-            _ => Err(ParseError::InvalidResolution {
-                prefix: self.prefix(),
-                value: typed.to_owned(),
-            }),
-        }
+        Ok(given)
     }
 }
 
-/// The positionals after the command words, consumed left to right.
-struct Args<'a, 't> {
-    rest: std::slice::Iter<'a, &'t str>,
-    form: Form,
-    prefix: &'a str,
+fn unknown_target(ctx: &ParseContext, typed: &str) -> ParseError {
+    let targets = ctx.targets;
+    ParseError::UnknownTarget {
+        target: typed.to_owned(),
+        known: targets.to_vec(),
+        suggestion: suggest::did_you_mean(typed, targets.iter().map(String::as_str))
+            .map(str::to_owned),
+    }
+}
+
+/// What a form's `build` reads: the positionals after the command words, left to right, each
+/// checked by the reader of its kind, and the options given.
+pub(crate) struct Args<'c, 't> {
+    ctx: &'c ParseContext<'c>,
+    form: &'static Form,
+    rest: &'c [&'t str],
+    /// The index of the next positional (and of its declaration in `form.args`).
+    next: usize,
+    options: Vec<(&'static Opt, Option<&'t str>)>,
 }
 
 impl<'t> Args<'_, 't> {
-    fn optional(&mut self) -> Option<&'t str> {
-        self.rest.next().copied()
+    fn prefix(&self) -> String {
+        self.ctx.prefix.to_owned()
     }
 
-    fn required(&mut self, argument: &'static str) -> Result<&'t str, ParseError> {
-        self.optional().ok_or_else(|| ParseError::MissingArgument {
-            prefix: self.prefix.to_owned(),
-            usage: self.form.usage(),
-            argument,
-        })
+    /// The next positional, which the form declares to be of `kind`.
+    fn optional(&mut self, kind: ArgKind) -> Option<&'t str> {
+        debug_assert_eq!(
+            self.form.args.get(self.next).map(|a| a.kind),
+            Some(kind),
+            "{} reads its arguments in another order than its row declares",
+            self.form.name
+        );
+        let word = self.rest.get(self.next).copied();
+        self.next += 1;
+        word
     }
 
-    fn finish(mut self) -> Result<(), ParseError> {
-        match self.rest.next() {
+    fn required(&mut self, kind: ArgKind) -> Result<&'t str, ParseError> {
+        self.optional(kind)
+            .ok_or_else(|| ParseError::MissingArgument {
+                prefix: self.prefix(),
+                usage: self.form.usage(),
+                argument: kind.placeholder(),
+            })
+    }
+
+    /// Every positional has been read: one more is an error.
+    fn finish(&self) -> Result<(), ParseError> {
+        match self.rest.get(self.next) {
             None => Ok(()),
             Some(extra) => Err(ParseError::UnexpectedArgument {
-                prefix: self.prefix.to_owned(),
+                prefix: self.prefix(),
                 usage: self.form.usage(),
                 argument: (*extra).to_owned(),
             }),
         }
     }
 
-    fn id(&mut self) -> Result<i64, ParseError> {
-        let typed = self.required("<id>")?;
+    /// Whether the flag was given.
+    pub(crate) fn flag(&self, option: &Opt) -> bool {
+        self.value_of(option).is_some()
+    }
+
+    fn value_of(&self, option: &Opt) -> Option<Option<&'t str>> {
+        self.options
+            .iter()
+            .find(|(o, _)| o.long == option.long)
+            .map(|(_, v)| *v)
+    }
+
+    pub(crate) fn target(&mut self) -> Result<String, ParseError> {
+        let typed = self.required(ArgKind::Target)?;
+        self.check_target(typed)
+    }
+
+    pub(crate) fn optional_target(&mut self) -> Result<Option<String>, ParseError> {
+        self.optional(ArgKind::Target)
+            .map(|t| self.check_target(t))
+            .transpose()
+    }
+
+    fn check_target(&self, typed: &str) -> Result<String, ParseError> {
+        if self.ctx.targets.iter().any(|t| t == typed) {
+            Ok(typed.to_owned())
+        } else {
+            Err(unknown_target(self.ctx, typed))
+        }
+    }
+
+    pub(crate) fn version(&mut self) -> Result<Version, ParseError> {
+        let typed = self.required(ArgKind::Version)?;
+        Version::parse(typed).map_err(|message| ParseError::InvalidVersion { message })
+    }
+
+    pub(crate) fn id(&mut self) -> Result<i64, ParseError> {
+        let typed = self.required(ArgKind::Id)?;
         self.parse_id(typed)
     }
 
-    fn optional_id(&mut self) -> Result<Option<i64>, ParseError> {
-        self.optional()
+    pub(crate) fn optional_id(&mut self) -> Result<Option<i64>, ParseError> {
+        self.optional(ArgKind::Id)
             .map(|typed| self.parse_id(typed))
             .transpose()
     }
@@ -976,15 +440,72 @@ impl<'t> Args<'_, 't> {
             .flatten()
             .filter(|id| *id > 0);
         id.ok_or_else(|| ParseError::InvalidId {
-            prefix: self.prefix.to_owned(),
+            prefix: self.prefix(),
             value: typed.to_owned(),
-            example: self.form.id_example(),
+            example: self.form.example(),
         })
     }
-}
 
-fn version(typed: &str) -> Result<Version, ParseError> {
-    Version::parse(typed).map_err(|message| ParseError::InvalidVersion { message })
+    pub(crate) fn resolution(&mut self) -> Result<Resolution, ParseError> {
+        let typed = self.required(ArgKind::Resolution)?;
+        match typed.to_ascii_lowercase().as_str() {
+            "succeeded" => Ok(Resolution::Succeeded),
+            "failed" => Ok(Resolution::Failed),
+            _ => Err(ParseError::InvalidResolution {
+                prefix: self.prefix(),
+                value: typed.to_owned(),
+            }),
+        }
+    }
+
+    pub(crate) fn dag_id(&mut self) -> Result<String, ParseError> {
+        dag_id(self.required(ArgKind::DagId)?)
+    }
+
+    pub(crate) fn migration_name(&mut self) -> Result<String, ParseError> {
+        migration_name(self.required(ArgKind::MigrationName)?)
+    }
+
+    /// `help <topic>`: a command word, with or without the prefix, in any case.
+    pub(crate) fn help_topic(&mut self) -> Result<Option<String>, ParseError> {
+        let Some(typed) = self.optional(ArgKind::HelpTopic) else {
+            return Ok(None);
+        };
+        let topic = normalize_topic(typed, self.ctx.prefix);
+        let words = forms::command_words();
+        if words.contains(&topic.as_str()) {
+            return Ok(Some(topic));
+        }
+        Err(ParseError::UnknownHelpTopic {
+            prefix: self.prefix(),
+            suggestion: suggest::did_you_mean(&topic, words),
+            topic,
+        })
+    }
+
+    pub(crate) fn audit_limit(&mut self) -> Result<Option<u32>, ParseError> {
+        self.optional(ArgKind::AuditLimit)
+            .map(|n| {
+                bounded(n, MAX_AUDIT_EVENTS).ok_or_else(|| ParseError::InvalidAuditLimit {
+                    prefix: self.prefix(),
+                    value: n.to_owned(),
+                })
+            })
+            .transpose()
+    }
+
+    /// `--days N`: a whole number of days in `1..=365`.
+    pub(crate) fn days(&self, option: &Opt) -> Result<Option<u32>, ParseError> {
+        self.value_of(option)
+            .flatten()
+            .map(|d| {
+                bounded(d, MAX_DAYS).ok_or_else(|| ParseError::InvalidDays {
+                    prefix: self.prefix(),
+                    value: d.to_owned(),
+                })
+            })
+            .transpose()
+    }
 }
 
 /// A whole number in `1..=max`, digits only.
@@ -1713,12 +1234,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn errors_are_std_errors() {
-        fn takes_error(_: &dyn std::error::Error) {}
-        takes_error(&ParseError::DuplicateOption { option: "--force" });
-    }
-
     // ---- properties ----
 
     const TARGETS: [&str; 3] = ["catalog", "ingestion-server", "api"];
@@ -1743,7 +1258,7 @@ mod tests {
         let id = 1i64..=i64::MAX;
         let resolution = prop_oneof![Just(Resolution::Succeeded), Just(Resolution::Failed)];
         prop_oneof![
-            prop::option::of(prop::sample::select(COMMAND_WORDS.to_vec()).prop_map(str::to_owned))
+            prop::option::of(prop::sample::select(forms::command_words()).prop_map(str::to_owned))
                 .prop_map(|topic| Command::Help { topic }),
             (target.clone(), version_strategy(), any::<bool>()).prop_map(
                 |(target, version, force)| Command::Deploy {
@@ -1774,9 +1289,9 @@ mod tests {
     }
 
     fn token_strategy() -> impl Strategy<Value = String> {
-        let vocabulary: Vec<&str> = COMMAND_WORDS
+        let vocabulary: Vec<&str> = forms::command_words()
             .iter()
-            .chain(DEPLOY_SUBCOMMANDS.iter())
+            .chain(forms::subcommands("deploy").iter())
             .chain(TARGETS.iter())
             .chain(&[
                 "new",
@@ -1821,37 +1336,6 @@ mod tests {
             3 => prop::sample::select(vocabulary).prop_map(str::to_owned),
             1 => any::<String>(),
         ]
-    }
-
-    #[test]
-    fn echoed_input_never_carries_invisible_characters() {
-        // A bidi override quoted back would reverse the rest of the reply.
-        assert_eq!(code("a\u{202E}b\u{200B}`"), "`a\u{FFFD}b\u{FFFD}'`");
-        let e = ParseError::NotACommand {
-            prefix: "!".into(),
-            text: "\u{FF01}deploy catalog v1.2.3".into(),
-        };
-        assert_eq!(
-            e.to_string(),
-            "`\u{FF01}deploy catalog v1.2.3` is not a command: a command is `!` and a command \
-             word, e.g. `!help`."
-        );
-        let empty = ParseError::NotACommand {
-            prefix: "!".into(),
-            text: "  ".into(),
-        };
-        assert_eq!(
-            empty.to_string(),
-            "An empty message is not a command; try `!help`."
-        );
-        assert_eq!(check_characters("!deploy catalog v1.2.3"), Ok(()));
-        assert_eq!(
-            check_characters("!x\0"),
-            Err(ParseError::ForbiddenCharacter {
-                character: '\0',
-                position: 3
-            })
-        );
     }
 
     proptest! {

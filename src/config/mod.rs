@@ -51,14 +51,17 @@ pub struct WatchConfig {
     pub status_cache: Duration,
 }
 
-/// Where the deployed DAG commit is read from on the Airflow host.
+/// Where the deployed DAG commit is read from: the checkout dag-sync moves is the monorepo root
+/// on the Airflow host, so a bot elsewhere reads it through a command (`ssh host git …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitSource {
-    /// A git checkout: `git -C PATH rev-parse HEAD`.
+    /// A git checkout on this machine (any folder inside it): HEAD and its last reflog time.
     Path(String),
-    /// A file whose first word is the commit.
+    /// A file whose first word is the commit (and whose second, or mtime, the sync time).
     File(String),
-    /// A command (argv, no shell) that prints the commit.
+    /// A command (argv, no shell) that prints the commit, optionally followed by the sync time
+    /// (`HEAD@{<unix>}` as `git log --walk-reflogs -1 --date=unix --format='%H %gd'` prints it,
+    /// unix seconds, or RFC 3339).
     Command(Vec<String>),
 }
 
@@ -72,6 +75,9 @@ pub struct DagSyncConfig {
     pub dag_folder: String,
     /// How often cron runs dag-sync; it moves one commit per run.
     pub interval: Duration,
+    /// How long after the checkout moved the dag-sync announcer waits for Airflow to parse what
+    /// arrived before it posts "Deployed: …" with the new DAGs' Enable actions.
+    pub announce_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +228,9 @@ pub struct TargetConfig {
     pub approvals: u32,
     pub block_on_running_dags: bool,
     pub ignore_dags: Vec<String>,
+    /// DAGs (the data refreshes) whose running run does not block while it only waits on
+    /// sensors; the deploy pauses them for its apply (interface.md, "pause_during_deploy").
+    pub pause_during_deploy: Vec<String>,
     pub workdir: String,
     pub bump: Vec<String>,
     pub plan: Vec<String>,

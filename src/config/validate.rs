@@ -16,30 +16,9 @@ use super::{
     DeployConfig, DiscordConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
     RegistryConfig, Secrets, ServerConfig, SlackConfig, StoreConfig, TargetConfig, WatchConfig,
 };
-
-/// Every action a permission can be granted for, in the order we list them in messages.
-const KNOWN_PERMISSIONS: [&str; 8] = [
-    "read",
-    "deploy.check",
-    "deploy.start",
-    "deploy.approve",
-    "deploy.cancel",
-    "deploy.force",
-    "dag.enable",
-    "migrations.apply",
-];
-
-/// Used only when the file has no `[permissions]` section (interface.md's example).
-const DEFAULT_PERMISSIONS: [(&str, &str); 8] = [
-    ("read", "*"),
-    ("deploy.check", "*"),
-    ("deploy.start", "core-maintainer"),
-    ("deploy.approve", "core-maintainer"),
-    ("deploy.cancel", "core-maintainer"),
-    ("deploy.force", "core-maintainer"),
-    ("dag.enable", "core-maintainer"),
-    ("migrations.apply", "core-maintainer"),
-];
+use crate::command;
+use crate::policy::Permission;
+use crate::suggest::did_you_mean;
 
 const SECTIONS: [&str; 17] = [
     "watch",
@@ -61,8 +40,9 @@ const SECTIONS: [&str; 17] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 16] = [
+const TARGET_KEYS: [&str; 17] = [
     "verify_timeout",
+    "pause_during_deploy",
     "repo",
     "release_tag",
     "image",
@@ -80,11 +60,6 @@ const TARGET_KEYS: [&str; 16] = [
     "env",
 ];
 
-/// Words that follow `!deploy` as subcommands; a target with such a name could not be addressed.
-const RESERVED_TARGET_NAMES: [&str; 7] = [
-    "check", "approve", "cancel", "status", "history", "resolve", "rollback",
-];
-
 /// A step that runs longer than this is surely stuck; the cap also keeps deadline arithmetic
 /// (`Instant + timeout`) far from overflow.
 const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
@@ -93,21 +68,12 @@ const ARGV_PROBLEM: &str = "must be a non-empty list of strings";
 
 /// The defaults as a document table, so an env override of one permission can start from them.
 pub(super) fn default_permissions_dict() -> Dict {
-    DEFAULT_PERMISSIONS
-        .iter()
-        .map(|(k, role)| {
-            (
-                k.to_string(),
-                Value::from(vec![Value::from(role.to_string())]),
-            )
+    Permission::default_grants()
+        .into_iter()
+        .map(|(name, roles)| {
+            let roles: Vec<Value> = roles.into_iter().map(Value::from).collect();
+            (name, Value::from(roles))
         })
-        .collect()
-}
-
-fn default_permissions() -> BTreeMap<String, Vec<String>> {
-    DEFAULT_PERMISSIONS
-        .iter()
-        .map(|(k, role)| (k.to_string(), vec![role.to_string()]))
         .collect()
 }
 
@@ -344,7 +310,7 @@ impl Checker<'_> {
     /// `unknown key chat.prefx (did you mean chat.prefix?)`; `dotted` ends with `key`.
     fn unknown(&mut self, dotted: &str, key: &str, known: &[&str]) {
         let parent = &dotted[..dotted.len() - key.len()];
-        let line = match did_you_mean(key, known) {
+        let line = match did_you_mean(key, known.iter().copied()) {
             Some(s) => format!("unknown key {dotted} (did you mean {parent}{s}?)"),
             None if known.is_empty() => format!("unknown key {dotted}"),
             None => format!("unknown key {dotted}; known: {}", known.join(", ")),
@@ -590,7 +556,7 @@ impl Checker<'_> {
     /// so nested tables are flattened back into dotted names before checking.
     fn permissions(&mut self, doc: &Dict) -> BTreeMap<String, Vec<String>> {
         let Some(v) = doc.get("permissions") else {
-            return default_permissions();
+            return Permission::default_grants();
         };
         let Some(table) = self.table("permissions", v) else {
             return BTreeMap::new();
@@ -600,16 +566,14 @@ impl Checker<'_> {
         let mut out = BTreeMap::new();
         for (name, value) in flat {
             let key = format!("permissions.{name}");
-            if !KNOWN_PERMISSIONS.contains(&name.as_str()) {
-                let hint = did_you_mean(&name, &KNOWN_PERMISSIONS)
+            if Permission::from_name(&name).is_none() {
+                let known = Permission::ALL.map(Permission::name);
+                let hint = did_you_mean(&name, known)
                     .map(|s| format!(" (did you mean {s}?)"))
                     .unwrap_or_default();
                 self.report(
                     &key,
-                    format!(
-                        "unknown permission{hint}; known: {}",
-                        KNOWN_PERMISSIONS.join(", ")
-                    ),
+                    format!("unknown permission{hint}; known: {}", known.join(", ")),
                 );
                 continue;
             }
@@ -804,10 +768,10 @@ impl Checker<'_> {
         }
         for (name, v) in table {
             let key = format!("targets.{name}");
-            if RESERVED_TARGET_NAMES.contains(&name.as_str()) {
+            if let Some(command) = command::reserved_target_name(name) {
                 self.report(
                     &key,
-                    format!("{name:?} is a !deploy subcommand, so it cannot name a target"),
+                    format!("{name:?} is a !{command} subcommand, so it cannot name a target"),
                 );
             } else if name.is_empty()
                 || !name
@@ -835,6 +799,7 @@ impl Checker<'_> {
     fn target(&mut self, key: &str, t: &Dict, registry_url: &str) -> TargetConfig {
         self.keys(t, key, &TARGET_KEYS);
         let k = |name: &str| format!("{key}.{name}");
+        let ignore_dags = self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags"));
         TargetConfig {
             repo: self.repo(&k("repo"), t.get("repo")),
             release_tag: self.tag_template(
@@ -866,7 +831,12 @@ impl Checker<'_> {
                 }
                 None => true,
             },
-            ignore_dags: self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags")),
+            pause_during_deploy: self.pause_during_deploy(
+                &k("pause_during_deploy"),
+                t.get("pause_during_deploy"),
+                &ignore_dags,
+            ),
+            ignore_dags,
             workdir: self.workdir(&k("workdir"), t.get("workdir")),
             bump: self.argv(
                 &k("bump"),
@@ -934,15 +904,24 @@ impl Checker<'_> {
         let t = self.section(
             doc,
             "dag_sync",
-            &["commit_source", "repo", "branch", "dag_folder", "interval"],
+            &[
+                "commit_source",
+                "repo",
+                "branch",
+                "dag_folder",
+                "interval",
+                "announce_after",
+            ],
         )?;
         let source_key = "dag_sync.commit_source";
         let commit_source = match t.get("commit_source") {
             None => {
                 self.report(
                     source_key,
-                    "is required: one of { path = \"/opt/airflow/catalog\" }, \
-                     { file = \"/opt/airflow/DEPLOYED_COMMIT\" } or { command = [\"cat\", \"…\"] }",
+                    "is required: one of { command = [\"ssh\", \"airflow-host\", \"git\", \"-C\", \
+                     \"openverse\", \"log\", \"--walk-reflogs\", \"-1\", \"--date=unix\", \
+                     \"--format=%H%x20%gd\"] }, { path = \"/srv/openverse\" } or \
+                     { file = \"/srv/DEPLOYED_COMMIT\" }",
                 );
                 CommitSource::File(String::new())
             }
@@ -1001,6 +980,11 @@ impl Checker<'_> {
                 "dag_sync.interval",
                 t.get("interval"),
                 Duration::from_secs(5 * 60),
+            ),
+            announce_after: self.duration(
+                "dag_sync.announce_after",
+                t.get("announce_after"),
+                Duration::from_secs(2 * 60),
             ),
         })
     }
@@ -1234,6 +1218,33 @@ impl Checker<'_> {
             );
         }
         text.unwrap_or_default()
+    }
+
+    /// `pause_during_deploy`: DAG ids like `ignore_dags`. A DAG in both lists is refused: an
+    /// ignored DAG's runs never block and it is never paused, so the pause could not happen.
+    fn pause_during_deploy(
+        &mut self,
+        key: &str,
+        v: Option<&Value>,
+        ignored: &[String],
+    ) -> Vec<String> {
+        let ids = self.ignore_dags(key, v);
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                self.report(&format!("{key}[{i}]"), format!("lists {id} twice"));
+            }
+            if ignored.contains(id) {
+                self.report(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "{id} is also in ignore_dags: an ignored DAG never blocks and is never \
+                         paused; keep it in one list (pause_during_deploy for a data refresh \
+                         that may wait on its sensor during a deploy)"
+                    ),
+                );
+            }
+        }
+        ids
     }
 
     fn ignore_dags(&mut self, key: &str, v: Option<&Value>) -> Vec<String> {
@@ -1609,41 +1620,6 @@ fn url_has_password(rest: &str) -> bool {
     in_userinfo || in_query
 }
 
-/// The known name closest to `key` if it is close enough to be a likely typo.
-fn did_you_mean<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let key = key.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&key, k), *k))
-        .filter(|(d, k)| *d <= (k.len().max(key.len()) / 3).clamp(1, 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions (`strat`→`start`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    d[0] = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1812,6 +1788,45 @@ release_tag = "latest"
     }
 
     #[test]
+    fn pause_during_deploy_is_checked() {
+        let ok = load_from_str(
+            &with(r#"pause_during_deploy = ["image_data_refresh", "audio_data_refresh"]"#),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            ok.targets["catalog"].pause_during_deploy,
+            ["image_data_refresh", "audio_data_refresh"]
+        );
+        assert_eq!(
+            only(&with(r#"pause_durring_deploy = ["image_data_refresh"]"#)),
+            "unknown key targets.catalog.pause_durring_deploy (did you mean \
+             targets.catalog.pause_during_deploy?)"
+        );
+        assert_eq!(
+            only(&with(r#"pause_during_deploy = "image_data_refresh""#)),
+            "targets.catalog.pause_during_deploy: must be a list of DAG ids such as \
+             [\"image_data_refresh\"], got \"image_data_refresh\""
+        );
+        assert_eq!(
+            only(&with(
+                r#"pause_during_deploy = ["image_data_refresh", "image_data_refresh"]"#
+            )),
+            "targets.catalog.pause_during_deploy[1]: lists image_data_refresh twice"
+        );
+        let both = format!(
+            "{}\nignore_dags = [\"image_data_refresh\"]",
+            with(r#"pause_during_deploy = ["audio_data_refresh", "image_data_refresh"]"#)
+        );
+        assert_eq!(
+            only(&both),
+            "targets.catalog.pause_during_deploy[1]: image_data_refresh is also in ignore_dags: \
+             an ignored DAG never blocks and is never paused; keep it in one list \
+             (pause_during_deploy for a data refresh that may wait on its sensor during a deploy)"
+        );
+    }
+
+    #[test]
     fn unknown_keys_get_a_suggestion_or_the_known_list() {
         assert_eq!(
             only(&format!("[chat]\nprefx = \"!\"\n{TARGET}")),
@@ -1909,9 +1924,15 @@ release_tag = "latest"
             only(&format!("[discord.roles]\nMods = \"*\"\n{TARGET}")),
             "discord.roles.Mods: must be the bot role this guild role grants, such as \"core-maintainer\" (not \"*\"), got \"*\""
         );
+        // One suggestion routine serves the grammar and the config: `guild` is three letters
+        // short of `guild_id`, which it allows for a name of eight.
         assert_eq!(
             only(&format!("[discord]\nguild = 1\n{TARGET}")),
-            "unknown key discord.guild; known: guild_id, announce_channel_id, roles, api_url"
+            "unknown key discord.guild (did you mean discord.guild_id?)"
+        );
+        assert_eq!(
+            only(&format!("[discord]\nchannel = 1\n{TARGET}")),
+            "unknown key discord.channel; known: guild_id, announce_channel_id, roles, api_url"
         );
     }
 
@@ -2124,13 +2145,5 @@ release_tag = "latest"
             only(&with("image = \"ghcr.io/wordpress/openverse-catalog\""))
                 .contains("must not include the registry host")
         );
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(edit_distance("strat", "start"), 1);
-        assert_eq!(edit_distance("prefx", "prefix"), 1);
-        assert_eq!(did_you_mean("Prefix", &["prefix"]), Some("prefix"));
-        assert_eq!(did_you_mean("zzz", &["prefix"]), None);
     }
 }

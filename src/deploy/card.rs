@@ -1,41 +1,10 @@
 //! The deploy's status card: one message per deploy that a chat front end edits in place as the
 //! workflow moves (Discord), built from the store alone so any process can redraw it.
 
-use serde::Serialize;
-
-use crate::store::{Deploy, DeployState, Store};
-
-/// A button on the card; `id` is stable and self-describing (`deploy:approve:7`) so a click is
-/// resolved from the store, even after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Button {
-    pub id: String,
-    pub label: String,
-    /// `primary`, `danger`, …: a hint for the platform's styling.
-    pub style: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeployCard {
-    pub deploy_id: i64,
-    /// `deploy catalog v1.2.3 · #42`: also the thread name.
-    pub title: String,
-    pub lines: Vec<String>,
-    /// Empty once the deploy left the waiting state.
-    pub buttons: Vec<Button>,
-    pub state: DeployState,
-}
-
-impl DeployCard {
-    pub fn text(&self) -> String {
-        let mut s = format!("**{}**", self.title);
-        for l in &self.lines {
-            s.push('\n');
-            s.push_str(l);
-        }
-        s
-    }
-}
+use crate::conversation::{Button, DeployCard};
+use crate::deploy::state::DeployState;
+use crate::deploy::step::Step;
+use crate::store::{Deploy, StepRecord, Store};
 
 /// The thread / card title of a deploy.
 pub fn title(d: &Deploy) -> String {
@@ -64,38 +33,20 @@ pub async fn build(
         return Ok(None);
     };
     let approvals = store.approvals(id).await?;
-    let order = [
-        DeployState::Locked,
-        DeployState::Bump,
-        DeployState::Plan,
-        DeployState::AwaitingApproval,
-        DeployState::Approved,
-        DeployState::Apply,
-        DeployState::Verify,
-        DeployState::Succeeded,
-    ];
-    // Where the deploy got to: for a failed or interrupted deploy, the step it stopped at.
-    let reached = match d.state {
-        DeployState::Failed | DeployState::Cancelled | DeployState::Interrupted => d
-            .step
+    // Where the deploy got to on its path: for one that stopped off it (failed, cancelled,
+    // interrupted), the state of the step it stopped at.
+    let stopped = !DeployState::PATH.contains(&d.state);
+    let reached = if stopped {
+        d.step
             .as_deref()
-            .and_then(|s| match s {
-                "bump" => Some(DeployState::Bump),
-                "plan" => Some(DeployState::Plan),
-                "approval" => Some(DeployState::AwaitingApproval),
-                "apply" => Some(DeployState::Apply),
-                "verify" => Some(DeployState::Verify),
-                _ => None,
-            })
-            .unwrap_or(DeployState::Locked),
-        s => s,
+            .and_then(Step::parse)
+            .and_then(DeployState::running)
+            .unwrap_or(DeployState::Locked)
+    } else {
+        d.state
     };
-    let pos = |s: DeployState| order.iter().position(|o| *o == s).unwrap_or(0);
+    let pos = |s: DeployState| DeployState::PATH.iter().position(|o| *o == s).unwrap_or(0);
     let at = pos(reached);
-    let stopped = matches!(
-        d.state,
-        DeployState::Failed | DeployState::Cancelled | DeployState::Interrupted
-    );
     let mut lines = Vec::new();
     if let Some(p) = &d.preflight {
         let mut parts = Vec::new();
@@ -120,32 +71,32 @@ pub async fn build(
         }
         lines.push(parts.join(" · "));
     }
-    let step_line = |label: &str, s: DeployState| {
-        let i = pos(s);
+    let approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
+    let journal = store.deploy_steps(id).await?;
+    for step in shown_steps() {
+        let Some(i) = DeployState::running(step).map(pos) else {
+            continue;
+        };
         let failed_here = stopped && i == at && d.state != DeployState::Cancelled;
         let done = i < at || (!stopped && d.state == DeployState::Succeeded);
         let running = !stopped && i == at;
-        format!("{} {label}", icon(done, failed_here, running))
-    };
-    lines.push(step_line("bump", DeployState::Bump));
-    let mut plan = step_line("plan", DeployState::Plan);
-    if let Some(summary) = &d.plan_summary {
-        plan.push_str(&format!(": {summary}"));
+        let mut line = format!("{} {step}", icon(done, failed_here, running));
+        match step {
+            Step::Plan => {
+                if let Some(summary) = &d.plan_summary {
+                    line.push_str(&format!(": {summary}"));
+                }
+            }
+            Step::Approval if approvers.is_empty() => line.push_str(&format!(
+                " (needs {needed_approvals} from someone other than {})",
+                d.requested_by
+            )),
+            Step::Approval => line.push_str(&format!(" by {}", approvers.join(", "))),
+            Step::Apply => line = apply_line(line, &journal),
+            _ => {}
+        }
+        lines.push(line);
     }
-    lines.push(plan);
-    let approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
-    let mut approval = step_line("approval", DeployState::AwaitingApproval);
-    if approvers.is_empty() {
-        approval.push_str(&format!(
-            " (needs {needed_approvals} from someone other than {})",
-            d.requested_by
-        ));
-    } else {
-        approval.push_str(&format!(" by {}", approvers.join(", ")));
-    }
-    lines.push(approval);
-    lines.push(step_line("apply", DeployState::Apply));
-    lines.push(step_line("verify", DeployState::Verify));
     let end = match d.state {
         DeployState::Succeeded => "🚀 succeeded".to_string(),
         DeployState::Failed => format!("❌ failed{}", reason(&d)),
@@ -183,9 +134,58 @@ pub async fn build(
     }))
 }
 
+/// The steps the card has a line for: those of the path after the lock, in order.
+fn shown_steps() -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for step in DeployState::PATH.iter().filter_map(|s| s.step()) {
+        if step != Step::Lock && !steps.contains(&step) {
+            steps.push(step);
+        }
+    }
+    steps
+}
+
+/// The apply step's line with what Terraform reported after the `yes` (the journal's apply
+/// check); anything but the approved counts replaces the tick with a siren.
+fn apply_line(line: String, journal: &[StepRecord]) -> String {
+    let Some(check) = journal
+        .iter()
+        .rev()
+        .find(|s| s.step == Step::Apply.as_str() && s.detail.get("apply_check").is_some())
+    else {
+        return line;
+    };
+    let said = check.detail["reason"].as_str().unwrap_or(&check.state);
+    if check.state == "as_approved" {
+        format!("{line}: {said}")
+    } else {
+        let rest = line.split_once(' ').map_or("apply", |(_, r)| r);
+        format!("🚨 {rest}: {said}")
+    }
+}
+
 fn reason(d: &Deploy) -> String {
     d.reason
         .as_deref()
         .map(|r| format!(": {r}"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_has_a_line_for_each_step_of_the_path_after_the_lock() {
+        assert_eq!(
+            shown_steps(),
+            [
+                Step::Bump,
+                Step::Plan,
+                Step::Approval,
+                Step::Apply,
+                Step::Verify
+            ]
+        );
+    }
 }

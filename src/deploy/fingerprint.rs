@@ -1,26 +1,53 @@
 //! The plan fingerprint: what an approver approves.
 //!
 //! Terraform's human output (from `terraform plan`, and from an interactive `terraform apply`
-//! before it asks `Enter a value:`) is reduced to the set of resource addresses with their actions
-//! plus the `Plan: x to add, y to change, z to destroy` line. Everything else — colours,
-//! timestamps, refresh and read progress, attribute diffs, hidden-attribute counts, notes — is
-//! noise that differs between two runs of the same change, so it is left out. The fingerprint is
-//! the hex SHA-256 of that normalised text; apply answers `yes` only when the plan it printed has
-//! the approved fingerprint.
+//! before it asks `Enter a value:`) is reduced to every planned operation it prints, and only
+//! those:
 //!
-//! Parsing is total: any text yields a [`Plan`] (garbage yields an empty, unrecognised one), so a
-//! surprising output can fail the deploy with a sentence instead of a panic.
+//! - each resource change inside the "will perform the following actions" block: its header
+//!   (`# <address> will be created`, `… will be updated in-place`, `… must be replaced` and the
+//!   other replace forms, `… will be destroyed`, `… will be read during apply`, `… will be
+//!   imported`, `… will no longer be managed by Terraform`, `# <old> has moved to <new>`), its
+//!   notes (`# (moved from …)`, `# (imported from …)`, …) and the attribute lines that change
+//!   (marked `+`, `-`, `~`, `-/+`, `+/-`, `<=`);
+//! - action invocations (Terraform 1.14): after a change (`# Actions to be invoked after this
+//!   change in order:`), and standalone (`# action.… will be invoked`), with their config;
+//! - `Changes to Outputs:`;
+//! - every count on the `Plan:` line (`to import`, `to add`, `to change`, `to destroy`,
+//!   `to forget`, `Actions: N to invoke`), or "No changes.".
+//!
+//! Noise is left out: colours, log timestamps, CRLF and trailing blanks, refresh and read
+//! progress, `# (N unchanged attributes hidden)`, unchanged context attributes, attributes
+//! Terraform will recompute (`~ arn = … -> (known after apply)`), the "Objects have changed
+//! outside of Terraform" report, deferred changes, the legend, trailers (`Saved the plan to`,
+//! the `-out` note, warnings after the plan), the question and the prompt. Anything inside the
+//! actions block that the bot does not recognise is kept (fail closed). The fingerprint is the hex
+//! SHA-256 of that normalised text; apply answers `yes` only when the plan it printed has the
+//! approved fingerprint.
+//!
+//! Parsing is total: any text yields a [`Plan`] (garbage yields an unrecognised one), so a
+//! surprising output fails the deploy with a sentence instead of a panic.
+
+mod applied;
+mod body;
+mod headers;
+mod text;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-/// What Terraform prints when it waits for an answer on stdin (without a trailing newline).
-pub const PROMPT: &str = "Enter a value:";
+pub use applied::{Applied, ApplyCheck};
 
-/// The most resources [`Plan::human_summary`] names before it says "and N more".
-const HUMAN_SUMMARY_RESOURCES: usize = 5;
+use body::Line;
+use headers::{Header, Note};
+
+// The step runner owns Terraform's prompt text (and the colour stripping `text` uses).
+use crate::integrations::infra::PROMPT;
+
+/// The most changes [`Plan::human_summary`] names before it says "and N more".
+const HUMAN_SUMMARY_ITEMS: usize = 8;
 
 /// What Terraform will do to one resource instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,27 +56,33 @@ pub enum Action {
     Update,
     /// Destroy and re-create, in either order (`-/+` or `+/-`), tainted or requested.
     Replace,
+    /// Replace, but the old object is forgotten instead of destroyed (`lifecycle.destroy =
+    /// false`).
+    ReplaceKeepingOld,
     Destroy,
     /// A data source read during apply.
     Read,
-    /// Imported into the state (Terraform 1.5+ `import` blocks without other changes).
+    /// Imported into the state with no other change (Terraform 1.5+ `import` blocks).
     Import,
     /// Removed from the state without being destroyed (Terraform 1.7+ `removed` blocks).
     Forget,
+    /// Only moved to another address (`moved` blocks): nothing else changes.
+    Move,
 }
 
 impl Action {
-    /// The word used in the normalised text and in summaries; part of the fingerprint, so it
-    /// must never change.
+    /// The word used in summaries.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Update => "update",
             Action::Replace => "replace",
+            Action::ReplaceKeepingOld => "replace (the old object is kept)",
             Action::Destroy => "destroy",
             Action::Read => "read",
             Action::Import => "import",
             Action::Forget => "forget",
+            Action::Move => "move",
         }
     }
 }
@@ -60,27 +93,6 @@ impl fmt::Display for Action {
     }
 }
 
-/// The endings of Terraform's `  # <address> …` resource headers. Longer phrases sharing a tail
-/// with shorter ones come first (`is tainted, so must be replaced` before `must be replaced`).
-/// `will be replaced` is a prefix match: Terraform adds `, as requested` or
-/// ` due to changes in replace_triggered_by`.
-const HEADERS: [(&str, Action, bool); 10] = [
-    (" will be created", Action::Create, false),
-    (" will be destroyed", Action::Destroy, false),
-    (" will be updated in-place", Action::Update, false),
-    (" is tainted, so must be replaced", Action::Replace, false),
-    (" must be replaced", Action::Replace, false),
-    (" will be replaced", Action::Replace, true),
-    (" will be read during apply", Action::Read, false),
-    (" will be imported", Action::Import, false),
-    (
-        " will no longer be managed by Terraform",
-        Action::Forget,
-        false,
-    ),
-    (" will be forgotten", Action::Forget, false),
-];
-
 /// One resource instance and what happens to it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ResourceChange {
@@ -88,6 +100,20 @@ pub struct ResourceChange {
     /// `aws_s3_bucket.b["my bucket"]` or `aws_instance.a (deposed object 1a2b3c4d)`.
     pub address: String,
     pub action: Action,
+    /// The address it had before (`has moved to`, or `# (moved from …)` under a change).
+    pub moved_from: Option<String>,
+    /// It is imported as part of the change (`will be imported`, `# (imported from …)`).
+    pub importing: bool,
+}
+
+/// One action Terraform will invoke (Terraform 1.14).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionInvocation {
+    /// E.g. `action.aws_lambda_invoke.notify`.
+    pub address: String,
+    /// `after aws_instance.web`, `before aws_instance.web`, `called from …`; `None` for an
+    /// invocation asked for on the command line.
+    pub when: Option<String>,
 }
 
 /// The `Plan:` line's counts.
@@ -98,73 +124,78 @@ pub struct PlanSummary {
     pub destroy: u64,
     /// `N to import` (Terraform 1.5+); 0 when absent.
     pub import: u64,
-    /// `N to forget` (Terraform 1.7+); 0 when absent.
+    /// `N to forget` (OpenTofu; Terraform does not count forgotten objects); 0 when absent.
     pub forget: u64,
+    /// `Actions: N to invoke` (Terraform 1.14); 0 when absent.
+    pub invoke: u64,
 }
 
 impl PlanSummary {
     fn is_empty(&self) -> bool {
         *self == PlanSummary::default()
     }
+
+    /// Terraform's counts in its words, without `Plan: ` and the final full stop:
+    /// `[I to import, ]A to add, C to change, D to destroy[, F to forget][. Actions: N to invoke]`.
+    /// The optional counts appear when non-zero, where Terraform prints them.
+    pub fn counts(&self) -> String {
+        let mut s = String::new();
+        if self.import > 0 {
+            s.push_str(&format!("{} to import, ", self.import));
+        }
+        s.push_str(&format!(
+            "{} to add, {} to change, {} to destroy",
+            self.add, self.change, self.destroy
+        ));
+        if self.forget > 0 {
+            s.push_str(&format!(", {} to forget", self.forget));
+        }
+        if self.invoke > 0 {
+            s.push_str(&format!(". Actions: {} to invoke", self.invoke));
+        }
+        s
+    }
 }
 
 impl fmt::Display for PlanSummary {
-    /// Terraform's own wording; the optional counts appear only when non-zero so that the common
-    /// line reads exactly as Terraform prints it.
+    /// The line as Terraform prints it, e.g. `Plan: 0 to add, 1 to change, 0 to destroy.
+    /// Actions: 1 to invoke.`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Plan: ")?;
-        if self.import > 0 {
-            write!(f, "{} to import, ", self.import)?;
-        }
-        write!(
-            f,
-            "{} to add, {} to change, {} to destroy",
-            self.add, self.change, self.destroy
-        )?;
-        if self.forget > 0 {
-            write!(f, ", {} to forget", self.forget)?;
-        }
-        Ok(())
+        write!(f, "Plan: {}.", self.counts())
     }
 }
 
 /// A parsed Terraform plan.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
-    /// Sorted and without duplicates: the fingerprint is over a set.
+    /// Sorted and without duplicates.
     pub resources: Vec<ResourceChange>,
+    /// Action invocations, after a change or standalone; sorted, without duplicates.
+    pub invocations: Vec<ActionInvocation>,
+    /// The outputs under `Changes to Outputs:`, sorted.
+    pub outputs: Vec<String>,
     /// The last `Plan:` line, if one was printed and understood.
     pub summary: Option<PlanSummary>,
     /// Terraform said "No changes." and nothing contradicts it.
     pub no_changes: bool,
+    /// A `Plan:` line the bot could not read was printed, or the output ends inside a
+    /// multi-line value: the plan is not recognised.
+    unread_summary: bool,
+    /// Only output changes and no `Plan:` line (Terraform prints none for such a plan).
+    outputs_only: bool,
+    /// The normalised text the fingerprint is computed over.
+    normalized: String,
 }
 
 impl Plan {
-    /// Parses Terraform's human output. Never panics; unrecognised text yields an empty plan for
-    /// which [`Plan::is_recognised`] is false.
+    /// Parses Terraform's human output. Never panics; unrecognised text yields a plan for which
+    /// [`Plan::is_recognised`] is false.
     pub fn parse(text: &str) -> Plan {
-        let mut resources = BTreeSet::new();
-        let mut summary = None;
-        let mut said_no_changes = false;
+        let mut p = Parser::default();
         for raw in text.lines() {
-            let clean = strip_ansi(raw);
-            let line = skip_line_prefix(&clean);
-            if let Some(change) = resource_header(line) {
-                resources.insert(change);
-            } else if let Some(s) = summary_line(line) {
-                // Apply may print the plan again; the last line is what is about to happen.
-                summary = Some(s);
-            } else if line.starts_with("No changes.") {
-                said_no_changes = true;
-            }
+            p.line(raw);
         }
-        let no_changes =
-            said_no_changes && resources.is_empty() && summary.is_none_or(|s| s.is_empty());
-        Plan {
-            resources: resources.into_iter().collect(),
-            summary,
-            no_changes,
-        }
+        p.finish()
     }
 
     /// Parses the plan that an interactive `terraform apply` printed before its prompt; `None`
@@ -173,77 +204,110 @@ impl Plan {
         before_prompt(text).map(Plan::parse)
     }
 
-    /// True when the text looked like a plan: it had a `Plan:` line or said "No changes.".
-    /// A deploy must not proceed on an unrecognised plan.
+    /// True when the text looked like a plan: a `Plan:` line the bot understands, changes to
+    /// outputs only, or "No changes.". A deploy must not proceed on an unrecognised plan.
     pub fn is_recognised(&self) -> bool {
-        self.summary.is_some() || self.no_changes
+        !self.unread_summary && (self.summary.is_some() || self.no_changes || self.outputs_only)
     }
 
-    /// True when the `Plan:` counts agree with the resource headers (a replace counts as one add
-    /// and one destroy; reads are not counted). A mismatch means the output was cut or misread.
+    /// True when the `Plan:` counts agree with the headers (a replace counts as one add and one
+    /// destroy; reads and moves are not counted; every import and every action invocation is).
+    /// A mismatch means the output was cut or misread.
     pub fn is_consistent(&self) -> bool {
         let Some(s) = self.summary else {
-            return self.no_changes;
+            return self.no_changes || self.outputs_only;
         };
         let count = |a: Action| self.resources.iter().filter(|r| r.action == a).count() as u64;
         let replace = count(Action::Replace);
-        s.add == count(Action::Create) + replace
+        let importing = self.resources.iter().filter(|r| r.importing).count() as u64;
+        s.add == count(Action::Create) + replace + count(Action::ReplaceKeepingOld)
             && s.change == count(Action::Update)
             && s.destroy == count(Action::Destroy) + replace
-            && s.forget == count(Action::Forget)
-            // An import may also be shown under another header (import + update), so the count
-            // of pure import headers is only a lower bound.
-            && s.import >= count(Action::Import)
+            && s.import == importing
+            // Terraform does not print the forget count; OpenTofu does.
+            && (s.forget == 0 || s.forget >= count(Action::Forget))
+            && s.invoke == self.invocations.len() as u64
     }
 
-    /// The normalised text the fingerprint is computed over: one `address action` line per
-    /// resource, sorted, then the summary line (or `No changes.`, or `Plan: unknown`).
-    pub fn normalized(&self) -> String {
-        let mut out = String::new();
-        for r in &self.resources {
-            out.push_str(&r.address);
-            out.push(' ');
-            out.push_str(r.action.as_str());
-            out.push('\n');
-        }
-        match (self.summary, self.no_changes) {
-            (Some(s), _) => out.push_str(&format!("{s}.\n")),
-            (None, true) => out.push_str("No changes.\n"),
-            (None, false) => out.push_str("Plan: unknown\n"),
-        }
-        out
+    /// The normalised text the fingerprint is computed over: one paragraph per change and one
+    /// for the outputs (sorted, without duplicates), then the `Plan:` lines in order (or `No
+    /// changes.`, or `Plan: unknown`).
+    pub fn normalized(&self) -> &str {
+        &self.normalized
     }
 
     /// Hex SHA-256 of [`Plan::normalized`].
     pub fn fingerprint(&self) -> String {
-        hex::encode(Sha256::digest(self.normalized().as_bytes()))
+        hex::encode(Sha256::digest(self.normalized.as_bytes()))
     }
 
-    /// One line for people, e.g. `Plan: 1 to add, 1 to change, 1 to destroy
+    /// The counts for a one-line reply: Terraform's (`1 to add, 0 to change, 0 to destroy.
+    /// Actions: 1 to invoke`), `changes N outputs` for an outputs-only plan (with `; changes N
+    /// outputs` after the counts when a plan has both), or `no changes`.
+    pub fn counts(&self) -> String {
+        let outputs = match self.outputs.len() {
+            0 => None,
+            1 => Some("changes 1 output".to_string()),
+            n => Some(format!("changes {n} outputs")),
+        };
+        match (self.summary, outputs) {
+            _ if self.no_changes => "no changes".to_string(),
+            (Some(s), Some(o)) => format!("{}; {o}", s.counts()),
+            (Some(s), None) => s.counts(),
+            (None, Some(o)) => o,
+            (None, None) => "no summary line".to_string(),
+        }
+    }
+
+    /// One line for people: `Plan: ` and the counts, then the changes by name (action
+    /// invocations and moves first), e.g. `Plan: 1 to add, 1 to change, 1 to destroy
     /// (module.catalog_airflow.aws_instance.airflow: replace; … : update)`.
     pub fn human_summary(&self) -> String {
-        let head = match (self.summary, self.no_changes) {
-            (_, true) => return "No changes.".to_string(),
-            (Some(s), false) => s.to_string(),
-            (None, false) => "Plan: no summary line".to_string(),
-        };
-        if self.resources.is_empty() {
+        if self.no_changes {
+            return "No changes.".to_string();
+        }
+        let head = format!("Plan: {}", self.counts());
+        let mut items: Vec<String> = self
+            .invocations
+            .iter()
+            .map(|i| match &i.when {
+                Some(w) => format!("{}: invoke {w}", i.address),
+                None => format!("{}: invoke", i.address),
+            })
+            .collect();
+        let moved = |r: &&ResourceChange| r.moved_from.is_some();
+        for r in self.resources.iter().filter(moved) {
+            items.push(describe(r));
+        }
+        for r in self.resources.iter().filter(|r| !moved(r)) {
+            items.push(describe(r));
+        }
+        if self.outputs_only {
+            items.extend(self.outputs.iter().map(|o| format!("output {o}")));
+        }
+        if items.is_empty() {
             return head;
         }
-        let mut parts: Vec<String> = self
-            .resources
-            .iter()
-            .take(HUMAN_SUMMARY_RESOURCES)
-            .map(|r| format!("{}: {}", r.address, r.action))
-            .collect();
-        if self.resources.len() > HUMAN_SUMMARY_RESOURCES {
-            parts.push(format!(
-                "… and {} more",
-                self.resources.len() - HUMAN_SUMMARY_RESOURCES
-            ));
+        let more = items.len().saturating_sub(HUMAN_SUMMARY_ITEMS);
+        items.truncate(HUMAN_SUMMARY_ITEMS);
+        if more > 0 {
+            items.push(format!("… and {more} more"));
         }
-        format!("{head} ({})", parts.join("; "))
+        format!("{head} ({})", items.join("; "))
     }
+}
+
+/// `address: action`, with the move or import that comes with it.
+fn describe(r: &ResourceChange) -> String {
+    let mut s = match (&r.moved_from, r.action) {
+        (Some(from), Action::Move) => format!("{}: moved from {from}", r.address),
+        (Some(from), a) => format!("{}: {a} (moved from {from})", r.address),
+        (None, a) => format!("{}: {a}", r.address),
+    };
+    if r.importing && r.action != Action::Import {
+        s.push_str(", imported");
+    }
+    s
 }
 
 /// The part of `text` before the last `Enter a value:` prompt, or `None` without a prompt.
@@ -255,439 +319,323 @@ pub fn before_prompt(text: &str) -> Option<&str> {
     text.rfind(PROMPT).map(|at| &text[..at])
 }
 
-/// Removes ANSI escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL|ESC \`) and two-byte
-/// escapes. Terraform colours headers and symbols unless run with `-no-color`.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // Parameters and intermediates, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            // nF escapes such as `ESC ( B` (charset selection): intermediates in ` `..`/`, then
-            // one final character.
-            Some(' '..='/') => {
-                for c in chars.by_ref() {
-                    if !(' '..='/').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            // Two-character escapes (ESC followed by one character), or a lone ESC at the end.
-            Some(_) | None => {}
+/// Where in Terraform's output a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Section {
+    /// Before, between and after the blocks: progress, legend, notes, trailers. Ignored, except
+    /// a change header, which is never ignored.
+    #[default]
+    Outside,
+    /// A report that is not the plan: "Objects have changed outside of Terraform", deferred
+    /// changes. Ignored up to the next rule or block.
+    Report,
+    /// "Terraform will perform the following actions:" up to the `Plan:` line.
+    Actions,
+    /// "Terraform will invoke the following action(s):" (standalone invocations).
+    Invocations,
+    /// "Changes to Outputs:": indented lines.
+    Outputs,
+}
+
+/// What a paragraph of the normalised text is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Resource,
+    Invocation,
+    Outputs,
+    /// Lines of an actions block before any header.
+    Unattributed,
+}
+
+/// One header and its lines, while they are read.
+#[derive(Debug)]
+struct Block {
+    kind: Kind,
+    lines: Vec<String>,
+    resource: Option<ResourceChange>,
+    /// Inside a heredoc: every line up to this delimiter is the value.
+    heredoc: Option<String>,
+    /// After `# Actions to be invoked …`: `after <address>` / `before <address>`; every line
+    /// from there on is kept (an action's config is printed without change symbols).
+    invoking: Option<String>,
+}
+
+impl Block {
+    fn new(kind: Kind, first: Option<String>) -> Block {
+        Block {
+            kind,
+            lines: first.into_iter().collect(),
+            resource: None,
+            heredoc: None,
+            invoking: None,
         }
     }
-    out
 }
 
-/// Skips what a log collector or CI prepends (timestamps like `2024-05-01T12:00:00.123Z`,
-/// `[12:00:00]`, `2024/05/01 12:00:00`) and the indentation. Letters other than the `T`/`Z` of
-/// ISO timestamps stop it, so the interesting lines (`# …`, `Plan: …`, `No changes.`) are intact.
-fn skip_line_prefix(line: &str) -> &str {
-    line.trim_start_matches(|c: char| {
-        c.is_ascii_digit() || c.is_whitespace() || "-:.,+/[]TZ".contains(c)
-    })
-    .trim_end()
+#[derive(Default)]
+struct Parser {
+    section: Section,
+    block: Option<Block>,
+    paragraphs: BTreeSet<String>,
+    resources: BTreeSet<ResourceChange>,
+    invocations: BTreeSet<ActionInvocation>,
+    outputs: BTreeSet<String>,
+    /// Every `Plan:` line in order: the last one is what is about to happen.
+    summaries: Vec<String>,
+    summary: Option<PlanSummary>,
+    unread_summary: bool,
+    said_no_changes: bool,
+    blocks_of_changes: usize,
 }
 
-/// `# <address> <phrase>` → the change it announces.
-fn resource_header(line: &str) -> Option<ResourceChange> {
-    let rest = line.strip_prefix("# ")?;
-    for (phrase, action, prefix_match) in HEADERS {
-        let address = if prefix_match {
-            rest.find(phrase).map(|at| &rest[..at])
-        } else {
-            rest.strip_suffix(phrase)
-        };
-        // `# (28 unchanged attributes hidden)` and similar comments are not resources.
-        if let Some(address) = address.map(str::trim)
-            && !address.is_empty()
-            && !address.starts_with('(')
+impl Parser {
+    fn line(&mut self, raw: &str) {
+        let clean = text::clean(raw);
+        let t = clean.trim_start();
+        // Noise wherever it is (Terraform never prints these inside a value).
+        if t.is_empty() || text::is_progress(&clean) || text::is_hidden_count(t) {
+            return;
+        }
+        if let Some(block) = &mut self.block
+            && let Some(delimiter) = &block.heredoc
         {
-            return Some(ResourceChange {
-                address: address.to_string(),
-                action,
+            // The heredoc's lines are the value, whatever they look like.
+            if t == delimiter.as_str() {
+                block.heredoc = None;
+            }
+            block.lines.push(clean.clone());
+            return;
+        }
+        if t.starts_with("Plan:") {
+            self.end_section();
+            match headers::summary_line(t) {
+                Some(s) => {
+                    self.summaries.push(s.to_string());
+                    // Apply may print the plan again; the last line is what is about to happen.
+                    self.summary = Some(s);
+                }
+                None => {
+                    self.summaries.push(format!("unread {t}"));
+                    self.unread_summary = true;
+                }
+            }
+            return;
+        }
+        if t.starts_with("No changes.") {
+            self.end_section();
+            self.said_no_changes = true;
+            return;
+        }
+        if text::is_rule(t) || text::is_question(t) {
+            self.end_section();
+            return;
+        }
+        if t.ends_with("will perform the following actions:")
+            || t.ends_with("planned the following actions, but then encountered a problem:")
+        {
+            self.start(Section::Actions);
+            return;
+        }
+        if t.ends_with("will invoke the following action(s):") {
+            self.start(Section::Invocations);
+            return;
+        }
+        if t == "Changes to Outputs:" {
+            self.start(Section::Outputs);
+            self.block = Some(Block::new(Kind::Outputs, None));
+            return;
+        }
+        if t.starts_with("Note: Objects have changed outside of")
+            || t.starts_with("Note: This is a partial plan")
+        {
+            self.start(Section::Report);
+            return;
+        }
+        match self.section {
+            Section::Outputs if !clean.starts_with(char::is_whitespace) => {
+                // An unindented line ends the outputs ("You can apply this plan to save …").
+                self.end_section();
+                self.outside(&clean, t);
+            }
+            Section::Outputs => self.output_line(&clean, t),
+            Section::Actions | Section::Invocations => self.block_line(&clean, t),
+            Section::Outside | Section::Report => self.outside(&clean, t),
+        }
+    }
+
+    /// Outside a block only a change header matters, and it always does: a change announced
+    /// anywhere is part of the plan (fail closed).
+    fn outside(&mut self, clean: &str, t: &str) {
+        match headers::header(t) {
+            Some(Header::Resource(_)) => {
+                self.start(Section::Actions);
+                self.block_line(clean, t);
+            }
+            Some(Header::Invocation(_)) => {
+                self.start(Section::Invocations);
+                self.block_line(clean, t);
+            }
+            None => {}
+        }
+    }
+
+    fn block_line(&mut self, clean: &str, t: &str) {
+        if let Some(h) = headers::header(t) {
+            self.flush();
+            let kind = match &h {
+                Header::Resource(_) => Kind::Resource,
+                Header::Invocation(_) => Kind::Invocation,
+            };
+            let mut block = Block::new(kind, Some(t.to_string()));
+            match h {
+                Header::Resource(r) => block.resource = Some(r),
+                Header::Invocation(i) => {
+                    self.invocations.insert(i);
+                }
+            }
+            self.block = Some(block);
+            return;
+        }
+        let block = self
+            .block
+            .get_or_insert_with(|| Block::new(Kind::Unattributed, None));
+        if t.starts_with('#') {
+            let address = block.resource.as_ref().map(|r| r.address.clone());
+            match headers::note(t) {
+                Note::MovedFrom(from) => {
+                    if let Some(r) = &mut block.resource {
+                        r.moved_from = Some(from);
+                    }
+                }
+                Note::Imported => {
+                    if let Some(r) = &mut block.resource {
+                        r.importing = true;
+                    }
+                }
+                Note::ActionsInvoked(when) => {
+                    block.invoking = Some(format!(
+                        "{when} {}",
+                        address.as_deref().unwrap_or("a change")
+                    ));
+                }
+                Note::Other => {
+                    if let Some(when) = &block.invoking
+                        && let Some(action) = headers::invoked_action(t)
+                    {
+                        self.invocations.insert(ActionInvocation {
+                            address: action.to_string(),
+                            when: Some(when.clone()),
+                        });
+                    }
+                }
+            }
+            block.lines.push(clean.to_string());
+            return;
+        }
+        let keep = block.kind == Kind::Invocation
+            || block.invoking.is_some()
+            || match body::classify(t) {
+                Line::Change | Line::Unrecognised => true,
+                Line::Context | Line::Recomputed => false,
+            };
+        if keep {
+            block.lines.push(clean.to_string());
+        }
+        block.heredoc = body::heredoc_opened(t).map(str::to_string);
+    }
+
+    fn output_line(&mut self, clean: &str, t: &str) {
+        let block = self
+            .block
+            .get_or_insert_with(|| Block::new(Kind::Outputs, None));
+        // `  + name = value`: an output (deeper lines are its value).
+        if let Some(rest) = clean.strip_prefix("  ")
+            && let Some((symbol, rest)) = rest.split_once(' ')
+            && matches!(symbol, "+" | "-" | "~")
+            && let Some((name, _)) = rest.split_once(" = ")
+        {
+            self.outputs.insert(name.trim().to_string());
+        }
+        let keep = !matches!(body::classify(t), Line::Context);
+        if keep {
+            block.lines.push(clean.to_string());
+        }
+        block.heredoc = body::heredoc_opened(t).map(str::to_string);
+    }
+
+    fn start(&mut self, section: Section) {
+        self.end_section();
+        self.section = section;
+    }
+
+    fn end_section(&mut self) {
+        self.flush();
+        self.section = Section::Outside;
+    }
+
+    /// Files the block being read as one paragraph of the normalised text.
+    fn flush(&mut self) {
+        let Some(block) = self.block.take() else {
+            return;
+        };
+        if block.lines.is_empty() {
+            return;
+        }
+        let label = match block.kind {
+            Kind::Resource => "resource",
+            Kind::Invocation => "invocation",
+            Kind::Outputs => "outputs",
+            Kind::Unattributed => "unattributed",
+        };
+        if block.kind != Kind::Outputs {
+            self.blocks_of_changes += 1;
+        }
+        if let Some(r) = block.resource {
+            self.resources.insert(r);
+        }
+        self.paragraphs
+            .insert(format!("{label}\n{}\n", block.lines.join("\n")));
+    }
+
+    fn finish(mut self) -> Plan {
+        // Output that ends inside a multi-line value was cut: nothing to approve.
+        let cut = self.block.as_ref().is_some_and(|b| b.heredoc.is_some());
+        if cut {
+            self.summaries
+                .push("cut inside a multi-line value".to_string());
+            self.unread_summary = true;
+        }
+        self.end_section();
+        let only_outputs = !self.outputs.is_empty() && self.blocks_of_changes == 0;
+        let no_changes = self.said_no_changes
+            && self.paragraphs.is_empty()
+            && !self.unread_summary
+            && self.summary.is_none_or(|s| s.is_empty());
+        let outputs_only = only_outputs && self.summary.is_none() && !self.said_no_changes;
+        let mut normalized: String = self.paragraphs.iter().map(String::as_str).collect();
+        for s in &self.summaries {
+            normalized.push_str(s);
+            normalized.push('\n');
+        }
+        if self.summaries.is_empty() {
+            normalized.push_str(match (no_changes, outputs_only) {
+                (true, _) => "No changes.\n",
+                (false, true) => "Plan: outputs only\n",
+                (false, false) => "Plan: unknown\n",
             });
         }
-    }
-    None
-}
-
-/// `Plan: [N to import, ]A to add, C to change, D to destroy[, F to forget][.| (…)]`.
-fn summary_line(line: &str) -> Option<PlanSummary> {
-    let rest = line.strip_prefix("Plan: ")?;
-    let end = rest.find(['.', '(']).unwrap_or(rest.len());
-    let mut s = PlanSummary::default();
-    let (mut add, mut change, mut destroy) = (false, false, false);
-    for item in rest[..end].split(',') {
-        let mut words = item.split_whitespace();
-        let (Some(n), Some("to"), Some(verb), None) =
-            (words.next(), words.next(), words.next(), words.next())
-        else {
-            return None;
-        };
-        let n: u64 = n.parse().ok()?;
-        match verb {
-            "add" => (s.add, add) = (n, true),
-            "change" => (s.change, change) = (n, true),
-            "destroy" => (s.destroy, destroy) = (n, true),
-            "import" => s.import = n,
-            "forget" => s.forget = n,
-            // An unknown count would be left out of the fingerprint; refuse the line instead.
-            _ => return None,
+        Plan {
+            resources: self.resources.into_iter().collect(),
+            invocations: self.invocations.into_iter().collect(),
+            outputs: self.outputs.into_iter().collect(),
+            summary: self.summary,
+            no_changes,
+            unread_summary: self.unread_summary,
+            outputs_only,
+            normalized,
         }
     }
-    (add && change && destroy).then_some(s)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PLAN: &str = include_str!("../../tests/fixtures/terraform-plan-image-bump.txt");
-    const APPLY: &str = include_str!("../../tests/fixtures/terraform-apply-prompt.txt");
-
-    fn rc(address: &str, action: Action) -> ResourceChange {
-        ResourceChange {
-            address: address.into(),
-            action,
-        }
-    }
-
-    #[test]
-    fn the_image_bump_fixture_parses() {
-        let plan = Plan::parse(PLAN);
-        assert_eq!(
-            plan.resources,
-            [
-                rc(
-                    "module.catalog_airflow.aws_instance.airflow",
-                    Action::Replace
-                ),
-                rc(
-                    "module.catalog_airflow.aws_route53_record.airflow",
-                    Action::Update
-                ),
-            ]
-        );
-        assert_eq!(
-            plan.summary,
-            Some(PlanSummary {
-                add: 1,
-                change: 1,
-                destroy: 1,
-                ..PlanSummary::default()
-            })
-        );
-        assert!(!plan.no_changes && plan.is_recognised() && plan.is_consistent());
-        assert_eq!(
-            plan.normalized(),
-            "module.catalog_airflow.aws_instance.airflow replace\n\
-             module.catalog_airflow.aws_route53_record.airflow update\n\
-             Plan: 1 to add, 1 to change, 1 to destroy.\n"
-        );
-        assert_eq!(plan.fingerprint().len(), 64);
-    }
-
-    #[test]
-    fn plan_and_apply_fixtures_have_equal_fingerprints() {
-        let apply = Plan::parse_before_prompt(APPLY).expect("the apply fixture ends in a prompt");
-        assert_eq!(Plan::parse(PLAN).fingerprint(), apply.fingerprint());
-        assert_eq!(Plan::parse(APPLY), apply);
-    }
-
-    #[test]
-    fn human_summary_names_the_resources() {
-        assert_eq!(
-            Plan::parse(PLAN).human_summary(),
-            "Plan: 1 to add, 1 to change, 1 to destroy \
-             (module.catalog_airflow.aws_instance.airflow: replace; \
-             module.catalog_airflow.aws_route53_record.airflow: update)"
-        );
-        let many: String = (0..7)
-            .map(|i| format!("  # aws_s3_bucket.b{i} will be created\n"))
-            .collect::<String>()
-            + "Plan: 7 to add, 0 to change, 0 to destroy.\n";
-        let line = Plan::parse(&many).human_summary();
-        assert!(
-            line.ends_with("aws_s3_bucket.b4: create; … and 2 more)"),
-            "{line}"
-        );
-        assert_eq!(
-            Plan::parse("No changes. Your infrastructure matches the configuration.")
-                .human_summary(),
-            "No changes."
-        );
-    }
-
-    #[test]
-    fn every_header_phrase_is_understood() {
-        let text = "\
-  # aws_instance.a will be created
-  # aws_instance.b will be destroyed
-  # aws_instance.c will be updated in-place
-  # aws_instance.d must be replaced
-  # aws_instance.e is tainted, so must be replaced
-  # aws_instance.f will be replaced, as requested
-  # aws_instance.g will be replaced due to changes in replace_triggered_by
-  # data.aws_ami.h will be read during apply
-  # aws_instance.i will be imported
-  # aws_instance.j will no longer be managed by Terraform
-  # aws_s3_bucket.k[\"my bucket\"] will be created
-  # aws_instance.l (deposed object 1a2b3c4d) will be destroyed
-    # (config refers to values not yet known)
-        # (28 unchanged attributes hidden)
-  # aws_instance.m has changed
-";
-        let got: Vec<(String, Action)> = Plan::parse(text)
-            .resources
-            .into_iter()
-            .map(|r| (r.address, r.action))
-            .collect();
-        let want = [
-            ("aws_instance.a", Action::Create),
-            ("aws_instance.b", Action::Destroy),
-            ("aws_instance.c", Action::Update),
-            ("aws_instance.d", Action::Replace),
-            ("aws_instance.e", Action::Replace),
-            ("aws_instance.f", Action::Replace),
-            ("aws_instance.g", Action::Replace),
-            ("aws_instance.i", Action::Import),
-            ("aws_instance.j", Action::Forget),
-            ("aws_instance.l (deposed object 1a2b3c4d)", Action::Destroy),
-            ("aws_s3_bucket.k[\"my bucket\"]", Action::Create),
-            ("data.aws_ami.h", Action::Read),
-        ];
-        assert_eq!(
-            got,
-            want.map(|(a, x)| (a.to_string(), x)).to_vec(),
-            "sorted by address, comments and drift notes ignored"
-        );
-    }
-
-    #[test]
-    fn summary_lines() {
-        let s = |l: &str| summary_line(l);
-        assert_eq!(
-            s("Plan: 2 to import, 1 to add, 0 to change, 0 to destroy."),
-            Some(PlanSummary {
-                import: 2,
-                add: 1,
-                ..Default::default()
-            })
-        );
-        assert_eq!(
-            s("Plan: 0 to add, 0 to change, 0 to destroy, 3 to forget."),
-            Some(PlanSummary {
-                forget: 3,
-                ..Default::default()
-            })
-        );
-        assert_eq!(
-            s("Plan: 1 to add, 1 to change, 1 to destroy (a: replace; b: update)")
-                .map(|p| p.to_string()),
-            Some("Plan: 1 to add, 1 to change, 1 to destroy".to_string())
-        );
-        for bad in [
-            "Plan: 1 to add, 1 to change.",
-            "Plan: x to add, 1 to change, 1 to destroy.",
-            "Plan: 1 to add, 1 to change, 1 to destroy, 1 to teleport.",
-            "Plan: -1 to add, 1 to change, 1 to destroy.",
-            "Plan: 99999999999999999999999 to add, 0 to change, 0 to destroy.",
-            "Plan:",
-        ] {
-            assert_eq!(s(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_different_resource_action_or_count_changes_the_fingerprint() {
-        let base = Plan::parse(PLAN).fingerprint();
-        let variants = [
-            PLAN.replace(
-                "aws_route53_record.airflow will be updated in-place",
-                "aws_route53_record.airflow_v2 will be updated in-place",
-            ),
-            PLAN.replace(
-                "aws_route53_record.airflow will be updated in-place",
-                "aws_route53_record.airflow must be replaced",
-            ),
-            PLAN.replace(
-                "Plan: 1 to add, 1 to change, 1 to destroy.",
-                "Plan: 1 to add, 1 to change, 2 to destroy.",
-            ),
-            PLAN.replace(
-                "Plan: 1 to add",
-                "  # aws_db_instance.catalog will be destroyed\n\nPlan: 1 to add",
-            ),
-            PLAN.replace("Plan: 1 to add, 1 to change, 1 to destroy.", ""),
-        ];
-        for (i, v) in variants.iter().enumerate() {
-            assert_ne!(v.as_str(), PLAN, "variant {i} must differ from the fixture");
-            assert_ne!(Plan::parse(v).fingerprint(), base, "variant {i}");
-        }
-    }
-
-    #[test]
-    fn colours_timestamps_noise_and_order_do_not_matter() {
-        let base = Plan::parse(PLAN).fingerprint();
-        let coloured = PLAN
-            .replace(
-                "  # module.catalog_airflow.aws_instance.airflow must be replaced",
-                concat!(
-                    "\u{1b}[0m  \u{1b}[1m# module.catalog_airflow.aws_instance.airflow\u{1b}[0m ",
-                    "must be \u{1b}[1m\u{1b}[31mreplaced\u{1b}[0m",
-                ),
-            )
-            .replace(
-                "Plan: 1 to add",
-                "\u{1b}[0m\u{1b}[1mPlan:\u{1b}[0m 1 to add",
-            );
-        let timestamped: String = PLAN
-            .lines()
-            .map(|l| format!("2024-05-01T12:00:00.123Z {l}\r\n"))
-            .collect();
-        let (first, second) = PLAN
-            .split_once("  # module.catalog_airflow.aws_route53_record.airflow")
-            .expect("fixture has two resources");
-        let (plan_body, tail) = second.split_once("Plan:").expect("summary line");
-        let reordered = format!(
-            "  # module.catalog_airflow.aws_route53_record.airflow{plan_body}{first}Plan:{tail}"
-        );
-        let duplicated = format!("{PLAN}\n{PLAN}");
-        for (name, text) in [
-            ("coloured", coloured),
-            ("timestamped", timestamped),
-            ("reordered", reordered),
-            ("duplicated", duplicated),
-        ] {
-            assert_eq!(Plan::parse(&text).fingerprint(), base, "{name}");
-        }
-    }
-
-    #[test]
-    fn no_changes() {
-        for text in [
-            concat!(
-                "aws_instance.a: Refreshing state... [id=i-1]\n\n",
-                "No changes. Your infrastructure matches the configuration.\n\n",
-                "Terraform has compared your real infrastructure against your configuration and\n",
-                "found no differences, so no changes are needed.\n",
-            ),
-            concat!(
-                "\u{1b}[0m\u{1b}[1m\u{1b}[32mNo changes.\u{1b}[0m\u{1b}[1m ",
-                "Infrastructure is up-to-date.\u{1b}[0m",
-            ),
-        ] {
-            let plan = Plan::parse(text);
-            assert!(plan.no_changes && plan.is_recognised() && plan.is_consistent());
-            assert!(plan.resources.is_empty() && plan.summary.is_none());
-            assert_eq!(plan.normalized(), "No changes.\n");
-        }
-        // "No changes." beside resources is contradictory: not taken as no changes.
-        let mixed = format!("No changes.\n{PLAN}");
-        assert!(!Plan::parse(&mixed).no_changes);
-    }
-
-    #[test]
-    fn garbage_is_unrecognised_not_a_panic() {
-        for text in [
-            "",
-            "\n\n\n",
-            "Error: Invalid provider configuration",
-            "#",
-            "# ",
-            "#  will be created",
-            "# (",
-            "Plan: ",
-            "Plan: 1 to",
-            "\u{1b}",
-            "\u{1b}[",
-            "\u{1b}]8;;",
-            "\u{0}\u{ffff}→✅",
-        ] {
-            let plan = Plan::parse(text);
-            assert!(!plan.is_recognised(), "{text:?}");
-            assert!(plan.resources.is_empty(), "{text:?}");
-            assert_eq!(plan.normalized(), "Plan: unknown\n");
-        }
-        assert_eq!(before_prompt("no prompt here"), None);
-    }
-
-    #[test]
-    fn ansi_is_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[1;31mred\u{1b}[0m plain"), "red plain");
-        assert_eq!(
-            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\"),
-            "link"
-        );
-        assert_eq!(strip_ansi("a\u{1b}(Bb"), "ab");
-        assert_eq!(strip_ansi("end\u{1b}"), "end");
-    }
-
-    mod props {
-        use super::super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #[test]
-            fn parse_never_panics(s in "\\PC*") {
-                let plan = Plan::parse(&s);
-                let _ = plan.fingerprint();
-                let _ = plan.human_summary();
-                let _ = Plan::parse_before_prompt(&s);
-            }
-
-            #[test]
-            fn parse_never_panics_on_plan_shaped_text(
-                lines in proptest::collection::vec(
-                    prop_oneof![
-                        Just("  # a.b will be created".to_string()),
-                        Just("  # must be replaced".to_string()),
-                        Just("Plan: 1 to add, 0 to change, 0 to destroy.".to_string()),
-                        Just("No changes.".to_string()),
-                        Just("\u{1b}[1m".to_string()),
-                        Just("Enter a value:".to_string()),
-                        "[#:. \u{1b}\\[a-z0-9→]{0,40}",
-                    ],
-                    0..20,
-                )
-            ) {
-                let text = lines.join("\n");
-                let plan = Plan::parse(&text);
-                prop_assert_eq!(plan.fingerprint().len(), 64);
-            }
-
-            #[test]
-            fn fingerprint_ignores_resource_order(mut n in proptest::collection::vec(0u8..50, 1..10)) {
-                let render = |n: &[u8]| {
-                    n.iter().map(|i| format!("  # aws_instance.r{i} will be created\n")).collect::<String>()
-                };
-                let a = Plan::parse(&render(&n)).fingerprint();
-                n.reverse();
-                prop_assert_eq!(a, Plan::parse(&render(&n)).fingerprint());
-            }
-        }
-    }
-}
+mod tests;

@@ -1,7 +1,24 @@
-//! The deploy workflow: state machine, preflight, steps, plan fingerprint, locks.
+//! The deploy room: the state machine ([`state`], [`step`]), the workflow that drives it
+//! ([`workflow`]) with its parts — preflight, the step runner's streaming and journaling
+//! ([`runner`]), approval rules ([`approval`]), verification ([`verify`]), cancel and resolve
+//! ([`settle`]) — and what reads it back: recovery of dead owners, the status card.
+//!
+//! [`state`] and [`step`] are pure and import nothing from the crate: they stand on the ground
+//! floor, so the store below can persist them.
 
+pub mod approval;
 pub mod card;
+pub mod dag_runs;
 pub mod fingerprint;
+mod journal;
 pub mod preflight;
 pub mod recovery;
+mod runner;
+mod settle;
+pub mod state;
+pub mod step;
+mod verify;
 pub mod workflow;
+
+pub use state::{DeployState, Event};
+pub use step::Step;

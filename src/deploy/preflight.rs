@@ -1,15 +1,15 @@
 //! The runbook's three checks, run concurrently: the GitHub release exists (published, not a
-//! draft), its image tag exists on the registry (digest pinned), and no DAG runs are active.
+//! draft), its image tag exists on the registry (digest pinned), and no DAG run blocks (the
+//! rules are in [`super::dag_runs`]).
 //! Every result is reported, never only the first failure; an answer that cannot be had is
 //! `unknown` and blocks (fail closed).
 
 use serde::Serialize;
 
-use crate::command::Version;
+use super::dag_runs::{self, PauseCandidate};
 use crate::config::TargetConfig;
 use crate::integrations::Integrations;
-use crate::integrations::airflow::DagRun;
-use crate::timefmt;
+use crate::version::Version;
 
 /// How a single check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +42,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &'static str, status: Status, summary: String) -> Check {
+    pub(crate) fn new(name: &'static str, status: Status, summary: String) -> Check {
         Check {
             name,
             status,
@@ -66,6 +66,9 @@ pub struct Report {
     pub image_digest: Option<String>,
     /// DAG runs that block (or were overridden with `--force`).
     pub blocking_runs: Vec<BlockingRun>,
+    /// `pause_during_deploy` DAGs whose running run waits on a sensor: the deploy pauses them
+    /// right before apply and unpauses them when it ends (see [`Report::dags_to_pause`]).
+    pub to_pause: Vec<PauseCandidate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,6 +80,15 @@ pub struct BlockingRun {
 }
 
 impl Report {
+    /// The DAG ids to pause for this deploy's apply: the `pause_during_deploy` DAGs whose
+    /// running run did not block because it only waits on sensors. Empty when nothing waits.
+    /// Pause them with [`super::dag_runs::pause_for_deploy`], re-check with
+    /// [`super::dag_runs::evaluate`] right before apply (a run that left its sensor blocks
+    /// then), and unpause with [`super::dag_runs::unpause_after_deploy`] however the deploy ends.
+    pub fn dags_to_pause(&self) -> Vec<String> {
+        self.to_pause.iter().map(|p| p.dag_id.clone()).collect()
+    }
+
     pub fn checks(&self) -> [&Check; 3] {
         [&self.release, &self.image, &self.dag_runs]
     }
@@ -159,8 +171,11 @@ pub async fn run(
             v => Some(check_image(clients, target, v.as_str()).await),
         }
     };
-    let ((release, resolved, late_image), early_image, (dag_runs, blocking_runs)) =
-        tokio::join!(release_then_image, image_now, check_runs(clients, target));
+    let ((release, resolved, late_image), early_image, gate) = tokio::join!(
+        release_then_image,
+        image_now,
+        dag_runs::evaluate(&clients.airflow, target)
+    );
     let (image, image_digest) = early_image.or(late_image).unwrap_or_else(|| {
         (
             Check::new(
@@ -177,9 +192,10 @@ pub async fn run(
         version: resolved,
         release,
         image,
-        dag_runs,
+        dag_runs: gate.check,
         image_digest,
-        blocking_runs,
+        blocking_runs: gate.blocking,
+        to_pause: gate.to_pause,
     }
 }
 
@@ -313,114 +329,6 @@ async fn check_image(
     }
 }
 
-async fn check_runs(clients: &Integrations, target: &TargetConfig) -> (Check, Vec<BlockingRun>) {
-    let runs = match clients.airflow.active_runs().await {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                Check::new("DAG runs", Status::Unknown, e.to_string()),
-                Vec::new(),
-            );
-        }
-    };
-    let (ignored, blocking): (Vec<DagRun>, Vec<DagRun>) = runs
-        .into_iter()
-        .partition(|r| target.ignore_dags.contains(&r.dag_id));
-    let ignored_note = if ignored.is_empty() {
-        String::new()
-    } else {
-        format!(" ({} ignored: {})", ignored.len(), {
-            let mut ids: Vec<&str> = ignored.iter().map(|r| r.dag_id.as_str()).collect();
-            ids.dedup();
-            ids.join(", ")
-        })
-    };
-    if blocking.is_empty() || !target.block_on_running_dags {
-        let summary = if blocking.is_empty() {
-            format!("no active DAG runs{ignored_note}")
-        } else {
-            format!(
-                "{} active DAG run(s), not blocking (block_on_running_dags = false){ignored_note}",
-                blocking.len()
-            )
-        };
-        return (Check::new("DAG runs", Status::Pass, summary), Vec::new());
-    }
-    let now = crate::store::now_ms();
-    let mut check = Check::new(
-        "DAG runs",
-        Status::Fail,
-        format!(
-            "{} active DAG run(s) block the deploy{ignored_note}",
-            blocking.len()
-        ),
-    );
-    const SHOWN: usize = 10;
-    let blocking: Vec<BlockingRun> = blocking
-        .into_iter()
-        .map(|r| BlockingRun {
-            since: r.start_date.clone().or(r.queued_at.clone()),
-            dag_id: r.dag_id,
-            run_id: r.run_id,
-            state: r.state,
-        })
-        .collect();
-    for r in blocking.iter().take(SHOWN) {
-        let since = r
-            .since
-            .as_deref()
-            .and_then(parse_rfc3339_ms)
-            .map(|ms| format!(", {} since {}", r.state, timefmt::ago(ms, now)))
-            .unwrap_or_else(|| format!(", {}", r.state));
-        check
-            .details
-            .push(format!("{} · {}{since}", r.dag_id, r.run_id));
-    }
-    if blocking.len() > SHOWN {
-        check
-            .details
-            .push(format!("… and {} more", blocking.len() - SHOWN));
-    }
-    (check, blocking)
-}
-
-/// Milliseconds since the epoch of an RFC 3339 UTC-ish timestamp (`2026-11-26T04:43:27.123+00:00`
-/// or `…Z`); offsets other than zero are applied.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut ms = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let first3 = format!("{:0<3}", &digits[..digits.len().min(3)]);
-        ms = first3.parse().ok()?;
-        rest = &frac[digits.len()..];
-    }
-    let offset_min = match rest {
-        "" | "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant), the inverse of timefmt's conversion.
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60) * 1000) + ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,20 +356,5 @@ mod tests {
             version_from_tag("{version}", "v1.5.3").as_deref(),
             Some("v1.5.3")
         );
-    }
-
-    #[test]
-    fn timestamps_parse() {
-        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-26T04:43:27Z"),
-            Some(1_795_668_207_000)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-26T05:43:27.5+01:00"),
-            Some(1_795_668_207_500)
-        );
-        assert_eq!(parse_rfc3339_ms("garbage"), None);
-        assert_eq!(parse_rfc3339_ms("2026-11-26T04:43:27+1"), None);
     }
 }

@@ -5,18 +5,8 @@
 
 use std::time::Duration;
 
-use crate::store::{Deploy, DeployState, NewAuditEvent, Owner, Store, now_ms};
-
-/// States in which a process is working on the deploy (a step or a check is running). Waiting
-/// for approval is a resting state: nobody owns it and nothing can be interrupted.
-pub const WORKING: [DeployState; 6] = [
-    DeployState::Locked,
-    DeployState::Bump,
-    DeployState::Plan,
-    DeployState::Approved,
-    DeployState::Apply,
-    DeployState::Verify,
-];
+use crate::deploy::state::{DeployState, Event, journal_step};
+use crate::store::{Deploy, NewAuditEvent, Owner, Store, now_ms};
 
 /// Whether a process with this pid exists on this host.
 pub fn pid_alive(pid: i64) -> bool {
@@ -33,7 +23,9 @@ pub fn pid_alive(pid: i64) -> bool {
 
 /// Why `d`'s owner is considered gone, or `None` while it may still be working.
 pub fn owner_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<String> {
-    if !WORKING.contains(&d.state) {
+    // Only a working deploy has an owner to lose; one that rests (waiting for approval) or has
+    // ended has nobody working on it.
+    if !d.state.is_working() {
         return None;
     }
     let step = d.step.as_deref().unwrap_or(d.state.as_str());
@@ -97,7 +89,7 @@ pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(
                 d.id,
                 &[d.state],
                 DeployState::Interrupted,
-                Some("unknown"),
+                journal_step(d.state, Event::OwnerLost),
                 Some(&reason),
                 Some(&event),
             )

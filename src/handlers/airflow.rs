@@ -2,16 +2,15 @@
 //! queued runs (count and the oldest few), failed runs of the last 24 h and import errors.
 //!
 //! The five upstream questions go out concurrently, and the whole answer goes through the
-//! engine's [`Coalescer`](crate::coalesce::Coalescer): a hundred people asking at once cost
+//! context's [`Coalescer`](crate::coalesce::Coalescer): a hundred people asking at once cost
 //! Airflow one request per endpoint, and a recent answer is reused and dated.
 
 use crate::coalesce::as_of;
-use crate::deploy::preflight::parse_rfc3339_ms;
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::integrations::airflow::{AirflowVersion, Component, DagRun, Health, ImportError};
 use crate::reply::{Outcome, Reply};
 use crate::store::now_ms;
-use crate::timefmt;
+use crate::timefmt::{self, parse_rfc3339_ms};
 
 /// Oldest active runs shown by name.
 const SHOWN_RUNS: usize = 5;
@@ -68,7 +67,7 @@ pub async fn snapshot(ctx: &Ctx) -> Result<AirflowSnapshot, AirflowSnapshot> {
 
 /// `!airflow status`.
 pub async fn status(ctx: &Ctx) -> Reply {
-    let cache = ctx.caches.airflow.clone();
+    let cache = ctx.caches.of::<AirflowSnapshot, AirflowSnapshot>();
     let (result, age) = cache.get("airflow.status", || snapshot(ctx)).await;
     let complete = result.is_ok();
     let snap = result.unwrap_or_else(|partial| partial);
@@ -85,7 +84,17 @@ pub async fn status(ctx: &Ctx) -> Reply {
 }
 
 fn component_line(name: &str, c: &Component, now: i64) -> String {
-    let status = c.status.as_deref().unwrap_or("unknown");
+    // Airflow 2 reports `"status": null` for a component that does not run as its own process:
+    // the DAG processor inside the scheduler (the default), or no triggerer at all. That is a
+    // deployment choice, not a failure: no red mark.
+    let Some(status) = c.status.as_deref() else {
+        let why = match name {
+            "dag processor" => " (it runs inside the scheduler)",
+            "triggerer" => " (no triggerer has reported; deferrable tasks need one)",
+            _ => "",
+        };
+        return format!("➖ {name}: not running separately{why}");
+    };
     let icon = if status == "healthy" { "✅" } else { "❌" };
     let beat = match c.latest_heartbeat.as_deref().and_then(parse_rfc3339_ms) {
         Some(ms) => format!(" · heartbeat {}", timefmt::ago(ms, now)),

@@ -1,6 +1,6 @@
 //! `!audit [n]`: the newest audit events, one line each.
 
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::reply::Reply;
 use crate::store::{AuditEvent, Result, now_ms};
 use crate::timefmt;

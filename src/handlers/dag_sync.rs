@@ -1,122 +1,34 @@
 //! `!dag-sync status`: the commit checked out on the Airflow host against the branch on GitHub.
 //!
 //! dag-sync (a cron job on the host) moves the checkout one commit per run, and neither its exit
-//! code nor its Slack message is reliable (facts.md), so the bot asks the two ends itself: the
-//! deployed commit from the configured source (a git checkout, a file, or a command — run
-//! without a shell, with a timeout, never blocking the runtime) and the branch from GitHub.
-
-use std::time::Duration;
+//! code nor its Slack message is reliable, so the bot asks the two ends itself: the deployed
+//! commit from the configured source ([`crate::integrations::checkout`]) and the branch from
+//! GitHub.
 
 use crate::coalesce::as_of;
-use crate::config::{CommitSource, DagSyncConfig};
-use crate::deploy::preflight::parse_rfc3339_ms;
-use crate::engine::Ctx;
+use crate::config::DagSyncConfig;
+use crate::context::Ctx;
+use crate::integrations::checkout::{Deployed, deployed_commit};
 use crate::integrations::github::Commit;
 use crate::reply::{Outcome, Reply};
 use crate::store::now_ms;
-use crate::timefmt;
+use crate::timefmt::{self, parse_rfc3339_ms};
 
-/// A git, file or command source that takes longer than this is broken.
-const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// DAG-touching pending commits listed by name.
 const SHOWN: usize = 10;
-
-/// What the deployed commit source said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deployed {
-    pub sha: String,
-    /// When the checkout last moved (ms), where the source can tell.
-    pub synced_ms: Option<i64>,
-}
 
 /// Everything one answer needs; cached and shared like `!airflow status`.
 #[derive(Debug, Clone)]
 pub struct SyncSnapshot {
     pub deployed: Deployed,
     pub ahead_by: u64,
+    /// Commits the checkout has that the branch does not (diverged or ahead of it).
+    pub behind_by: u64,
     /// Pending commits that touch the DAG folder, oldest first, with their position (1-based)
     /// in the queue dag-sync works through.
     pub pending_dag_commits: Vec<(u64, Commit)>,
     pub status: String,
     pub import_errors: Result<Vec<crate::integrations::airflow::ImportError>, String>,
-}
-
-/// Reads the deployed commit from the configured source.
-pub async fn deployed_commit(source: &CommitSource) -> Result<Deployed, String> {
-    let (text, synced_ms) = match source {
-        CommitSource::Path(path) => {
-            let out = run(&[
-                "git".to_string(),
-                "-C".to_string(),
-                path.clone(),
-                "rev-parse".to_string(),
-                "HEAD".to_string(),
-            ])
-            .await?;
-            // `git reset --hard` (what dag-sync runs) appends to the HEAD reflog: its mtime is
-            // the time of the last move.
-            let reflog = std::path::Path::new(path).join(".git/logs/HEAD");
-            (out, mtime_ms(&reflog).await)
-        }
-        CommitSource::File(file) => {
-            let text = tokio::fs::read_to_string(file)
-                .await
-                .map_err(|e| format!("cannot read {file}: {e}"))?;
-            (text, mtime_ms(std::path::Path::new(file)).await)
-        }
-        CommitSource::Command(argv) => (run(argv).await?, None),
-    };
-    let sha = text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    if sha.len() < 7 || sha.len() > 40 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "the deployed commit source gave {:?}, which is not a commit id",
-            sha.chars().take(60).collect::<String>()
-        ));
-    }
-    Ok(Deployed {
-        sha: sha.to_ascii_lowercase(),
-        synced_ms,
-    })
-}
-
-async fn mtime_ms(path: &std::path::Path) -> Option<i64> {
-    let modified = tokio::fs::metadata(path).await.ok()?.modified().ok()?;
-    let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_millis()).ok()
-}
-
-/// Runs argv (no shell) with a timeout; its stdout, or a sentence naming what failed.
-async fn run(argv: &[String]) -> Result<String, String> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err("the commit source command is empty".to_string());
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = match tokio::time::timeout(SOURCE_TIMEOUT, cmd.output()).await {
-        Err(_) => {
-            return Err(format!(
-                "`{program}` did not finish within {} s",
-                SOURCE_TIMEOUT.as_secs()
-            ));
-        }
-        Ok(Err(e)) => return Err(format!("cannot run `{program}`: {e}")),
-        Ok(Ok(out)) => out,
-    };
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "`{program}` failed ({}): {}",
-            out.status,
-            err.lines().next().unwrap_or("no output")
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 async fn snapshot(ctx: &Ctx, cfg: &DagSyncConfig) -> Result<SyncSnapshot, String> {
@@ -150,6 +62,7 @@ async fn snapshot(ctx: &Ctx, cfg: &DagSyncConfig) -> Result<SyncSnapshot, String
     Ok(SyncSnapshot {
         deployed,
         ahead_by: comparison.ahead_by,
+        behind_by: comparison.behind_by,
         pending_dag_commits,
         status: comparison.status,
         import_errors: import_errors.map_err(|e| redact(e.to_string())),
@@ -164,7 +77,7 @@ pub async fn status(ctx: &Ctx) -> Reply {
              dag_folder, interval) to the config.",
         );
     };
-    let cache = ctx.caches.dag_sync.clone();
+    let cache = ctx.caches.of::<SyncSnapshot, String>();
     let (result, age) = cache.get("dag-sync.status", || snapshot(ctx, &cfg)).await;
     match result {
         Ok(s) => Reply::ok(format!("{}{}", render(&cfg, &s, now_ms()), as_of(age))),
@@ -197,11 +110,30 @@ pub fn render(cfg: &DagSyncConfig, s: &SyncSnapshot, now: i64) -> String {
     ));
     match s.status.as_str() {
         "identical" => out.push(format!("Up to date with `{}`.", cfg.branch)),
-        "behind" | "diverged" => out.push(format!(
-            "⚠️ The checkout is not on `{}` ({}): dag-sync cannot fast-forward it.",
-            cfg.branch, s.status
+        // `git rev-list HEAD..origin/main` is empty: dag-sync has nothing to move to, ever.
+        "behind" => out.push(format!(
+            "⚠️ Stuck: the checkout has {} commit{} that `{}` does not, and `{}` has nothing \
+             newer, so dag-sync never moves it. Reset it by hand on the host (`git reset --hard \
+             origin/{}`).",
+            s.behind_by,
+            if s.behind_by == 1 { "" } else { "s" },
+            cfg.branch,
+            cfg.branch,
+            cfg.branch
         )),
         _ => {
+            if s.status == "diverged" {
+                // dag-sync resets to the first commit of HEAD..origin/main, which is on the
+                // branch: the next tick puts the checkout back on it.
+                out.push(format!(
+                    "↩️ The checkout has diverged from `{}` ({} commit{} of its own), which \
+                     dag-sync recovers by itself: its next run resets to the first of the \
+                     commits below, dropping the checkout's own.",
+                    cfg.branch,
+                    s.behind_by,
+                    if s.behind_by == 1 { "" } else { "s" }
+                ));
+            }
             let n = s.ahead_by;
             out.push(format!(
                 "{n} commit{} behind `{}`; {} of them touch {}/.",
@@ -271,32 +203,61 @@ pub fn render(cfg: &DagSyncConfig, s: &SyncSnapshot, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CommitSource;
+    use std::time::Duration;
 
-    #[tokio::test]
-    async fn sources_give_a_commit_or_a_sentence() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("DEPLOYED");
-        std::fs::write(&f, "0123456789abcdef0123456789abcdef01234567\n").unwrap();
-        let d = deployed_commit(&CommitSource::File(f.display().to_string()))
-            .await
-            .unwrap();
-        assert_eq!(d.sha, "0123456789abcdef0123456789abcdef01234567");
-        assert!(d.synced_ms.is_some());
-        let cmd = CommitSource::Command(vec!["echo".into(), "ABCDEF1".into()]);
-        assert_eq!(deployed_commit(&cmd).await.unwrap().sha, "abcdef1");
-        let bad = CommitSource::Command(vec!["echo".into(), "hello; rm -rf".into()]);
+    fn snapshot(status: &str, ahead: u64, behind: u64) -> SyncSnapshot {
+        SyncSnapshot {
+            deployed: Deployed {
+                sha: "abcdef0123".into(),
+                synced_ms: None,
+            },
+            ahead_by: ahead,
+            behind_by: behind,
+            pending_dag_commits: vec![(
+                1,
+                Commit {
+                    sha: "1234567890".into(),
+                    subject: "Add a DAG (#1)".into(),
+                    author: "x".into(),
+                    date: None,
+                },
+            )],
+            status: status.into(),
+            import_errors: Ok(Vec::new()),
+        }
+    }
+
+    fn cfg() -> DagSyncConfig {
+        DagSyncConfig {
+            commit_source: CommitSource::File("/x".into()),
+            repo: "WordPress/openverse".into(),
+            branch: "main".into(),
+            dag_folder: "catalog/dags".into(),
+            interval: Duration::from_secs(300),
+            announce_after: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn diverged_is_recoverable_and_only_behind_is_stuck() {
+        let text = render(&cfg(), &snapshot("diverged", 3, 2), 0);
         assert!(
-            deployed_commit(&bad)
-                .await
-                .unwrap_err()
-                .contains("not a commit id")
+            text.contains(
+                "↩️ The checkout has diverged from `main` (2 commits of its own), which dag-sync \
+                 recovers by itself: its next run resets to the first of the commits below"
+            ),
+            "{text}"
         );
-        let missing = CommitSource::Command(vec!["/nonexistent/prog".into()]);
         assert!(
-            deployed_commit(&missing)
-                .await
-                .unwrap_err()
-                .contains("cannot run")
+            text.contains("3 commits behind `main`; 1 of them touch"),
+            "{text}"
+        );
+        assert!(!text.contains("Stuck"), "{text}");
+        let text = render(&cfg(), &snapshot("behind", 0, 1), 0);
+        assert!(
+            text.contains("⚠️ Stuck: the checkout has 1 commit that `main` does not"),
+            "{text}"
         );
     }
 

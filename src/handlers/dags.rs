@@ -1,131 +1,21 @@
 //! `!dags new` (DAGs first seen recently that are still paused) and `!dag enable <id>`
-//! (unpause through the API, with a confirmation step when enabling starts a catchup backfill).
-//!
-//! The backfill estimate is deliberately rough: Airflow creates one run per schedule interval
-//! between the DAG's start date and now when `catchup` is on, so counting the schedule's
-//! occurrences over that span is what a person needs to decide ("about 3,650 runs").
+//! (unpause through the API, with a confirmation step when enabling starts a catchup backfill,
+//! estimated by [`crate::backfill`]).
 
 use std::collections::HashMap;
 
-use crate::deploy::preflight::parse_rfc3339_ms;
-use crate::engine::Ctx;
+use crate::backfill::Backfill;
+use crate::context::Ctx;
 use crate::integrations::airflow::DagDetails;
 use crate::reply::{Outcome, Reply};
 use crate::store::{self, now_ms};
+use crate::suggest;
 use crate::timefmt;
 
 /// `!dags new` looks back this many days unless told otherwise.
 pub const DEFAULT_DAYS: u32 = 7;
 /// At most this many DAGs get their details (catchup, start date) fetched per answer.
 const DETAILS_FOR: usize = 20;
-/// Counting cron occurrences stops here: "over 100,000 runs" is answer enough.
-const MAX_COUNT: u64 = 100_000;
-
-/// The runs enabling a DAG would create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backfill {
-    pub runs: u64,
-    /// The count reached [`MAX_COUNT`] and stopped.
-    pub capped: bool,
-    /// `2015-11-01`.
-    pub since: String,
-    pub schedule: String,
-}
-
-impl Backfill {
-    /// `about 3,650 runs since 2015-11-01 (@daily)`.
-    pub fn describe(&self) -> String {
-        let n = thousands(self.runs);
-        let what = if self.capped {
-            format!("over {n} runs")
-        } else if self.runs == 1 {
-            "about 1 run".to_string()
-        } else {
-            format!("about {n} runs")
-        };
-        format!("{what} since {} ({})", self.since, self.schedule)
-    }
-}
-
-/// The catchup backfill enabling `dag` would start, if any: `catchup` on, a start date in the
-/// past and a schedule that can be counted.
-pub fn backfill_estimate(dag: &DagDetails, now: i64) -> Option<Backfill> {
-    if dag.catchup != Some(true) {
-        return None;
-    }
-    let schedule = dag.schedule.as_deref()?;
-    let start = parse_rfc3339_ms(dag.start_date.as_deref()?)?;
-    if start >= now {
-        return None;
-    }
-    let (runs, capped) = count_runs(schedule, start, now)?;
-    (runs > 0).then(|| Backfill {
-        runs,
-        capped,
-        since: timefmt::rfc3339(start)[..10].to_string(),
-        schedule: schedule.to_string(),
-    })
-}
-
-/// Completed schedule intervals between `start` and `now` (ms): Airflow schedules a run once its
-/// interval has ended, so an interval starting at `start` counts when it ends before `now`.
-fn count_runs(schedule: &str, start: i64, now: i64) -> Option<(u64, bool)> {
-    let span = now - start;
-    let fixed = |period_ms: i64| Some(((span / period_ms).max(0) as u64, false));
-    match schedule.trim() {
-        "@hourly" => fixed(3_600_000),
-        "@daily" | "@midnight" => fixed(86_400_000),
-        "@weekly" => fixed(7 * 86_400_000),
-        "@monthly" => Some((months_between(start, now, 1), false)),
-        "@quarterly" => Some((months_between(start, now, 3), false)),
-        "@yearly" | "@annually" => Some((months_between(start, now, 12), false)),
-        "@once" => Some((1, false)),
-        expr if expr.starts_with('@') => None,
-        expr => count_cron(expr, start, now),
-    }
-}
-
-fn months_between(start: i64, now: i64, step: i64) -> u64 {
-    let ym = |ms: i64| {
-        let s = timefmt::rfc3339(ms);
-        let y: i64 = s[0..4].parse().unwrap_or(0);
-        let m: i64 = s[5..7].parse().unwrap_or(1);
-        y * 12 + m - 1
-    };
-    ((ym(now) - ym(start)).max(0) / step) as u64
-}
-
-/// Counts a cron expression's occurrences after `start`; the last one opens an interval that has
-/// not ended yet, so it is not a run.
-fn count_cron(expr: &str, start: i64, now: i64) -> Option<(u64, bool)> {
-    use chrono::{DateTime, Utc};
-    let cron = croner::Cron::new(expr).parse().ok()?;
-    let from: DateTime<Utc> = DateTime::from_timestamp_millis(start)?;
-    let until: DateTime<Utc> = DateTime::from_timestamp_millis(now)?;
-    let mut n: u64 = 0;
-    for t in cron.iter_from(from) {
-        if t > until {
-            break;
-        }
-        n += 1;
-        if n >= MAX_COUNT {
-            return Some((n, true));
-        }
-    }
-    Some((n.saturating_sub(1), false))
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// `!dags new [--days N]`.
 pub async fn new_dags(ctx: &Ctx, days: Option<u32>) -> store::Result<Reply> {
@@ -206,7 +96,7 @@ pub async fn new_dags(ctx: &Ctx, days: Option<u32>) -> store::Result<Reply> {
         let schedule = schedule
             .or_else(|| details.as_ref().and_then(|x| x.schedule.clone()))
             .unwrap_or_else(|| "none (manual runs only)".to_string());
-        let backfill = details.as_ref().and_then(|x| backfill_estimate(x, now));
+        let backfill = details.as_ref().and_then(|x| x.catchup_backfill(now));
         let (catchup, cmd) = match (&backfill, &details) {
             (Some(b), _) => (
                 format!("⚠️ enabling starts a catchup backfill: {}", b.describe()),
@@ -254,7 +144,11 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
                 Ok(dags) => dags.into_iter().map(|d| d.dag_id).collect::<Vec<_>>(),
                 Err(_) => ctx.store.seen_dags().await?.into_keys().collect(),
             };
-            let near = nearest(dag_id, &known, 3);
+            let near: Vec<&str> = suggest::ranked(dag_id, known.iter().map(String::as_str))
+                .into_iter()
+                .take(3)
+                .map(|s| s.candidate)
+                .collect();
             let hint = if near.is_empty() {
                 String::new()
             } else {
@@ -278,7 +172,7 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
             "`{dag_id}` is already enabled (not paused); nothing was changed."
         )));
     }
-    let backfill = backfill_estimate(&details, now_ms());
+    let backfill = details.catchup_backfill(now_ms());
     if let Some(b) = &backfill
         && !confirm
     {
@@ -294,12 +188,9 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     match airflow.set_paused(dag_id, false).await {
         Ok(Some(d)) if !d.is_paused => {
             ctx.store.set_seen_paused(dag_id, false).await?;
-            let tail = match &backfill {
-                Some(b) => format!(" Airflow now starts the backfill: {}.", b.describe()),
-                None => String::new(),
-            };
             Ok(Reply::ok(format!(
-                "Enabled `{dag_id}`: it is unpaused and will run on its schedule.{tail}"
+                "Enabled `{dag_id}`: it is unpaused; {}",
+                what_happens_next(&details, backfill.as_ref(), now_ms())
             )))
         }
         Ok(Some(_)) => Ok(Reply::new(
@@ -321,16 +212,34 @@ pub async fn enable(ctx: &Ctx, dag_id: &str, confirm: bool) -> store::Result<Rep
     }
 }
 
-/// Up to `n` known ids closest to `word` (Jaro-Winkler, which favours shared prefixes — DAG ids
-/// share `_workflow` suffixes, so edit distance alone ranks badly).
-pub fn nearest(word: &str, known: &[String], n: usize) -> Vec<String> {
-    let mut scored: Vec<(f64, &String)> = known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(word, k), k))
-        .filter(|(s, _)| *s >= 0.75)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored.into_iter().take(n).map(|(_, k)| k.clone()).collect()
+/// What Airflow does once a DAG is unpaused, as a sentence: only the truth a maintainer needs.
+pub fn what_happens_next(dag: &DagDetails, backfill: Option<&Backfill>, now: i64) -> String {
+    let Some(schedule) = dag.schedule.as_deref() else {
+        return "it has no schedule, so it runs only when triggered (from the Airflow UI, the \
+                API, or another DAG)."
+            .to_string();
+    };
+    if let Some(b) = backfill {
+        return format!(
+            "it runs on its schedule ({schedule}), and Airflow now starts the catchup backfill: {}.",
+            b.describe()
+        );
+    }
+    let started = dag
+        .start_date
+        .as_deref()
+        .and_then(timefmt::parse_rfc3339_ms)
+        .is_some_and(|s| s < now);
+    if dag.catchup == Some(false) && started && schedule != "@once" {
+        // Seen on real Airflow 2.9.3: unpausing a @monthly catchup=False DAG created the latest
+        // interval's scheduled run at once.
+        format!(
+            "it runs on its schedule ({schedule}); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
+        )
+    } else {
+        format!("it runs on its schedule ({schedule}).")
+    }
 }
 
 #[cfg(test)]
@@ -348,47 +257,31 @@ mod tests {
     }
 
     #[test]
-    fn backfill_counts_presets_and_cron() {
-        let now = parse_rfc3339_ms("2025-11-01T12:00:00Z").unwrap();
-        let b = backfill_estimate(&dag("@daily", true, "2015-11-01T00:00:00+00:00"), now).unwrap();
-        assert_eq!(b.runs, 3653);
-        assert_eq!(b.since, "2015-11-01");
-        assert!(
-            b.describe()
-                .starts_with("about 3,653 runs since 2015-11-01")
-        );
-        let b = backfill_estimate(&dag("@monthly", true, "2025-01-01T00:00:00Z"), now).unwrap();
-        assert_eq!(b.runs, 10);
-        let b = backfill_estimate(&dag("0 0 2 * *", true, "2025-01-01T00:00:00Z"), now).unwrap();
+    fn enabling_says_what_really_happens() {
+        let now = timefmt::parse_rfc3339_ms("2025-11-01T12:00:00Z").unwrap();
+        let mut d = dag("@daily", false, "2015-11-01T00:00:00Z");
+        d.schedule = None;
         assert_eq!(
-            b.runs, 9,
-            "Jan 2 … Oct 2 intervals have ended; Nov 2 has not started"
+            what_happens_next(&d, None, now),
+            "it has no schedule, so it runs only when triggered (from the Airflow UI, the API, \
+             or another DAG)."
         );
-        let b = backfill_estimate(&dag("@hourly", true, "2000-01-01T00:00:00Z"), now).unwrap();
-        assert!(b.runs > 200_000);
-        let b = backfill_estimate(&dag("*/1 * * * *", true, "2000-01-01T00:00:00Z"), now).unwrap();
-        assert!(b.capped && b.describe().starts_with("over 100,000 runs"));
+        let d = dag("@monthly", false, "2024-01-01T00:00:00Z");
         assert_eq!(
-            backfill_estimate(&dag("@daily", false, "2015-11-01T00:00:00Z"), now),
-            None
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@monthly); without catchup Airflow starts the latest \
+             interval's run right away, not the missed ones."
         );
+        let d = dag("@daily", true, "2015-11-01T00:00:00Z");
+        let b = d.catchup_backfill(now);
+        assert!(what_happens_next(&d, b.as_ref(), now).starts_with(
+            "it runs on its schedule (@daily), and Airflow now starts the catchup backfill: \
+                 about 3,653 runs"
+        ));
+        let d = dag("@daily", false, "2030-01-01T00:00:00Z");
         assert_eq!(
-            backfill_estimate(&dag("@daily", true, "2030-01-01T00:00:00Z"), now),
-            None
+            what_happens_next(&d, None, now),
+            "it runs on its schedule (@daily)."
         );
-    }
-
-    #[test]
-    fn nearest_ids() {
-        let known: Vec<String> = [
-            "flickr_workflow",
-            "freesound_workflow",
-            "europeana_workflow",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        assert_eq!(nearest("flikr_workflow", &known, 3)[0], "flickr_workflow");
-        assert!(nearest("zzz", &known, 3).is_empty());
     }
 }

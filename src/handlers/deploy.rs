@@ -1,12 +1,12 @@
 //! `!deploy check`, `!deploy status [id]` and `!deploy history [target]`: the preflight on its
 //! own, and what the store says about deploys. The workflow itself is `deploy::workflow`.
 
-use crate::command::Version;
+use crate::context::Ctx;
 use crate::deploy::{preflight, recovery};
-use crate::engine::Ctx;
 use crate::reply::{Outcome, Reply};
 use crate::store::{Deploy, Result, now_ms};
 use crate::timefmt;
+use crate::version::Version;
 
 const HISTORY_LEN: u32 = 10;
 
@@ -69,7 +69,7 @@ pub async fn status(ctx: &Ctx, id: Option<i64>) -> Result<Reply> {
                         ));
                     }
                 }
-                if d.state == crate::store::DeployState::Interrupted {
+                if d.state == crate::deploy::DeployState::Interrupted {
                     text.push_str(&format!(
                         "\nCheck reality, then `{p}deploy resolve {id} succeeded|failed`."
                     ));

@@ -1,7 +1,7 @@
 //! `!help [command]`.
 
 use crate::command::{help_for, help_overview};
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::reply::Reply;
 
 pub fn help(ctx: &Ctx, topic: Option<&str>) -> Reply {

@@ -1,6 +1,6 @@
 //! `!locks`: who holds which deploy lock, for which deploy, since when.
 
-use crate::engine::Ctx;
+use crate::context::Ctx;
 use crate::reply::Reply;
 use crate::store::{Lock, Result, now_ms};
 use crate::timefmt;

@@ -1,5 +1,7 @@
-//! One handler per feature. Each takes the engine's [`Ctx`], the actor and the parsed command,
-//! may post progress to the conversation, and returns the [`Reply`] that closes the command.
+//! One handler per feature. Each takes the [`Ctx`] the engine hands down, the actor and the
+//! parsed command, may post progress to the conversation, and returns the [`Reply`] that closes
+//! the command. A new command is a variant in `command`, a row in its tables, an arm in
+//! [`dispatch`] and (usually) a file here.
 
 pub mod airflow;
 mod audit;
@@ -10,10 +12,10 @@ mod help;
 mod locks;
 pub mod migrations;
 
-use crate::chat::Conversation;
 use crate::command::Command;
+use crate::context::Ctx;
+use crate::conversation::Conversation;
 use crate::deploy::workflow::Workflow;
-use crate::engine::Ctx;
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
 

@@ -5,6 +5,7 @@
 //! Lists are read in pages of at most 100 (Airflow silently cuts larger limits) and the offset
 //! advances by what actually came back, so a server with a smaller cap is still read completely.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::http::{Raw, encode_segment, parse_json, path_only, reqwest_client, send, unexpected};
 use super::{HttpPolicy, Service, UpstreamError};
+use crate::backfill::Backfill;
 use crate::config::{AirflowApi, Config};
 
 const SERVICE: Service = Service::Airflow;
@@ -103,6 +105,18 @@ pub struct DagDetails {
     pub start_date: Option<String>,
 }
 
+impl DagDetails {
+    /// The catchup backfill unpausing this DAG would start, if any: `catchup` on, a start date
+    /// in the past and a schedule that can be counted.
+    pub fn catchup_backfill(&self, now: i64) -> Option<Backfill> {
+        if self.catchup != Some(true) {
+            return None;
+        }
+        let start = crate::timefmt::parse_rfc3339_ms(self.start_date.as_deref()?)?;
+        crate::backfill::estimate(self.schedule.as_deref()?, start, now)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportError {
     pub filename: String,
@@ -110,6 +124,48 @@ pub struct ImportError {
     /// first is only `Traceback (most recent call last):`.
     pub summary: String,
     pub timestamp: Option<String>,
+}
+
+/// One task instance of a run, in either API's shape (only what the deploy gate reads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskInstance {
+    pub task_id: String,
+    /// `-1` for a task that is not mapped.
+    pub map_index: i64,
+    /// `None` while the scheduler has not looked at it yet (`"state": null`).
+    pub state: Option<String>,
+    /// The operator's class name (`PythonSensor`, `BashOperator`); v3 also sends a display
+    /// name (`operator_name`), which is kept when it differs.
+    pub operator: Option<String>,
+    pub operator_name: Option<String>,
+    pub start_date: Option<String>,
+}
+
+impl TaskInstance {
+    /// `copy_data` or `copy_data[3]` for a mapped instance.
+    pub fn label(&self) -> String {
+        if self.map_index >= 0 {
+            format!("{}[{}]", self.task_id, self.map_index)
+        } else {
+            self.task_id.clone()
+        }
+    }
+}
+
+/// What [`AirflowClient::set_paused_reporting`] did to one DAG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PauseChange {
+    /// The flag changed to what was asked.
+    Changed,
+    /// It already was what was asked; nothing was sent.
+    Unchanged,
+    /// Airflow does not know the DAG.
+    NotFound,
+    /// Airflow accepted the request but still reports the old flag.
+    Ignored,
+    /// The request failed; the sentence says why.
+    Failed { error: String },
 }
 
 #[derive(Clone)]
@@ -361,6 +417,60 @@ impl AirflowClient {
         Ok(Some(d.into()))
     }
 
+    /// Every task instance of one run, all pages read (mapped tasks give one per index).
+    pub async fn task_instances(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<TaskInstance>, UpstreamError> {
+        let path = format!(
+            "{}/dags/{}/dagRuns/{}/taskInstances",
+            self.api().await?.prefix(),
+            encode_segment(dag_id),
+            encode_segment(run_id)
+        );
+        let tasks: Vec<RawTaskInstance> = self.collect(&path, usize::MAX).await?;
+        Ok(tasks.into_iter().map(TaskInstance::from).collect())
+    }
+
+    /// The ids of every paused DAG (`?paused=true`, all pages read). A queued run carries no
+    /// paused flag of its own, so this is how the gate tells a run that will start from one
+    /// that never will.
+    pub async fn paused_dag_ids(&self) -> Result<HashSet<String>, UpstreamError> {
+        let path = format!("{}/dags?paused=true", self.api().await?.prefix());
+        let dags: Vec<RawDag> = self.collect(&path, usize::MAX).await?;
+        // A server that ignores the filter still sends each DAG's flag.
+        Ok(dags
+            .into_iter()
+            .filter(|d| d.is_paused == Some(true))
+            .map(|d| d.dag_id)
+            .collect())
+    }
+
+    /// Sets a DAG's paused flag and says what happened, never failing: the caller reports each
+    /// DAG's outcome (pausing for a deploy must say what it did even when Airflow is down).
+    /// A DAG that already has the flag is left alone, so "unchanged" really means untouched.
+    pub async fn set_paused_reporting(&self, dag_id: &str, paused: bool) -> PauseChange {
+        match self.dag_details(dag_id).await {
+            Ok(None) => return PauseChange::NotFound,
+            Ok(Some(d)) if d.is_paused == paused => return PauseChange::Unchanged,
+            Ok(Some(_)) => {}
+            Err(e) => {
+                return PauseChange::Failed {
+                    error: e.to_string(),
+                };
+            }
+        }
+        match self.set_paused(dag_id, paused).await {
+            Ok(None) => PauseChange::NotFound,
+            Ok(Some(d)) if d.is_paused == paused => PauseChange::Changed,
+            Ok(Some(_)) => PauseChange::Ignored,
+            Err(e) => PauseChange::Failed {
+                error: e.to_string(),
+            },
+        }
+    }
+
     /// Files Airflow failed to import, all pages read.
     pub async fn import_errors(&self) -> Result<Vec<ImportError>, UpstreamError> {
         #[derive(Deserialize)]
@@ -399,7 +509,12 @@ impl AirflowClient {
     ) -> Result<(Vec<T>, usize), UpstreamError> {
         #[derive(Deserialize)]
         struct Page<T> {
-            #[serde(alias = "dag_runs", alias = "dags", alias = "import_errors")]
+            #[serde(
+                alias = "dag_runs",
+                alias = "dags",
+                alias = "import_errors",
+                alias = "task_instances"
+            )]
             items: Vec<T>,
             total_entries: usize,
         }
@@ -435,12 +550,8 @@ impl AirflowClient {
             ApiVersion::V1 => {
                 let raw = self.send_once(method, path, body, Auth::Basic).await?;
                 match raw.status {
-                    StatusCode::UNAUTHORIZED => Err(auth_error(format!(
-                        "401 for user {} — check AIRFLOW_PASSWORD and that the API's basic auth \
-                         backend is enabled",
-                        self.username
-                    ))),
-                    StatusCode::FORBIDDEN => Err(self.forbidden(path)),
+                    StatusCode::UNAUTHORIZED => Err(auth_error(self.v1_unauthorized(path))),
+                    StatusCode::FORBIDDEN => Err(auth_error(self.v1_forbidden(path))),
                     _ => Ok(raw),
                 }
             }
@@ -471,6 +582,43 @@ impl AirflowClient {
                 }
             }
         }
+    }
+
+    /// Airflow 2 answers the same bare 401 when its API takes no passwords at all (the default
+    /// `auth_backends` is `session`, browsers only), when the user does not exist and when the
+    /// password is wrong: the body cannot tell them apart, so the sentence names every cause
+    /// and its fix.
+    fn v1_unauthorized(&self, path: &str) -> String {
+        let password = if self.password.is_some() {
+            "the password in AIRFLOW_PASSWORD is wrong"
+        } else {
+            "AIRFLOW_PASSWORD is not set"
+        };
+        format!(
+            "401 for user {user} on {path} — Airflow 2 refuses the same way for two causes: (1) \
+             its REST API does not accept passwords: set \
+             `AIRFLOW__API__AUTH_BACKENDS=airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session` \
+             on the webserver (the default takes browser sessions only) and restart it; (2) the \
+             user {user} does not exist or {password}: create it with `airflow users create \
+             --username {user} --role Op --password … --firstname … --lastname … --email …` and \
+             give the bot that password in AIRFLOW_PASSWORD",
+            user = self.username,
+            path = path_only(path),
+        )
+    }
+
+    /// Authenticated, not allowed: the user exists and the basic-auth backend took the
+    /// password, but the user's role lacks the permission.
+    fn v1_forbidden(&self, path: &str) -> String {
+        format!(
+            "403 for user {user} on {path} — the password was accepted (the \
+             `AIRFLOW__API__AUTH_BACKENDS=airflow.api.auth.backend.basic_auth,…` backend works) \
+             but the user's role may not do this: give {user} a role that can read and edit \
+             DAGs (Op or Admin: `airflow users add-role -u {user} -r Op`, or create a user with \
+             `airflow users create --username {user} --role Op …`)",
+            user = self.username,
+            path = path_only(path),
+        )
     }
 
     fn forbidden(&self, path: &str) -> UpstreamError {
@@ -622,6 +770,53 @@ impl From<RawRun> for DagRun {
     }
 }
 
+/// A page of `…/taskInstances` as either API sends it (for replaying recorded answers).
+pub fn parse_task_instances(body: &str) -> Result<Vec<TaskInstance>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Page {
+        task_instances: Vec<RawTaskInstance>,
+    }
+    let page: Page = serde_json::from_str(body)?;
+    Ok(page
+        .task_instances
+        .into_iter()
+        .map(TaskInstance::from)
+        .collect())
+}
+
+/// A task instance as either API sends it.
+#[derive(Deserialize)]
+struct RawTaskInstance {
+    task_id: String,
+    #[serde(default)]
+    map_index: Option<i64>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    operator: Option<String>,
+    /// Airflow 3 only.
+    #[serde(default)]
+    operator_name: Option<String>,
+    #[serde(default)]
+    start_date: Option<String>,
+}
+
+impl From<RawTaskInstance> for TaskInstance {
+    fn from(t: RawTaskInstance) -> Self {
+        // Airflow 2 sends `"state": null` for a task not yet scheduled; some versions say "none".
+        let state = t.state.filter(|s| !s.is_empty() && s != "none");
+        let operator_name = t.operator_name.filter(|n| Some(n) != t.operator.as_ref());
+        TaskInstance {
+            task_id: t.task_id,
+            map_index: t.map_index.unwrap_or(-1),
+            state,
+            operator: t.operator,
+            operator_name,
+            start_date: t.start_date,
+        }
+    }
+}
+
 /// A DAG (list entry or details) as either API sends it.
 #[derive(Deserialize)]
 struct RawDag {
@@ -713,6 +908,35 @@ impl From<Dag> for DagDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_dag_with_catchup_and_a_past_start_date_has_a_backfill() {
+        let dag = |catchup: Option<bool>, start: Option<&str>| DagDetails {
+            dag_id: "d".into(),
+            is_paused: true,
+            schedule: Some("@daily".into()),
+            catchup,
+            start_date: start.map(str::to_string),
+        };
+        let now = crate::timefmt::parse_rfc3339_ms("2025-11-01T12:00:00Z").expect("timestamp");
+        let b = dag(Some(true), Some("2015-11-01T00:00:00+00:00"))
+            .catchup_backfill(now)
+            .expect("a backfill");
+        assert_eq!((b.runs, b.since.as_str()), (3653, "2015-11-01"));
+        assert_eq!(
+            dag(Some(false), Some("2015-11-01T00:00:00Z")).catchup_backfill(now),
+            None
+        );
+        assert_eq!(
+            dag(None, Some("2015-11-01T00:00:00Z")).catchup_backfill(now),
+            None
+        );
+        assert_eq!(dag(Some(true), None).catchup_backfill(now), None);
+        assert_eq!(
+            dag(Some(true), Some("yesterday")).catchup_backfill(now),
+            None
+        );
+    }
 
     #[test]
     fn both_run_shapes_map() {

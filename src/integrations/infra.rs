@@ -28,10 +28,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
 use tokio::time::{Instant, sleep_until};
 
-use crate::command::Version;
 use crate::config::{Secrets, TargetConfig};
-use crate::deploy::fingerprint::{PROMPT, strip_ansi};
 use crate::redact::Redactor;
+use crate::version::Version;
 
 /// The only placeholder in argv templates.
 pub const VERSION_PLACEHOLDER: &str = "{version}";
@@ -260,6 +259,56 @@ pub fn glob_match(glob: &str, name: &str) -> bool {
     g[gi..].iter().all(|&c| c == b'*')
 }
 
+/// What Terraform prints when it waits for an answer on stdin (without a trailing newline): the
+/// prompt this runner recognises on a partial line and hands to the [`PromptHandler`].
+pub const PROMPT: &str = "Enter a value:";
+
+/// Removes ANSI escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL|ESC \`) and two-byte
+/// escapes. Terraform colours headers and symbols unless run with `-no-color`.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // Parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            // nF escapes such as `ESC ( B` (charset selection): intermediates in ` `..`/`, then
+            // one final character.
+            Some(' '..='/') => {
+                for c in chars.by_ref() {
+                    if !(' '..='/').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // Two-character escapes (ESC followed by one character), or a lone ESC at the end.
+            Some(_) | None => {}
+        }
+    }
+    out
+}
+
 /// The answer given to a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptAnswer {
@@ -285,8 +334,8 @@ impl fmt::Display for PromptAnswer {
 /// What a [`PromptHandler`] decides from.
 #[derive(Debug)]
 pub struct PromptContext<'a> {
-    /// The output so far (redacted, both streams), ending with the prompt itself, so
-    /// [`crate::deploy::fingerprint::Plan::parse_before_prompt`] applies directly.
+    /// The output so far (redacted, both streams), ending with the prompt itself, so a plan
+    /// parser reads what the step is about to do from it directly.
     pub output: &'a str,
     /// The output exceeded [`StepSpec::capture_bytes`] and its end is missing: a handler that
     /// checks a plan must answer `no`.
@@ -801,6 +850,17 @@ async fn answer_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ansi_is_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[1;31mred\u{1b}[0m plain"), "red plain");
+        assert_eq!(
+            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{1b}\\"),
+            "link"
+        );
+        assert_eq!(strip_ansi("a\u{1b}(Bb"), "ab");
+        assert_eq!(strip_ansi("end\u{1b}"), "end");
+    }
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap()

@@ -7,6 +7,7 @@
 //! never a secret. An answer that cannot be had is an answer of its own: the caller blocks on it.
 
 pub mod airflow;
+pub mod checkout;
 pub mod github;
 mod http;
 pub mod infra;
@@ -14,6 +15,9 @@ pub mod registry;
 
 pub use http::{HttpPolicy, Service, UpstreamError};
 
+use std::sync::Arc;
+
+use crate::auth_memory::AuthMemory;
 use crate::config::Config;
 
 /// The three clients, built from the configuration and its secrets.
@@ -31,5 +35,12 @@ impl Integrations {
             registry: registry::RegistryClient::from_config(config, policy.clone())?,
             airflow: airflow::AirflowClient::from_config(config, policy)?,
         })
+    }
+
+    /// Lets the clients keep what they learn about the upstreams' auth in `memory` (the store)
+    /// for the next process (today the registry's token realm and anonymous tokens).
+    pub fn remembering(mut self, memory: Arc<dyn AuthMemory>) -> Integrations {
+        self.registry = self.registry.remembering(memory);
+        self
     }
 }

@@ -4,8 +4,16 @@
 //! ghcr.io wants a bearer token even for public images: the first request gets `401` with
 //! `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, the token comes from the realm (basic auth
 //! with REGISTRY_USERNAME/REGISTRY_PASSWORD when set, anonymous otherwise), and the request is
-//! retried with it. Tokens are cached per scope and reused until the registry refuses one; the
-//! realm is remembered so a new scope skips the 401 round trip. A registry without auth works too.
+//! retried with it. A registry without auth works too.
+//!
+//! That dance is three round trips, the longest chain of a preflight, so what it teaches is kept:
+//! tokens per scope until shortly before they expire, and the realm, so a new scope skips the 401.
+//! With a store ([`RegistryClient::remembering`]) the next process starts from it too: the realm
+//! always, a token only when it was obtained anonymously — one obtained with credentials may pull
+//! private images and stays in this process's memory. A stored realm is sent the credentials only
+//! when it is on the registry's own origin. Everything remembered is a hint: a refused token or a
+//! realm that no longer answers sends the client back to the full dance. Tokens are secrets in
+//! memory ([`SecretString`]) and never logged.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +27,9 @@ use sha2::{Digest, Sha256};
 
 use super::http::{Raw, encode_query, parse_json, path_only, reqwest_client, send, unexpected};
 use super::{HttpPolicy, Service, UpstreamError};
+use crate::auth_memory::{AuthMemory, RegistryRealm};
 use crate::config::Config;
+use crate::timefmt::now_ms;
 
 const SERVICE: Service = Service::Registry;
 
@@ -59,10 +69,29 @@ struct Challenge {
     scope: Option<String>,
 }
 
+/// Without `expires_in` a token lives 60 s (the Docker registry token specification).
+const DEFAULT_TOKEN_LIFETIME_S: u64 = 60;
+
+/// A token and the moment after which it is no longer offered (ms since the epoch): a little
+/// before it expires, so that it does not expire on its way to the registry.
+#[derive(Debug, Clone)]
+struct HeldToken {
+    token: SecretString,
+    usable_until_ms: i64,
+}
+
+/// When a token that lives `lifetime_s` from `now_ms` stops being offered: a fifth of its life
+/// early, at least 1 s and at most 30 s.
+fn usable_until(now_ms: i64, lifetime_s: u64) -> i64 {
+    let lifetime_ms = i64::try_from(lifetime_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let margin_ms = (lifetime_ms / 5).clamp(1_000, 30_000);
+    now_ms.saturating_add(lifetime_ms.saturating_sub(margin_ms))
+}
+
 #[derive(Debug, Default)]
 struct AuthCache {
     /// scope → bearer token.
-    tokens: HashMap<String, String>,
+    tokens: HashMap<String, HeldToken>,
     realm: Option<Challenge>,
 }
 
@@ -74,6 +103,8 @@ pub struct RegistryClient {
     password: Option<SecretString>,
     policy: HttpPolicy,
     auth: Arc<Mutex<AuthCache>>,
+    /// Where the realm (and anonymous tokens) outlive this process: the store.
+    memory: Option<Arc<dyn AuthMemory>>,
 }
 
 impl fmt::Debug for RegistryClient {
@@ -116,7 +147,15 @@ impl RegistryClient {
             password,
             policy,
             auth: Arc::default(),
+            memory: None,
         })
+    }
+
+    /// Keeps what the token dance teaches in `store` as well, for the next process (every
+    /// `exec` is one), and starts from what earlier processes kept there.
+    pub fn remembering(mut self, memory: Arc<dyn AuthMemory>) -> RegistryClient {
+        self.memory = Some(memory);
+        self
     }
 
     pub fn from_config(
@@ -265,8 +304,14 @@ impl RegistryClient {
         self.auth.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One request with the bearer dance: a cached token first (or one fetched from a realm we
-    /// already know), then on a challenge one fresh exchange and one retry.
+    /// Only tokens obtained without credentials are written to the store (see the module doc).
+    fn anonymous(&self) -> bool {
+        self.username.is_none()
+    }
+
+    /// One request with the bearer dance: a token this or an earlier process holds (or one
+    /// fetched from a realm it knows) first; then, on a challenge, one fresh exchange at the realm
+    /// the challenge names and one retry.
     async fn authed(
         &self,
         method: Method,
@@ -274,26 +319,46 @@ impl RegistryClient {
         scope: &str,
         accept: &str,
     ) -> Result<Raw, UpstreamError> {
-        let (mut token, known_realm) = {
-            let c = self.cache();
-            (c.tokens.get(scope).cloned(), c.realm.clone())
-        };
-        let mut fresh = false;
+        let mut token = self.held_token(scope).await;
+        // Whether `token` was fetched by this call (and so is not kept anywhere yet).
+        let mut exchanged = false;
         if token.is_none()
-            && let Some(realm) = known_realm
+            && let Some(realm) = self.known_realm().await
         {
-            token = Some(self.exchange(&realm, scope).await?);
-            fresh = true;
+            match self.exchange(&realm, scope).await {
+                Ok(t) => {
+                    token = Some(t);
+                    exchanged = true;
+                }
+                // The realm may have moved since it was learnt: ask the registry again.
+                Err(e) => {
+                    tracing::debug!(error = %e, "the known registry token realm gave no token");
+                    self.forget_realm().await;
+                }
+            }
         }
+        // Whether `token` came from the challenge of this very request: if the registry refuses
+        // that one too, asking again cannot help.
+        let mut answered_challenge = false;
         loop {
             let raw = self
-                .send_once(method.clone(), path, accept, token.as_deref())
+                .send_once(
+                    method.clone(),
+                    path,
+                    accept,
+                    token.as_ref().map(|t| &t.token),
+                )
                 .await?;
             if raw.status != StatusCode::UNAUTHORIZED {
+                if let Some(t) = token.filter(|_| exchanged) {
+                    self.keep_token(scope, t).await;
+                }
                 return Ok(raw);
             }
-            if fresh {
-                self.cache().tokens.remove(scope);
+            if token.is_some() {
+                self.forget_token(scope).await;
+            }
+            if answered_challenge {
                 return Err(auth_error(if self.password.is_some() {
                     "401 after token exchange — check REGISTRY_PASSWORD"
                 } else {
@@ -306,17 +371,124 @@ impl RegistryClient {
                     "401 without a Bearer challenge — this registry's auth is not supported",
                 ));
             };
-            {
-                let mut c = self.cache();
-                c.tokens.remove(scope);
-                c.realm = Some(Challenge {
-                    scope: None,
-                    ..challenge.clone()
-                });
-            }
+            self.learn_realm(&challenge).await;
             let wanted = challenge.scope.as_deref().unwrap_or(scope).to_string();
             token = Some(self.exchange(&challenge, &wanted).await?);
-            fresh = true;
+            exchanged = true;
+            answered_challenge = true;
+        }
+    }
+
+    /// A usable token for `scope`: this process's, or one an earlier process stored.
+    async fn held_token(&self, scope: &str) -> Option<HeldToken> {
+        let now = now_ms();
+        {
+            let mut c = self.cache();
+            match c.tokens.get(scope) {
+                Some(t) if t.usable_until_ms > now => return Some(t.clone()),
+                Some(_) => {
+                    c.tokens.remove(scope);
+                }
+                None => {}
+            }
+        }
+        let store = self.memory.as_ref().filter(|_| self.anonymous())?;
+        match store.token(&self.base, scope, now).await {
+            Ok(Some((token, usable_until_ms))) => {
+                let held = HeldToken {
+                    token,
+                    usable_until_ms,
+                };
+                self.cache().tokens.insert(scope.to_string(), held.clone());
+                Some(held)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stored registry tokens; asking the registry");
+                None
+            }
+        }
+    }
+
+    /// The realm this process learnt, or one an earlier process stored.
+    async fn known_realm(&self) -> Option<Challenge> {
+        if let Some(realm) = self.cache().realm.clone() {
+            return Some(realm);
+        }
+        let store = self.memory.as_ref()?;
+        match store.realm(&self.base).await {
+            // The realm gets REGISTRY_USERNAME/PASSWORD. One read from the store is trusted with
+            // them only on the registry's own origin (ghcr.io's is): a realm elsewhere must be
+            // named by the registry itself, in this process, so that whoever can write the store
+            // cannot send the password somewhere else.
+            Ok(Some(r)) if !self.anonymous() && !same_origin(&r.realm, &self.base) => None,
+            Ok(Some(r)) => {
+                let realm = Challenge {
+                    realm: r.realm,
+                    service: r.service,
+                    scope: None,
+                };
+                self.cache().realm = Some(realm.clone());
+                Some(realm)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stored registry realm; asking the registry");
+                None
+            }
+        }
+    }
+
+    /// Keeps the realm a challenge named (its scope belongs to one request only).
+    async fn learn_realm(&self, challenge: &Challenge) {
+        let realm = Challenge {
+            scope: None,
+            ..challenge.clone()
+        };
+        self.cache().realm = Some(realm.clone());
+        if let Some(store) = &self.memory {
+            let stored = RegistryRealm {
+                realm: realm.realm,
+                service: realm.service,
+            };
+            if let Err(e) = store.remember_realm(&self.base, &stored).await {
+                tracing::warn!(error = %e, "cannot store the registry realm");
+            }
+        }
+    }
+
+    async fn forget_realm(&self) {
+        self.cache().realm = None;
+        if let Some(store) = &self.memory
+            && let Err(e) = store.forget_realm(&self.base).await
+        {
+            tracing::warn!(error = %e, "cannot forget the stored registry realm");
+        }
+    }
+
+    /// A freshly fetched token the registry accepted: held for the next requests of this process
+    /// and, when it was obtained anonymously, stored for the next processes.
+    async fn keep_token(&self, scope: &str, token: HeldToken) {
+        if token.usable_until_ms <= now_ms() {
+            return;
+        }
+        if let Some(store) = self.memory.as_ref().filter(|_| self.anonymous())
+            && let Err(e) = store
+                .remember_token(&self.base, scope, &token.token, token.usable_until_ms)
+                .await
+        {
+            tracing::warn!(error = %e, "cannot store the registry token");
+        }
+        self.cache().tokens.insert(scope.to_string(), token);
+    }
+
+    /// The registry refused the token for `scope`: nobody offers it again.
+    async fn forget_token(&self, scope: &str) {
+        self.cache().tokens.remove(scope);
+        if let Some(store) = &self.memory
+            && let Err(e) = store.forget_token(&self.base, scope).await
+        {
+            tracing::warn!(error = %e, "cannot forget the stored registry token");
         }
     }
 
@@ -325,7 +497,7 @@ impl RegistryClient {
         method: Method,
         path: &str,
         accept: &str,
-        token: Option<&str>,
+        token: Option<&SecretString>,
     ) -> Result<Raw, UpstreamError> {
         let url = self.url(path);
         self.policy
@@ -335,19 +507,24 @@ impl RegistryClient {
                     .request(method.clone(), &url)
                     .header(ACCEPT, accept);
                 if let Some(t) = token {
-                    rb = rb.bearer_auth(t);
+                    rb = rb.bearer_auth(t.expose_secret());
                 }
                 send(rb)
             })
             .await
     }
 
-    /// Fetches a token for `scope` from the challenge's realm and caches it under `scope`.
-    async fn exchange(&self, challenge: &Challenge, scope: &str) -> Result<String, UpstreamError> {
+    /// Fetches a token for `scope` from the challenge's realm.
+    async fn exchange(
+        &self,
+        challenge: &Challenge,
+        scope: &str,
+    ) -> Result<HeldToken, UpstreamError> {
         #[derive(Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
+            expires_in: Option<u64>,
         }
         let realm = &challenge.realm;
         if !(realm.starts_with("http://") || realm.starts_with("https://")) {
@@ -400,8 +577,21 @@ impl RegistryClient {
                 path: realm_path.clone(),
                 detail: "no token in the answer".to_string(),
             })?;
-        self.cache().tokens.insert(scope.to_string(), token.clone());
-        Ok(token)
+        Ok(HeldToken {
+            token: SecretString::from(token),
+            usable_until_ms: usable_until(
+                now_ms(),
+                answer.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME_S),
+            ),
+        })
+    }
+}
+
+/// Whether two URLs share scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
     }
 }
 
@@ -558,6 +748,36 @@ mod tests {
         );
         h.insert(LINK, HeaderValue::from_static(r#"</x>; rel="prev""#));
         assert_eq!(next_link(&h), None);
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert!(same_origin("https://ghcr.io/token", "https://ghcr.io"));
+        assert!(same_origin(
+            "http://127.0.0.1:5000/token?x=1",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin(
+            "https://auth.docker.io/token",
+            "https://registry-1.docker.io"
+        ));
+        assert!(!same_origin("http://ghcr.io/token", "https://ghcr.io"));
+        assert!(!same_origin(
+            "http://127.0.0.1:5001/token",
+            "http://127.0.0.1:5000"
+        ));
+        assert!(!same_origin("not a url", "https://ghcr.io"));
+    }
+
+    #[test]
+    fn tokens_stop_being_offered_a_little_before_they_expire() {
+        // A fifth of the lifetime early, between 1 s and 30 s.
+        assert_eq!(usable_until(1_000_000, 300), 1_000_000 + 270_000);
+        assert_eq!(usable_until(0, 60), 48_000);
+        assert_eq!(usable_until(0, 3_600), 3_570_000);
+        assert!(usable_until(5_000, 1) <= 5_000, "never offered");
+        assert!(usable_until(5_000, 0) < 5_000, "never offered");
+        assert!(usable_until(0, u64::MAX) > 0, "no overflow");
     }
 
     #[test]

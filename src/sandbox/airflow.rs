@@ -3,7 +3,7 @@
 //! details, pause), DAG runs across all DAGs with state filters, import errors. Pages are at most
 //! 100 long whatever the client asks, like the real one. Run states follow the clock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -34,7 +34,59 @@ pub struct AirflowWorld {
     pub tokens: HashSet<String>,
     /// Report the scheduler as unhealthy with a stale heartbeat.
     pub scheduler_down: bool,
+    /// A DAG processor of its own (Airflow 3, or 2.x with `standalone_dag_processor`); without
+    /// one Airflow 2 reports `"status": null` for it, as it does for a triggerer that never ran.
+    pub dag_processor_separate: bool,
+    pub triggerer_running: bool,
+    /// The user may read but not change anything (Airflow 2's `Viewer` role): writes get 403.
+    pub read_only: bool,
+    /// Task instances by (dag id, run id); a run without an entry has one task that follows
+    /// the run's state.
+    pub tasks: HashMap<(String, String), Vec<SimTask>>,
     pub faults: Faults,
+}
+
+/// One task instance of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTask {
+    pub task_id: String,
+    /// The operator's class name (`HttpSensor`, `PythonOperator`).
+    pub operator: String,
+    /// `None` until scheduled (`"state": null`).
+    pub state: Option<String>,
+}
+
+impl SimTask {
+    pub fn new(task_id: &str, operator: &str, state: Option<&str>) -> SimTask {
+        SimTask {
+            task_id: task_id.to_string(),
+            operator: operator.to_string(),
+            state: state.map(str::to_string),
+        }
+    }
+
+    fn to_json(&self, run: &SimRun, api: ApiVersion) -> Value {
+        let mut v = json!({
+            "task_id": self.task_id,
+            "dag_id": run.dag_id,
+            "dag_run_id": run.run_id,
+            "map_index": -1,
+            "state": self.state,
+            "operator": self.operator,
+            "start_date": self.state.as_ref().map(|_| rfc3339(run.starts_at_ms)),
+            "end_date": null,
+            "try_number": if self.state.is_some() { 1 } else { 0 },
+            "max_tries": 0,
+            "pool": "default_pool",
+            "queue": "default",
+        });
+        if api == ApiVersion::V2
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("operator_name".into(), json!(self.operator));
+        }
+        v
+    }
 }
 
 impl Default for AirflowWorld {
@@ -50,6 +102,10 @@ impl Default for AirflowWorld {
             import_errors: Vec::new(),
             tokens: HashSet::new(),
             scheduler_down: false,
+            dag_processor_separate: true,
+            triggerer_running: true,
+            read_only: false,
+            tasks: HashMap::new(),
             faults: Faults::default(),
         }
     }
@@ -57,10 +113,36 @@ impl Default for AirflowWorld {
 
 impl AirflowWorld {
     /// Makes this an Airflow 2 (only `/api/v1`, basic auth).
+    /// The DAG processor runs inside the scheduler, as in production's 2.9.3.
     pub fn as_airflow2(&mut self) {
         self.serve_v1 = true;
         self.serve_v2 = false;
         self.version = "2.9.3".to_string();
+        self.dag_processor_separate = false;
+    }
+
+    /// Adds a run that was queued `queued_ago_ms` ago and never starts by itself (a paused
+    /// DAG's run, or one held back by `max_active_runs`). Returns its run id.
+    pub fn add_queued(&mut self, dag_id: &str, queued_ago_ms: i64) -> String {
+        let queued = now_ms() - queued_ago_ms;
+        let run_id = format!("manual__{}", rfc3339(queued).replace('Z', "+00:00"));
+        self.runs.push(SimRun {
+            dag_id: dag_id.to_string(),
+            run_id: run_id.clone(),
+            run_type: "manual".to_string(),
+            logical_date: Some(rfc3339(queued)),
+            queued_at_ms: queued,
+            starts_at_ms: i64::MAX,
+            ends_at_ms: None,
+            final_state: "success".to_string(),
+        });
+        run_id
+    }
+
+    /// Sets the task instances of one run.
+    pub fn set_tasks(&mut self, dag_id: &str, run_id: &str, tasks: Vec<SimTask>) {
+        self.tasks
+            .insert((dag_id.to_string(), run_id.to_string()), tasks);
     }
 
     /// An empty configured password accepts any (the interactive sandbox needs no secret).
@@ -336,6 +418,17 @@ fn api_routes(api: ApiVersion) -> Router<Ctx> {
             ),
         )
         .route(
+            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            get(
+                move |s: State<Ctx>,
+                      h: HeaderMap,
+                      Path((dag, run)): Path<(String, String)>,
+                      q: QueryPairs| async move {
+                    guarded(&s, &h, api, || task_instances(&s, api, &dag, &run, &q))
+                },
+            ),
+        )
+        .route(
             "/importErrors",
             get(
                 move |s: State<Ctx>, h: HeaderMap, q: QueryPairs| async move {
@@ -379,7 +472,7 @@ fn guarded(
         return match api {
             ApiVersion::V1 => super::json(
                 401,
-                json!({"title": "Unauthorized", "status": 401, "type": "https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html#section/Errors/Unauthenticated", "detail": null}),
+                json!({"detail": null, "status": 401, "title": "Unauthorized", "type": "https://airflow.apache.org/docs/apache-airflow/2.9.3/stable-rest-api-ref.html#section/Errors/Unauthenticated"}),
             ),
             ApiVersion::V2 => detail(401, "Not authenticated"),
         };
@@ -423,17 +516,32 @@ fn health(State(ctx): State<Ctx>, api: ApiVersion) -> Response {
     if !serves(&ctx, api) {
         return detail(404, "Not Found");
     }
-    let down = ctx.world.lock().airflow.scheduler_down;
+    let (down, processor, triggerer) = {
+        let w = ctx.world.lock();
+        (
+            w.airflow.scheduler_down,
+            w.airflow.dag_processor_separate,
+            w.airflow.triggerer_running,
+        )
+    };
     let now = now_ms();
     let beat = if down { now - 3_600_000 } else { now - 4_000 };
     let status = if down { "unhealthy" } else { "healthy" };
+    // A component that does not run on its own: `null` status and heartbeat (Airflow 2.9.3).
+    let part = |running: bool, key: &str, ago: i64| {
+        if running {
+            json!({"status": "healthy", key: rfc3339(now - ago)})
+        } else {
+            json!({"status": null, key: null})
+        }
+    };
     super::json(
         200,
         json!({
             "metadatabase": {"status": "healthy"},
             "scheduler": {"status": status, "latest_scheduler_heartbeat": rfc3339(beat)},
-            "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": rfc3339(now - 6_000)},
-            "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": rfc3339(now - 8_000)},
+            "triggerer": part(triggerer, "latest_triggerer_heartbeat", 6_000),
+            "dag_processor": part(processor, "latest_dag_processor_heartbeat", 8_000),
         }),
     )
 }
@@ -460,16 +568,21 @@ fn page_bounds(ctx: &Ctx, q: &[(String, String)]) -> (usize, usize) {
 
 fn list_dags(ctx: &Ctx, api: ApiVersion, q: &[(String, String)]) -> Response {
     let (limit, offset) = page_bounds(ctx, q);
+    let paused = query_value(q, "paused").map(|v| v == "true");
     let w = ctx.world.lock();
-    let dags: Vec<Value> = w
+    let matching: Vec<&SimDag> = w
         .airflow
         .dags
         .iter()
+        .filter(|d| paused.is_none_or(|p| d.is_paused == p))
+        .collect();
+    let total = matching.len();
+    let dags: Vec<Value> = matching
+        .into_iter()
         .skip(offset)
         .take(limit)
         .map(|d| d.to_json(api, false))
         .collect();
-    let total = w.airflow.dags.len();
     drop(w);
     super::json(200, json!({"dags": dags, "total_entries": total}))
 }
@@ -489,6 +602,16 @@ fn patch_dag(ctx: &Ctx, api: ApiVersion, dag_id: &str, body: &Value) -> Response
     let Some(paused) = body.get("is_paused").and_then(|v| v.as_bool()) else {
         return detail(422, "is_paused is required");
     };
+    if ctx.world.lock().airflow.read_only {
+        // The permission check comes before the DAG lookup, as in Airflow 2.9.3.
+        return match api {
+            ApiVersion::V1 => super::json(
+                403,
+                json!({"detail": null, "status": 403, "title": "Forbidden", "type": "https://airflow.apache.org/docs/apache-airflow/2.9.3/stable-rest-api-ref.html#section/Errors/PermissionDenied"}),
+            ),
+            ApiVersion::V2 => detail(403, "Forbidden"),
+        };
+    }
     let mut w = ctx.world.lock();
     match w.airflow.dags.iter_mut().find(|d| d.dag_id == dag_id) {
         Some(d) => {
@@ -510,8 +633,7 @@ fn list_runs(ctx: &Ctx, api: ApiVersion, dag_id: &str, q: &[(String, String)]) -
         .map(|(_, v)| v.as_str())
         .collect();
     let order = query_value(q, "order_by");
-    let ended_since =
-        query_value(q, "end_date_gte").and_then(crate::deploy::preflight::parse_rfc3339_ms);
+    let ended_since = query_value(q, "end_date_gte").and_then(crate::timefmt::parse_rfc3339_ms);
     let now = now_ms();
     let w = ctx.world.lock();
     if dag_id != "~" && !w.airflow.dags.iter().any(|d| d.dag_id == dag_id) {
@@ -543,6 +665,56 @@ fn list_runs(ctx: &Ctx, api: ApiVersion, dag_id: &str, q: &[(String, String)]) -
         .collect();
     drop(w);
     super::json(200, json!({"dag_runs": runs, "total_entries": total}))
+}
+
+fn task_instances(
+    ctx: &Ctx,
+    api: ApiVersion,
+    dag_id: &str,
+    run_id: &str,
+    q: &[(String, String)],
+) -> Response {
+    let (limit, offset) = page_bounds(ctx, q);
+    let now = now_ms();
+    let w = ctx.world.lock();
+    let Some(run) = w
+        .airflow
+        .runs
+        .iter()
+        .find(|r| r.dag_id == dag_id && r.run_id == run_id)
+    else {
+        drop(w);
+        return detail(
+            404,
+            &format!("The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"),
+        );
+    };
+    let tasks = match w
+        .airflow
+        .tasks
+        .get(&(dag_id.to_string(), run_id.to_string()))
+    {
+        Some(t) => t.clone(),
+        None => {
+            let state = match run.state(now) {
+                "queued" => None,
+                s => Some(s),
+            };
+            vec![SimTask::new("main", "PythonOperator", state)]
+        }
+    };
+    let total = tasks.len();
+    let items: Vec<Value> = tasks
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| t.to_json(run, api))
+        .collect();
+    drop(w);
+    super::json(
+        200,
+        json!({"task_instances": items, "total_entries": total}),
+    )
 }
 
 fn import_errors(ctx: &Ctx, api: ApiVersion, q: &[(String, String)]) -> Response {

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use airflow::{AirflowWorld, SimDag, SimImportError, SimRun};
+pub use airflow::{AirflowWorld, SimDag, SimImportError, SimRun, SimTask};
 pub use faults::{Faults, Forced};
 pub use github::{GithubWorld, RateLimit, SimCommit, SimRelease};
 pub use registry::{

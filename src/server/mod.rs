@@ -10,7 +10,7 @@ mod chart;
 mod html;
 mod pages;
 
-pub use auth::{sign_path, verify_signature};
+pub use crate::links::{sign_path, verify_signature};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,23 +79,6 @@ impl AppState {
             config,
         }
     }
-}
-
-/// The link to a deploy's page when `[server] public_url` is set; for the chat thread and card.
-pub fn page_url(config: &Config, deploy_id: i64) -> Option<String> {
-    let base = config.server.public_url.as_deref()?;
-    let path = format!("/deploys/{deploy_id}");
-    Some(match &config.secrets.server_token {
-        // A signed link opens without the bearer token; it names exactly one page.
-        Some(token) if !config.server.bind.ip().is_loopback() => {
-            use secrecy::ExposeSecret;
-            format!(
-                "{base}{path}?sig={}",
-                sign_path(token.expose_secret(), &path)
-            )
-        }
-        _ => format!("{base}{path}"),
-    })
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -6,80 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Lock, NewAuditEvent, Result, Store, StoreError, now_ms};
-
-/// Where a deploy is in the workflow (ARCHITECTURE.md, "The deploy workflow").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeployState {
-    Requested,
-    Preflight,
-    Locked,
-    Bump,
-    Plan,
-    AwaitingApproval,
-    Approved,
-    Apply,
-    Verify,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-impl DeployState {
-    pub const ALL: [DeployState; 13] = [
-        DeployState::Requested,
-        DeployState::Preflight,
-        DeployState::Locked,
-        DeployState::Bump,
-        DeployState::Plan,
-        DeployState::AwaitingApproval,
-        DeployState::Approved,
-        DeployState::Apply,
-        DeployState::Verify,
-        DeployState::Succeeded,
-        DeployState::Failed,
-        DeployState::Cancelled,
-        DeployState::Interrupted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeployState::Requested => "requested",
-            DeployState::Preflight => "preflight",
-            DeployState::Locked => "locked",
-            DeployState::Bump => "bump",
-            DeployState::Plan => "plan",
-            DeployState::AwaitingApproval => "awaiting_approval",
-            DeployState::Approved => "approved",
-            DeployState::Apply => "apply",
-            DeployState::Verify => "verify",
-            DeployState::Succeeded => "succeeded",
-            DeployState::Failed => "failed",
-            DeployState::Cancelled => "cancelled",
-            DeployState::Interrupted => "interrupted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DeployState> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// Finished for good: nothing will move it again. An interrupted deploy is not final: it
-    /// waits for a maintainer's `!deploy resolve`.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeployState::Succeeded | DeployState::Failed | DeployState::Cancelled
-        )
-    }
-}
-
-impl std::fmt::Display for DeployState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::deploy::state::{self, DeployState};
+use crate::deploy::step::Step;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deploy {
@@ -259,7 +187,8 @@ impl Store {
 
     /// Creates a deploy already holding its target's lock, atomically with `locked_event` (its
     /// `deploy_id` filled in): either all three exist afterwards or none does and the current
-    /// holder is returned.
+    /// holder is returned. The deploy is requested and takes its lock in one go
+    /// ([`state::Event::LockTaken`]), so it starts out `locked`.
     pub async fn create_locked_deploy(
         &self,
         d: &NewDeploy<'_>,
@@ -308,9 +237,11 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO deploy_steps (deploy_id, step, state, detail, started_ms) \
-             VALUES ($1, 'lock', 'locked', $2, $3)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
+        .bind(Step::Lock.as_str())
+        .bind(DeployState::Locked.as_str())
         .bind(serde_json::json!({ "lock": lock_key }).to_string())
         .bind(now)
         .execute(&mut *tx)
@@ -331,22 +262,26 @@ impl Store {
     /// Moves a deploy to `to` only if it is in one of `from` (compare-and-set), journaling the
     /// transition and appending `audit` in the same transaction (a crash cannot keep one without
     /// the other); false when another actor moved it first, and then nothing is written.
+    ///
+    /// A move the state machine does not allow ([`state::allowed`]) from any of `from` is refused
+    /// before anything is written: a bug in a caller cannot put a deploy where the diagram
+    /// has no way to.
     pub async fn transition(
         &self,
         id: i64,
         from: &[DeployState],
         to: DeployState,
-        step: Option<&str>,
+        step: Option<Step>,
         reason: Option<&str>,
         audit: Option<&NewAuditEvent>,
     ) -> Result<bool> {
+        if let Some(bad) = from.iter().find(|f| !state::allowed(**f, to)) {
+            return Err(StoreError::IllegalTransition { id, from: *bad, to });
+        }
+        let step = step.map(Step::as_str);
         let now = now_ms();
         let finished = to.is_final().then_some(now);
-        let states = from
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let states = state_list(from.iter().copied());
         let mut tx = self.pool.begin().await?;
         // The state names come from the enum, never from input, so formatting them is safe.
         let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -387,7 +322,7 @@ impl Store {
     pub async fn record_step_output(
         &self,
         id: i64,
-        step: &str,
+        step: Step,
         state: &str,
         exit_code: Option<i64>,
         output_tail: &str,
@@ -399,7 +334,7 @@ impl Store {
              started_ms, finished_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id)
-        .bind(step)
+        .bind(step.as_str())
         .bind(state)
         .bind(detail.to_string())
         .bind(exit_code)
@@ -585,10 +520,11 @@ impl Store {
     /// before the current).
     pub async fn succeeded_deploys(&self, target: &str, limit: u32) -> Result<Vec<Deploy>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM deploys WHERE target = $1 AND state = 'succeeded' \
-             ORDER BY id DESC LIMIT $2"
+            "SELECT {COLUMNS} FROM deploys WHERE target = $1 AND state = $2 \
+             ORDER BY id DESC LIMIT $3"
         )))
         .bind(target)
+        .bind(DeployState::Succeeded.as_str())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -597,12 +533,21 @@ impl Store {
 
     /// Deploys that are not finished for good (including interrupted ones awaiting resolution).
     pub async fn active_deploys(&self) -> Result<Vec<Deploy>> {
+        let finals = state_list(DeployState::ALL.into_iter().filter(|s| s.is_final()));
+        // The state names come from the enum, never from input, so formatting them is safe.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM deploys WHERE state NOT IN ('succeeded', 'failed', 'cancelled') \
-             ORDER BY id"
+            "SELECT {COLUMNS} FROM deploys WHERE state NOT IN ({finals}) ORDER BY id"
         )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(deploy_from_row).collect()
     }
+}
+
+/// `'a', 'b'` for an SQL `IN (…)` list of states.
+fn state_list(states: impl Iterator<Item = DeployState>) -> String {
+    states
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

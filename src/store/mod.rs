@@ -1,5 +1,6 @@
 //! The store: the single source of truth for audit events, deploys, locks, seen DAGs and message
-//! claims, over SQLite (embedded default) or Postgres (teams, replicas).
+//! claims (and what the registry's token dance taught a previous process), over SQLite (embedded
+//! default) or Postgres (teams, replicas).
 //!
 //! One code path: runtime queries through sqlx's `Any` driver with `$n` placeholders, which both
 //! SQLite and Postgres accept. Columns are integers and text only, because `Any` cannot decode
@@ -7,12 +8,18 @@
 
 mod audit;
 mod claims;
+mod dag_sync;
 mod deploys;
 mod locks;
+mod registry_auth;
 mod seen;
 
+/// The store persists deploy states; the type and its transitions live in the deploy's state
+/// machine (pure, on the ground floor), re-exported here for the store's callers.
+pub use crate::deploy::state::DeployState;
 pub use audit::{AuditEvent, Broken, NewAuditEvent, VerifyReport};
-pub use deploys::{Approval, Deploy, DeployState, NewDeploy, Owner, StepRecord};
+pub use dag_sync::SyncedCommit;
+pub use deploys::{Approval, Deploy, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};
 
@@ -68,6 +75,13 @@ pub enum StoreError {
     Append(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// A caller asked for a move the deploy state machine does not have.
+    #[error("deploy #{id} cannot move from {from} to {to}: the deploy workflow has no such step")]
+    IllegalTransition {
+        id: i64,
+        from: DeployState,
+        to: DeployState,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -320,12 +334,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch, the store's only time representation.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::timefmt::now_ms;
 
 #[cfg(test)]
 mod tests {

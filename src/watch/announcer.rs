@@ -11,28 +11,14 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::chat::Conversation;
-use crate::engine::Ctx;
-use crate::handlers::dags::{Backfill, backfill_estimate};
+use crate::backfill::Backfill;
+use crate::context::Ctx;
+use crate::conversation::{Announcement, Conversation};
 use crate::integrations::UpstreamError;
 use crate::store::{StoreError, now_ms};
 
 /// The store key that says the seen set has been seeded.
 const SEEDED_KEY: &str = "announcer.seeded";
-
-/// One new paused DAG, with what the Enable action needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announcement {
-    pub dag_id: String,
-    pub schedule: Option<String>,
-    /// How many runs enabling would start, when the DAG catches up.
-    pub backfill: Option<Backfill>,
-    pub text: String,
-    /// The chat command that enables it (`!dag enable <id>`, with `--confirm` for a backfill).
-    pub enable_command: String,
-    /// The id of the Enable button on chat front ends with buttons.
-    pub button_id: String,
-}
 
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -106,7 +92,7 @@ impl Announcer {
                 continue; // another replica announced it
             }
             let backfill = match self.ctx.integrations.airflow.dag_details(&dag.dag_id).await {
-                Ok(Some(d)) => backfill_estimate(&d, now_ms()),
+                Ok(Some(d)) => d.catchup_backfill(now_ms()),
                 // The announcement matters more than the estimate: go without it.
                 Ok(None) | Err(_) => None,
             };
@@ -126,7 +112,9 @@ impl Announcer {
         let prefix = &self.ctx.config.chat.prefix;
         let schedule_text = schedule
             .as_deref()
-            .unwrap_or("no schedule (manual runs only)");
+            .map_or("no schedule (runs only when triggered)".to_string(), |s| {
+                format!("schedule {s}")
+            });
         let (enable_command, warning) = match &backfill {
             Some(b) => (
                 format!("{prefix}dag enable {dag_id} --confirm"),
@@ -135,7 +123,7 @@ impl Announcer {
             None => (format!("{prefix}dag enable {dag_id}"), String::new()),
         };
         let text = format!(
-            "🆕 New DAG `{dag_id}` is paused · schedule {schedule_text}.{warning}\n\
+            "🆕 New DAG `{dag_id}` is paused · {schedule_text}.{warning}\n\
              Enable it with `{enable_command}`."
         );
         Announcement {

@@ -1,7 +1,11 @@
-//! Background pollers. The new-DAG announcer ([`announcer`]) watches Airflow's DAG list and tells
-//! the ops channel about each new paused DAG once; front ends run it in the background (`run`,
+//! Background pollers, run by the leader only (replicas would post twice). The new-DAG announcer
+//! ([`announcer`]) watches Airflow's DAG list and tells the ops channel about each new paused DAG
+//! once; the dag-sync announcer ([`dag_sync`]) posts "Deployed: …" once per commit that reached
+//! the Airflow host and touched the DAG folder. Front ends run them in the background (`run`,
 //! `console`, `sandbox`) or once (`watch --once`, for cron and tests).
 
 pub mod announcer;
+pub mod dag_sync;
 
-pub use announcer::{Announcement, Announcer, PollReport};
+pub use announcer::{Announcer, PollReport};
+pub use dag_sync::{DagSyncAnnouncer, SyncPollReport};

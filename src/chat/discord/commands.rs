@@ -5,36 +5,19 @@
 use serenity::all::{CommandDataOption, CommandDataOptionValue, CommandOptionType};
 use serenity::builder::{CreateCommand, CreateCommandOption};
 
-/// What `/deploy action:` may be; `start` (the default) is the full workflow.
-const DEPLOY_ACTIONS: [&str; 8] = [
-    "start", "check", "approve", "cancel", "status", "history", "resolve", "rollback",
-];
+use crate::command;
 
-/// Commands whose words after the name are free text (`/dags args:new --days 3`).
-const FREE_FORM: [(&str, &str, &str); 8] = [
-    ("dag-sync", "DAG code sync", "status"),
-    ("airflow", "Airflow", "status"),
-    ("dags", "DAGs", "new [--days N]"),
-    ("dag", "one DAG", "enable <dag_id> [--confirm]"),
-    (
-        "migrations",
-        "catalog DB migrations",
-        "status | apply <name>",
-    ),
-    ("audit", "the audit log", "[n]"),
-    ("locks", "deploy locks", "(nothing)"),
-    ("help", "the commands", "[command]"),
-];
-
-/// The guild's slash commands: `/deploy` with named options, the others with one free-text
-/// `args` option that follows the command word exactly as typed after `!`.
+/// The guild's slash commands: `/deploy` with named options, and one per other command word of
+/// the grammar's table with one free-text `args` option that follows the command word exactly as
+/// typed after `!`.
 pub fn definitions() -> Vec<CreateCommand> {
     let mut action = CreateCommandOption::new(
         CommandOptionType::String,
         "action",
         "what to do (default: start the full workflow)",
     );
-    for a in DEPLOY_ACTIONS {
+    // `start` is the full workflow (no subcommand); the others are `!deploy`'s subcommands.
+    for a in std::iter::once("start").chain(command::subcommands("deploy")) {
         action = action.add_string_choice(a, a);
     }
     let text = |name: &str, what: &str| {
@@ -64,14 +47,29 @@ pub fn definitions() -> Vec<CreateCommand> {
             "deploy despite running DAGs (needs deploy.force)",
         ));
     let mut all = vec![deploy];
-    for (name, what, usage) in FREE_FORM {
+    for name in command::command_words() {
+        if name == "deploy" {
+            continue;
+        }
+        let usage = command::usage_after_word(name);
         all.push(
             CreateCommand::new(name)
-                .description(format!("{what}: /{name} {usage}"))
-                .add_option(text("args", usage)),
+                .description(discord_text(&format!("/{name} {usage}")))
+                .add_option(text("args", &discord_text(&usage))),
         );
     }
     all
+}
+
+/// Discord refuses descriptions over 100 characters: cut longer ones with `…`.
+fn discord_text(s: &str) -> String {
+    if s.chars().count() <= 100 {
+        s.to_owned()
+    } else {
+        let mut cut: String = s.chars().take(99).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 /// An option value as text, or `None` when it is absent or of a type we never declare.
@@ -187,5 +185,41 @@ mod tests {
                 assert!(!desc.is_empty() && desc.chars().count() <= 100, "{desc}");
             }
         }
+    }
+
+    #[test]
+    fn every_command_word_and_deploy_subcommand_has_a_slash_command() {
+        let defs = serde_json::to_value(definitions()).expect("serialise");
+        let names: Vec<&str> = defs
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        let mut words = command::command_words();
+        words.sort_unstable();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, words);
+        let deploy = &defs[0];
+        assert_eq!(deploy["name"], "deploy");
+        let actions: Vec<&str> = deploy["options"][0]["choices"]
+            .as_array()
+            .expect("choices")
+            .iter()
+            .filter_map(|c| c["value"].as_str())
+            .collect();
+        assert_eq!(actions[0], "start");
+        assert_eq!(actions[1..], command::subcommands("deploy"));
+        let migrations = defs
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|d| d["name"] == "migrations")
+            .expect("migrations");
+        assert_eq!(
+            migrations["description"],
+            "/migrations status | apply <name>"
+        );
     }
 }

@@ -17,8 +17,7 @@ use serenity::http::Http;
 use tokio::sync::Mutex;
 
 use super::limits::{self, MAX_CONTENT, MAX_THREAD_NAME};
-use crate::chat::Conversation;
-use crate::deploy::card::{Button, DeployCard};
+use crate::conversation::{Announcement, Button, Conversation, DeployCard};
 use crate::redact::Redactor;
 use crate::store::Store;
 
@@ -329,7 +328,7 @@ fn button_rows(buttons: &[Button]) -> Vec<CreateActionRow> {
 impl Conversation for DiscordConversation {
     /// A new paused DAG: the text plus an Enable button (`dag:enable:<id>`), which the handler
     /// turns into `!dag enable <id> --confirm` as the clicking member.
-    async fn announce(&self, a: &crate::watch::Announcement) {
+    async fn announce(&self, a: &Announcement) {
         let button = Button {
             id: a.button_id.clone(),
             label: "Enable".to_string(),
@@ -341,6 +340,28 @@ impl Conversation for DiscordConversation {
             .components(button_rows(std::slice::from_ref(&button)));
         if let Err(e) = self.channel_id.send_message(&*self.http, m).await {
             tracing::warn!(dag_id = %a.dag_id, error = %e, "cannot post the announcement");
+        }
+    }
+
+    /// A deployed DAG commit: the text plus one Enable button per new DAG it brought (the same
+    /// `dag:enable:<id>` buttons as the new-DAG announcements).
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
+        let buttons: Vec<Button> = a
+            .enable
+            .iter()
+            .map(|e| Button {
+                id: e.button_id.clone(),
+                label: format!("Enable {}", e.dag_id),
+                style: "success",
+            })
+            .collect();
+        let text = limits::truncate(&self.redactor.redact(&a.text), MAX_CONTENT);
+        let mut m = CreateMessage::new().content(text);
+        if !buttons.is_empty() {
+            m = m.components(button_rows(&buttons));
+        }
+        if let Err(e) = self.channel_id.send_message(&*self.http, m).await {
+            tracing::warn!(sha = %a.sha, error = %e, "cannot post the dag-sync announcement");
         }
     }
 

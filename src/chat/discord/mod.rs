@@ -57,7 +57,7 @@ pub fn intents() -> GatewayIntents {
 pub struct Bot {
     client: Client,
     connected: Arc<std::sync::atomic::AtomicBool>,
-    announce: Option<Arc<dyn crate::chat::Conversation>>,
+    announce: Option<Arc<dyn crate::conversation::Conversation>>,
 }
 
 /// Checks the token and the configuration and builds the client. `api_base` points serenity's
@@ -102,7 +102,7 @@ pub async fn connect(
             c.redactor.clone(),
             serenity::all::ChannelId::new(channel),
             conversation::Origin::Channel,
-        )) as Arc<dyn crate::chat::Conversation>
+        )) as Arc<dyn crate::conversation::Conversation>
     });
     Ok(Bot {
         client,
@@ -123,7 +123,7 @@ impl Bot {
     }
 
     /// The ops channel (`[discord] announce_channel_id`) where new paused DAGs are announced.
-    pub fn announcements(&self) -> Option<Arc<dyn crate::chat::Conversation>> {
+    pub fn announcements(&self) -> Option<Arc<dyn crate::conversation::Conversation>> {
         self.announce.clone()
     }
 

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::chat::text::truncate;
-use crate::deploy::card::{Button, DeployCard};
+use crate::conversation::{Button, DeployCard};
 
 /// Characters in one message's `text`. Slack cuts a message beyond 40,000 characters and asks
 /// for at most 4,000 for readability; longer text is split there, and long output goes to a
@@ -67,6 +67,10 @@ pub fn card_fallback(card: &DeployCard) -> String {
 
 /// An announcement with its buttons (the Enable button of a new paused DAG).
 pub fn announcement_blocks(text: &str, buttons: &[Button]) -> Value {
+    // Slack refuses an actions block without elements.
+    if buttons.is_empty() {
+        return limited(vec![section(text)]);
+    }
     limited(vec![section(text), actions(buttons)])
 }
 

@@ -13,7 +13,7 @@ use super::api::Api;
 use super::blocks::{self, MAX_TEXT, mrkdwn};
 use crate::chat::Conversation;
 use crate::chat::text::{split, truncate};
-use crate::deploy::card::{Button, DeployCard};
+use crate::conversation::{Button, DeployCard};
 use crate::redact::Redactor;
 use crate::store::Store;
 
@@ -351,7 +351,7 @@ impl Conversation for SlackConversation {
 
     /// A new paused DAG: the text plus an Enable button (`dag:enable:<id>`), which the handler
     /// turns into `!dag enable <id> --confirm` as the person who clicks.
-    async fn announce(&self, a: &crate::watch::Announcement) {
+    async fn announce(&self, a: &crate::conversation::Announcement) {
         let button = Button {
             id: a.button_id.clone(),
             label: "Enable".to_string(),
@@ -366,6 +366,30 @@ impl Conversation for SlackConversation {
             .await
         {
             tracing::warn!(dag_id = %a.dag_id, error = %e, "cannot post the announcement");
+        }
+    }
+
+    /// A deployed DAG commit ("Deployed: …"): the text plus one Enable button per new DAG it
+    /// brought (the same `dag:enable:<id>` buttons as the new-DAG announcements).
+    async fn announce_deployed(&self, a: &crate::conversation::DeployedAnnouncement) {
+        let buttons: Vec<Button> = a
+            .enable
+            .iter()
+            .map(|e| Button {
+                id: e.button_id.clone(),
+                label: format!("Enable {}", e.dag_id),
+                style: "success",
+            })
+            .collect();
+        let text = self.redactor.redact(&a.text);
+        let blocks = blocks::announcement_blocks(&text, &buttons);
+        let fallback = truncate(&mrkdwn(&text), MAX_TEXT);
+        if let Err(e) = self
+            .api
+            .post_message(&self.channel, &fallback, Some(&blocks), None)
+            .await
+        {
+            tracing::warn!(sha = %a.sha, error = %e, "cannot post the dag-sync announcement");
         }
     }
 }

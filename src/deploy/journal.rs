@@ -1,0 +1,369 @@
+//! How the workflow records what happens: every transition is a compare-and-set in the store
+//! with its journal row and audit event in one transaction, written before the message that
+//! announces it; the status card is redrawn from the store afterwards. Also the endings the
+//! workflow shares: failing, being interrupted at shutdown, finding the deploy moved elsewhere.
+
+use crate::config::TargetConfig;
+use crate::deploy::fingerprint::ApplyCheck;
+use crate::deploy::recovery;
+use crate::deploy::runner::StepError;
+use crate::deploy::state::{DeployState, Event, journal_step, next};
+use crate::deploy::step::Step;
+use crate::reply::{Outcome, Reply};
+use crate::store::{Deploy, Lock, NewAuditEvent, Owner, StoreError, now_ms};
+use crate::timefmt;
+
+use super::workflow::{Flow, Workflow, lock_key};
+
+impl Workflow<'_> {
+    pub(super) fn prefix(&self) -> &str {
+        &self.ctx.config.chat.prefix
+    }
+
+    pub(super) fn store_error(&self, e: StoreError) -> Reply {
+        tracing::error!(error = %e, "store error in the deploy workflow");
+        Reply::new(
+            Outcome::Failed,
+            format!(
+                "The store failed ({}); the deploy stops here and its lock stays held. Check \
+                 `{}deploy status` and `{}locks`.",
+                self.ctx.redactor.redact(&e.to_string()),
+                self.prefix(),
+                self.prefix()
+            ),
+        )
+    }
+
+    pub(super) fn target(&self, name: &str) -> Flow<&TargetConfig> {
+        self.ctx.config.targets.get(name).ok_or_else(|| {
+            Reply::new(
+                Outcome::Invalid,
+                format!("Unknown target `{name}`: it is no longer configured."),
+            )
+        })
+    }
+
+    /// Marks dead owners' deploys interrupted and tells this conversation about them.
+    pub(super) async fn sweep(&self) -> Flow<()> {
+        let found = recovery::sweep(&self.ctx.store, self.ctx.config.deploy.lease)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        for (d, reason) in found {
+            self.conv
+                .post(&format!(
+                    "⚠️ Deploy #{} ({} {}) was interrupted: {reason}. Its lock stays held; check \
+                     reality, then `{}deploy resolve {} succeeded|failed`.",
+                    d.id,
+                    d.target,
+                    d.version,
+                    self.prefix(),
+                    d.id
+                ))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Journals `event` happening to `d` (compare-and-set from any of `from`, all of which the
+    /// event must lead to the same state) and audits it; false when the deploy had already moved
+    /// on (cancelled or interrupted elsewhere).
+    pub(super) async fn transition(
+        &self,
+        d: &Deploy,
+        from: &[DeployState],
+        event: Event,
+        reason: Option<&str>,
+    ) -> Flow<bool> {
+        let to = event.target();
+        if let Some(bad) = from.iter().find(|f| next(**f, event).is_none()) {
+            // A bug in the workflow, not a race: nothing is written.
+            tracing::error!(deploy_id = d.id, from = %bad, ?event, "no such transition");
+            return Err(Reply::new(
+                Outcome::Failed,
+                format!(
+                    "Deploy #{} cannot move from {bad} to {to}: the deploy workflow has no such \
+                     step. It stops here; check `{}deploy status {}`.",
+                    d.id,
+                    self.prefix(),
+                    d.id
+                ),
+            ));
+        }
+        let step = journal_step(d.state, event);
+        let reason = reason.map(|r| self.ctx.redactor.redact(r));
+        let audit = NewAuditEvent {
+            deploy_id: Some(d.id),
+            outcome: Some(to.as_str().into()),
+            detail: serde_json::json!({
+                "to": to.as_str(),
+                "step": step.map(Step::as_str),
+                "reason": reason,
+            }),
+            ..self.event("deploy.transition", d)
+        };
+        let moved = self
+            .ctx
+            .store
+            .transition(d.id, from, to, step, reason.as_deref(), Some(&audit))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if moved {
+            if to.is_final() || to == DeployState::AwaitingApproval {
+                crate::metrics::deploy_reached(to.as_str());
+            }
+            self.refresh_card(d.id).await;
+        }
+        Ok(moved)
+    }
+
+    /// Moves a deploy this process owns by `event` from where it is; when someone else moved it
+    /// first (a cancel, an interruption) the work stops with the reply that says so.
+    pub(super) async fn advance(
+        &self,
+        d: &mut Deploy,
+        event: Event,
+        reason: Option<&str>,
+        owner: &Owner,
+    ) -> Flow<()> {
+        if !self.transition(d, &[d.state], event, reason).await? {
+            return Err(self.moved_elsewhere(d.id, owner).await);
+        }
+        d.step = journal_step(d.state, event).map(|s| s.as_str().to_string());
+        d.state = event.target();
+        Ok(())
+    }
+
+    /// Redraws the deploy's status card from the store (after the change was written).
+    /// Records what Terraform reported after the `yes` against the approved plan: in the
+    /// journal (the card and `!deploy status` show it) and the audit log; anything but the
+    /// approved counts is also posted.
+    pub(super) async fn record_apply_check(&self, d: &Deploy, check: &ApplyCheck) -> Flow<()> {
+        let sentence = check.sentence();
+        let mut detail = check.detail();
+        detail["reason"] = sentence.clone().into();
+        detail["apply_check"] = check.kind().into();
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_step_output(d.id, Step::Apply, check.kind(), None, "", now_ms(), &detail)
+            .await
+        {
+            tracing::error!(error = %e, "cannot journal the apply check");
+        }
+        self.ctx
+            .store
+            .append_audit(&NewAuditEvent {
+                deploy_id: Some(d.id),
+                outcome: Some(check.kind().into()),
+                detail,
+                ..self.event("deploy.apply_check", d)
+            })
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if check.needs_attention() {
+            tracing::warn!(deploy_id = d.id, check = check.kind(), "{sentence}");
+            self.conv
+                .post(&format!("🚨 Deploy #{}: {sentence}", d.id))
+                .await;
+        }
+        self.refresh_card(d.id).await;
+        Ok(())
+    }
+
+    pub(super) async fn refresh_card(&self, id: i64) {
+        let Ok(d) = self.ctx.store.get_deploy(id).await else {
+            return;
+        };
+        let needed = self
+            .ctx
+            .config
+            .targets
+            .get(d.as_ref().map(|d| d.target.as_str()).unwrap_or(""))
+            .map_or(1, |t| t.approvals);
+        match crate::deploy::card::build(&self.ctx.store, id, needed).await {
+            Ok(Some(mut card)) => {
+                // Discord's 2,000 characters fall short of a deploy's story: link its page.
+                if let Some(url) = crate::links::deploy_page(&self.ctx.config, id) {
+                    card.lines.push(format!("📄 {url}"));
+                }
+                self.conv.deploy_card(&card).await
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(deploy_id = id, error = %e, "cannot build the status card"),
+        }
+    }
+
+    /// An audit event about deploy `d` by this command's actor; callers fill in the rest.
+    pub(super) fn event(&self, kind: &str, d: &Deploy) -> NewAuditEvent {
+        NewAuditEvent {
+            deploy_id: Some(d.id),
+            ..self.target_event(kind, &d.target)
+        }
+    }
+
+    /// An event by this actor about `target`, before a deploy id exists.
+    pub(super) fn target_event(&self, kind: &str, target: &str) -> NewAuditEvent {
+        NewAuditEvent {
+            kind: kind.into(),
+            source: self.actor.source.name().into(),
+            actor: self.actor.name.clone(),
+            os_user: self.actor.source.os_user().map(str::to_string),
+            roles: self.actor.roles.clone(),
+            target: Some(target.to_string()),
+            ..NewAuditEvent::default()
+        }
+    }
+
+    /// The deploy as stored now.
+    pub(super) async fn reload(&self, id: i64) -> Flow<Deploy> {
+        self.ctx
+            .store
+            .get_deploy(id)
+            .await
+            .map_err(|e| self.store_error(e))?
+            .ok_or_else(|| {
+                Reply::new(
+                    Outcome::Failed,
+                    format!("Deploy #{id} vanished from the store."),
+                )
+            })
+    }
+
+    /// The deploy a command names, or the sentence that it does not exist.
+    pub(super) async fn existing(&self, id: i64) -> Flow<Deploy> {
+        self.ctx
+            .store
+            .get_deploy(id)
+            .await
+            .map_err(|e| self.store_error(e))?
+            .ok_or_else(|| {
+                Reply::new(
+                    Outcome::Blocked,
+                    format!(
+                        "There is no deploy #{id}. `{}deploy history` lists the recent ones.",
+                        self.prefix()
+                    ),
+                )
+            })
+    }
+
+    /// Ends a deploy that was moved away by someone else while this process worked on it.
+    pub(super) async fn moved_elsewhere(&self, id: i64, owner: &Owner) -> Reply {
+        let _ = self.ctx.store.release_lease(id, owner).await;
+        match self.reload(id).await {
+            Ok(d) => {
+                if d.state == DeployState::Cancelled {
+                    self.release_lock(&d).await;
+                }
+                Reply::new(
+                    Outcome::Failed,
+                    format!(
+                        "Deploy #{id} stopped: it is now {}{}.",
+                        d.state,
+                        d.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                )
+                .with_deploy(id)
+            }
+            Err(r) => r,
+        }
+    }
+
+    pub(super) async fn release_lock(&self, d: &Deploy) {
+        let key = lock_key(&d.target, &d.environment);
+        if let Err(e) = self.ctx.store.release_lock(&key, Some(d.id)).await {
+            tracing::error!(error = %e, deploy_id = d.id, "cannot release the lock");
+        }
+    }
+
+    /// Ends the deploy this process works on: releases its lock and lease (the state was
+    /// written already).
+    pub(super) async fn release(&self, d: &Deploy, owner: &Owner) {
+        self.release_lock(d).await;
+        let _ = self.ctx.store.release_lease(d.id, owner).await;
+    }
+
+    /// Fails the deploy at its current step with `reason`, releases its lock and lease.
+    pub(super) async fn fail(&self, d: &Deploy, reason: &str, owner: &Owner) -> Reply {
+        let step = d.state.step().map_or("its start", Step::as_str);
+        let moved = match self
+            .transition(d, &[d.state], Event::Failed, Some(reason))
+            .await
+        {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
+        if !moved {
+            return self.moved_elsewhere(d.id, owner).await;
+        }
+        self.release(d, owner).await;
+        Reply::new(
+            Outcome::Failed,
+            format!(
+                "❌ Deploy #{} of {} {} failed at {step}: {}. The lock is released.",
+                d.id,
+                d.target,
+                d.version,
+                self.ctx.redactor.redact(reason)
+            ),
+        )
+        .with_deploy(d.id)
+    }
+
+    /// Ends the deploy for a step that produced no outcome: failed when it could not run;
+    /// interrupted (lock kept) when the bot shut down around it.
+    pub(super) async fn step_error(&self, d: &Deploy, e: StepError, owner: &Owner) -> Reply {
+        let reason = match e {
+            StepError::Failed(reason) => reason,
+            StepError::ShutDown(reason) => {
+                self.interrupt(d, &reason).await;
+                reason
+            }
+        };
+        // After an interruption the deploy has moved: this says so and releases the lease.
+        self.fail(d, &reason, owner).await
+    }
+
+    /// Records the deploy interrupted because the process is shutting down. The lock stays
+    /// held: what the killed step did is unknown until a maintainer checks reality.
+    async fn interrupt(&self, d: &Deploy, reason: &str) {
+        if let Err(r) = self
+            .transition(d, &Event::ShutDown.sources(), Event::ShutDown, Some(reason))
+            .await
+        {
+            tracing::error!(deploy_id = d.id, reply = %r.message, "cannot record the interruption");
+        }
+    }
+
+    pub(super) fn lock_held(&self, held: &Lock) -> Reply {
+        let deploy = held
+            .deploy_id
+            .map(|id| format!(" for deploy #{id}"))
+            .unwrap_or_default();
+        Reply::new(
+            Outcome::Blocked,
+            format!(
+                "Blocked: `{}` is locked by {}{deploy} since {} ({}): {}. See `{}deploy status`.",
+                held.key,
+                held.holder,
+                timefmt::utc(held.acquired_ms),
+                timefmt::ago(held.acquired_ms, now_ms()),
+                held.reason,
+                self.prefix()
+            ),
+        )
+    }
+}
+
+/// `v1.2.3 (reason)`: a deploy's state and why, for replies.
+pub(super) fn describe_state(d: &Deploy) -> String {
+    match &d.reason {
+        Some(r) => format!("{} ({r})", d.state),
+        None => d.state.to_string(),
+    }
+}
+
+/// The first characters of a fingerprint, as chat shows it.
+pub(super) fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
+}
