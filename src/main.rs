@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use catalog_chatops::chat::{console, discord, exec};
+use catalog_chatops::chat::{console, discord, exec, slack};
 use catalog_chatops::config::{self, Config, ConfigError};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
@@ -40,6 +40,12 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Chat {
+    Discord,
+    Slack,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Human,
     Json,
@@ -47,9 +53,14 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Connect to Discord (token: env DISCORD_TOKEN) and serve the `[discord]` guild until
-    /// interrupted.
-    Run,
+    /// Connect to the chat (Discord by default, token in env DISCORD_TOKEN; or Slack, tokens in
+    /// env SLACK_APP_TOKEN and SLACK_BOT_TOKEN) and serve it with the watchers and the HTTP
+    /// server until interrupted.
+    Run {
+        /// Which chat to serve.
+        #[arg(long, value_enum, env = "CATALOG_CHATOPS_CHAT", default_value_t = Chat::Discord)]
+        chat: Chat,
+    },
     /// An interactive chat in the terminal, same commands and output as Discord.
     Console {
         /// Act as this user (default: the OS user).
@@ -145,8 +156,16 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     // Quiet by default: exec and console print the bot's words on stdout; logs go to stderr.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // tungstenite's trace level prints every websocket message whole: the chat events, and with
+    // them whatever people typed, a pasted token included. Nothing below debug from it, even
+    // under RUST_LOG=trace (secrets never reach the logs).
+    for quiet in ["tungstenite=debug", "tokio_tungstenite=debug"] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -168,7 +187,23 @@ async fn run(cli: Cli) -> ExitCode {
         Err(e) => return config_failure(&config_path, &e),
     };
     match cli.command {
-        Cmd::Run => {
+        Cmd::Run { chat: Chat::Slack } => {
+            // Say what is missing before touching the store or the network.
+            let s = &config.secrets;
+            if let Err(e) =
+                slack::check_tokens(s.slack_app_token.as_ref(), s.slack_bot_token.as_ref())
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
+            let Some(store) = open_store(&config, true).await else {
+                return ExitCode::from(EXIT_SETUP);
+            };
+            ops::run_slack(config, store).await
+        }
+        Cmd::Run {
+            chat: Chat::Discord,
+        } => {
             // Say what is missing before touching the store or the network.
             if config.secrets.discord_token.is_none() {
                 eprintln!("error: {}", discord::RunError::MissingToken);

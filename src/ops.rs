@@ -1,6 +1,6 @@
-//! The long-running and operator subcommands of the binary: `run` (Discord, the HTTP server and
-//! the leader-elected watchers), `serve` (the same without Discord), `healthcheck`, and the
-//! helpers of `exec --claim`.
+//! The long-running and operator subcommands of the binary: `run` (Discord or Slack, the HTTP
+//! server and the leader-elected watchers), `serve` (the same without a chat), `healthcheck`, and
+//! the helpers of `exec --claim`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use catalog_chatops::Engine;
-use catalog_chatops::chat::{Conversation, discord};
+use catalog_chatops::chat::{Conversation, discord, slack};
 use catalog_chatops::config::Config;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::server::{self, AppState, Readiness};
@@ -52,7 +52,7 @@ impl Conversation for LogAnnouncements {
     }
 }
 
-/// `serve`: the HTTP server and the leader-elected watchers, without Discord.
+/// `serve`: the HTTP server and the leader-elected watchers, without a chat.
 pub async fn serve(config: Config, store: Store) -> ExitCode {
     let shutdown = CancellationToken::new();
     let engine = match Engine::new(config, store.clone()) {
@@ -63,6 +63,70 @@ pub async fn serve(config: Config, store: Store) -> ExitCode {
         }
     };
     services(engine, store, None, shutdown).await
+}
+
+/// The chat front end a `run` process serves.
+enum Front {
+    Discord(discord::Bot),
+    /// Boxed: it carries its handler and roles cache, several times a Discord client's size.
+    Slack(Box<slack::Bot>),
+}
+
+impl Front {
+    /// True while the chat connection is up (`/readyz` follows it).
+    fn connected(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        match self {
+            Front::Discord(b) => b.connected(),
+            Front::Slack(b) => b.connected(),
+        }
+    }
+
+    fn announcements(&self) -> Option<Arc<dyn Conversation>> {
+        match self {
+            Front::Discord(b) => b.announcements(),
+            Front::Slack(b) => b.announcements(),
+        }
+    }
+
+    /// Serves until the connection ends for good or `stop` is cancelled.
+    async fn serve(self, stop: CancellationToken) -> Result<(), String> {
+        match self {
+            Front::Discord(bot) => {
+                let shards = bot.shard_manager();
+                tokio::select! {
+                    r = bot.run() => r.map_err(|e| e.to_string()),
+                    _ = stop.cancelled() => {
+                        shards.shutdown_all().await;
+                        Ok(())
+                    }
+                }
+            }
+            Front::Slack(bot) => bot.run(stop).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// `run --chat slack`: Slack over Socket Mode, the HTTP server and the leader-elected watchers.
+pub async fn run_slack(config: Config, store: Store) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    let app = config.secrets.slack_app_token.clone();
+    let bot = config.secrets.slack_bot_token.clone();
+    let engine = match Engine::new(config, store.clone()) {
+        Ok(e) => e.with_shutdown(shutdown.clone()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let bot = match slack::connect(engine.clone(), app.as_ref(), bot.as_ref()).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            store.close().await;
+            return ExitCode::from(3);
+        }
+    };
+    services(engine, store, Some(Front::Slack(Box::new(bot))), shutdown).await
 }
 
 /// `run`: Discord, the HTTP server and the leader-elected watchers.
@@ -85,7 +149,7 @@ pub async fn run(config: Config, store: Store) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    services(engine, store, Some(bot), shutdown).await
+    services(engine, store, Some(Front::Discord(bot)), shutdown).await
 }
 
 /// Runs the server, the watchers (on the leader only) and the chat front end, if any, until
@@ -94,7 +158,7 @@ pub async fn run(config: Config, store: Store) -> ExitCode {
 async fn services(
     engine: Engine,
     store: Store,
-    bot: Option<discord::Bot>,
+    bot: Option<Front>,
     shutdown: CancellationToken,
 ) -> ExitCode {
     catalog_chatops::shutdown::on_signals(shutdown.clone());
@@ -117,7 +181,7 @@ async fn services(
             Arc::new(LogAnnouncements)
         }
         Some(b) => {
-            // /readyz follows the gateway session.
+            // /readyz follows the chat connection.
             let connected = b.connected();
             let r = readiness.clone();
             let stop = shutdown.clone();
@@ -156,20 +220,10 @@ async fn services(
     let result = match bot {
         None => server.await.map_err(|e| e.to_string()),
         Some(bot) => {
-            let shards = bot.shard_manager();
-            let stop = shutdown.clone();
-            let chat = async move {
-                tokio::select! {
-                    r = bot.run() => r.map_err(|e| e.to_string()),
-                    _ = stop.cancelled() => {
-                        shards.shutdown_all().await;
-                        Ok(())
-                    }
-                }
-            };
+            let chat = bot.serve(shutdown.clone());
             let (s, c) = tokio::join!(server, async {
                 let r = chat.await;
-                // The gateway ended for good (or on a signal): stop everything else too.
+                // The chat connection ended for good (or on a signal): stop everything else too.
                 shutdown.cancel();
                 r
             });

@@ -1,5 +1,5 @@
-//! Secrets never leave: configured secret values and well-known token shapes (GitHub, AWS,
-//! bearer headers) are replaced before anything is posted, logged or stored.
+//! Secrets never leave: configured secret values and well-known token shapes (GitHub, Slack,
+//! AWS, bearer headers) are replaced before anything is posted, logged or stored.
 
 /// What replaces a secret.
 pub const MASK: &str = "[redacted]";
@@ -7,6 +7,10 @@ pub const MASK: &str = "[redacted]";
 /// GitHub token prefixes (classic PATs, OAuth, user-to-server, server-to-server, refresh, and
 /// fine-grained PATs).
 const GITHUB_PREFIXES: [&str; 6] = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+/// Slack token prefixes: bot, user, app-level, refresh and the older workspace/legacy kinds.
+const SLACK_PREFIXES: [&str; 7] = [
+    "xoxb-", "xoxp-", "xapp-", "xoxe-", "xoxa-", "xoxr-", "xoxs-",
+];
 /// AWS access key id prefixes (long-term and temporary).
 const AWS_PREFIXES: [&str; 2] = ["AKIA", "ASIA"];
 
@@ -39,7 +43,7 @@ fn is_token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-/// Masks GitHub tokens, AWS access key ids and `Bearer <token>` values by shape.
+/// Masks GitHub and Slack tokens, AWS access key ids and `Bearer <token>` values by shape.
 fn redact_token_shapes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -70,6 +74,18 @@ fn token_len(s: &str) -> Option<usize> {
             let end = run(p.len());
             if end - p.len() >= 20 {
                 return Some(end);
+            }
+        }
+    }
+    for p in SLACK_PREFIXES {
+        if s.starts_with(p) {
+            // Slack tokens are dash-separated runs (`xoxb-123-456-AbC…`).
+            let len = s
+                .char_indices()
+                .find(|&(_, c)| !(is_token_char(c) || c == '-'))
+                .map_or(s.len(), |(i, _)| i);
+            if len - p.len() >= 10 {
+                return Some(len);
             }
         }
     }
@@ -123,7 +139,16 @@ mod tests {
             r.redact("Authorization: Bearer eyJhbGciOi.J9.xyz rest"),
             "Authorization: [redacted] rest"
         );
+        assert_eq!(
+            r.redact("SLACK_BOT_TOKEN=xoxb-1234567890-0987654321-AbCdEfGhIjKl ok"),
+            "SLACK_BOT_TOKEN=[redacted] ok"
+        );
+        assert_eq!(
+            r.redact("app xapp-1-A0123-4567-89abcdef."),
+            "app [redacted]."
+        );
         // Not a token: too short, or inside a longer word.
+        assert_eq!(r.redact("xoxb-1"), "xoxb-1");
         assert_eq!(r.redact("ghp_short"), "ghp_short");
         assert_eq!(r.redact("XAKIAABCDEFGHIJKLMNOP"), "XAKIAABCDEFGHIJKLMNOP");
     }

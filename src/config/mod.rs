@@ -21,6 +21,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub chat: ChatConfig,
     pub discord: DiscordConfig,
+    pub slack: SlackConfig,
     pub github: GithubConfig,
     pub registry: RegistryConfig,
     pub airflow: AirflowConfig,
@@ -147,6 +148,34 @@ pub struct DiscordConfig {
     pub api_url: Option<String>,
 }
 
+/// `[slack]`: where `run --chat slack` announces and which Slack user groups or users count as
+/// which bot roles. Optional like `[discord]`: hosts without Slack need none of it.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// The channel for the bot's own announcements (new paused DAGs); commands work in any
+    /// channel the bot is in. Without it announcements go to the log.
+    pub channel_id: Option<String>,
+    /// Slack's Web API, `https://slack.com/api` unless a test double or a relay is set.
+    pub api_url: String,
+    /// User group handle (`openverse-maintainers`), user group id (`S…`) or user id (`U…`/`W…`)
+    /// → bot role. Only mapped groups and users count.
+    pub roles: BTreeMap<String, String>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            channel_id: None,
+            api_url: SlackConfig::API_URL.to_string(),
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+impl SlackConfig {
+    pub const API_URL: &'static str = "https://slack.com/api";
+}
+
 #[derive(Debug, Clone)]
 pub struct GithubConfig {
     pub api_url: String,
@@ -218,6 +247,10 @@ pub struct TargetConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     pub discord_token: Option<SecretString>,
+    /// Slack's app-level token (`xapp-…`, scope `connections:write`): opens Socket Mode.
+    pub slack_app_token: Option<SecretString>,
+    /// Slack's bot token (`xoxb-…`): every Web API call.
+    pub slack_bot_token: Option<SecretString>,
     pub github_token: Option<SecretString>,
     pub registry_username: Option<String>,
     pub registry_password: Option<SecretString>,
@@ -228,8 +261,10 @@ pub struct Secrets {
 
 impl Secrets {
     /// Names of the env vars that hold the bot's own secrets; steps never inherit them.
-    pub const ENV_VARS: [&'static str; 6] = [
+    pub const ENV_VARS: [&'static str; 8] = [
         "DISCORD_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_BOT_TOKEN",
         "GITHUB_TOKEN",
         "REGISTRY_USERNAME",
         "REGISTRY_PASSWORD",
@@ -241,6 +276,8 @@ impl Secrets {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Self {
             discord_token: get("DISCORD_TOKEN").map(SecretString::from),
+            slack_app_token: get("SLACK_APP_TOKEN").map(SecretString::from),
+            slack_bot_token: get("SLACK_BOT_TOKEN").map(SecretString::from),
             github_token: get("GITHUB_TOKEN").map(SecretString::from),
             registry_username: get("REGISTRY_USERNAME"),
             registry_password: get("REGISTRY_PASSWORD").map(SecretString::from),
@@ -254,6 +291,8 @@ impl Secrets {
         use secrecy::ExposeSecret;
         [
             &self.discord_token,
+            &self.slack_app_token,
+            &self.slack_bot_token,
             &self.github_token,
             &self.registry_password,
             &self.airflow_password,

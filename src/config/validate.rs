@@ -14,13 +14,13 @@ use super::load::Origins;
 use super::{
     AirflowApi, AirflowConfig, CatalogDbConfig, ChatConfig, CommitSource, Config, DagSyncConfig,
     DeployConfig, DiscordConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
-    RegistryConfig, Secrets, ServerConfig, StoreConfig, TargetConfig, WatchConfig,
+    RegistryConfig, Secrets, ServerConfig, SlackConfig, StoreConfig, TargetConfig, WatchConfig,
 };
 use crate::command;
 use crate::policy::Permission;
 use crate::suggest::did_you_mean;
 
-const SECTIONS: [&str; 16] = [
+const SECTIONS: [&str; 17] = [
     "watch",
     "dag_sync",
     "catalog_db",
@@ -30,6 +30,7 @@ const SECTIONS: [&str; 16] = [
     "server",
     "chat",
     "discord",
+    "slack",
     "github",
     "registry",
     "airflow",
@@ -114,6 +115,9 @@ pub(super) fn validate(
     );
     let discord = c.discord(discord_t);
 
+    let slack_t = c.section(doc, "slack", &["channel_id", "api_url", "roles"]);
+    let slack = c.slack(slack_t);
+
     let github = c.section(doc, "github", &["api_url"]);
     let api_url = c.http_url(github, "github", "api_url", "https://api.github.com");
 
@@ -175,6 +179,7 @@ pub(super) fn validate(
         server,
         chat: ChatConfig { prefix },
         discord,
+        slack,
         github: GithubConfig { api_url },
         registry: RegistryConfig { url: registry_url },
         airflow,
@@ -471,6 +476,7 @@ impl Checker<'_> {
                     "github" => "GITHUB_TOKEN",
                     "registry" => "REGISTRY_USERNAME and REGISTRY_PASSWORD",
                     "discord" => "DISCORD_TOKEN",
+                    "slack" => "SLACK_BOT_TOKEN",
                     _ => "AIRFLOW_PASSWORD",
                 };
                 self.report(
@@ -674,6 +680,74 @@ impl Checker<'_> {
                 );
                 None
             }
+        }
+    }
+
+    // ---- slack -----------------------------------------------------------------------------
+
+    fn slack(&mut self, t: Option<&Dict>) -> SlackConfig {
+        let Some(t) = t else {
+            return SlackConfig::default();
+        };
+        let channel_id = t.get("channel_id").and_then(|v| {
+            let id = self.text("slack.channel_id", v).map(|s| s.trim().to_string());
+            match id {
+                Some(id) if is_slack_id(&id, &['C', 'G', 'D']) => Some(id),
+                _ => {
+                    self.report(
+                        "slack.channel_id",
+                        format!(
+                            "must be a Slack channel id (open the channel → its name → About: Channel ID at the bottom), such as \"C0123456789\", got {}",
+                            show(v)
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let mut roles = BTreeMap::new();
+        if let Some(v) = t.get("roles") {
+            match v {
+                Value::Dict(_, m) => {
+                    for (who, bot_role) in m {
+                        let key = format!("slack.roles.{who}");
+                        // `@openverse-maintainers` is how people see a handle; the API has no @.
+                        let who = who.trim().trim_start_matches('@');
+                        if !is_slack_id(who, &['U', 'W', 'S']) && !is_group_handle(who) {
+                            self.report(
+                                &key,
+                                "must be a user group handle (such as \"openverse-maintainers\"), a user group id (S…) or a user id (U…)",
+                            );
+                            continue;
+                        }
+                        match bot_role {
+                            Value::String(_, r) if !r.trim().is_empty() && r != "*" => {
+                                roles.insert(who.to_string(), r.clone());
+                            }
+                            other => self.report(
+                                &key,
+                                format!(
+                                    "must be the bot role this user group or user gets, such as \"core-maintainer\" (not \"*\"), got {}",
+                                    show(other)
+                                ),
+                            ),
+                        }
+                    }
+                }
+                other => self.report(
+                    "slack.roles",
+                    format!(
+                        "must be a table of user group handle or user id → bot role, such as {{ \"openverse-maintainers\" = \"core-maintainer\" }}, got {}",
+                        show(other)
+                    ),
+                ),
+            }
+        }
+        let api_url = self.http_url(Some(t), "slack", "api_url", SlackConfig::API_URL);
+        SlackConfig {
+            channel_id,
+            api_url,
+            roles,
         }
     }
 
@@ -1469,6 +1543,22 @@ fn placeholder_names(text: &str) -> Vec<&str> {
     names
 }
 
+/// A Slack object id: one of `kinds` (C channel, G private channel, D DM, U/W user, S user
+/// group) then upper-case letters and digits.
+fn is_slack_id(s: &str, kinds: &[char]) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| kinds.contains(&c))
+        && s.len() >= 3
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// A Slack user group handle: lower-case letters, digits, `-`, `_` and `.` (what Slack allows).
+fn is_group_handle(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
 fn is_secret_name(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     matches!(
@@ -1499,6 +1589,10 @@ fn secret_var(section: &str, key: &str) -> Option<&'static str> {
     let about = |word: &str| s == word || k.contains(word);
     if about("discord") {
         Some("DISCORD_TOKEN")
+    } else if about("slack") && k.contains("app") {
+        Some("SLACK_APP_TOKEN")
+    } else if about("slack") {
+        Some("SLACK_BOT_TOKEN")
     } else if about("server") {
         Some("SERVER_TOKEN")
     } else if about("github") {
@@ -1839,6 +1933,65 @@ release_tag = "latest"
         assert_eq!(
             only(&format!("[discord]\nchannel = 1\n{TARGET}")),
             "unknown key discord.channel; known: guild_id, announce_channel_id, roles, api_url"
+        );
+    }
+
+    #[test]
+    fn slack_section() {
+        let ok = load_from_str(
+            &format!(
+                "[slack]\nchannel_id = \"C0123456789\"\n\
+                 [slack.roles]\n\"openverse-maintainers\" = \"core-maintainer\"\n\
+                 \"@triage\" = \"triage\"\nU0ALICE1 = \"core-maintainer\"\n{TARGET}"
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(ok.slack.channel_id.as_deref(), Some("C0123456789"));
+        assert_eq!(
+            ok.slack.api_url, "https://slack.com/api",
+            "Slack itself unless set"
+        );
+        assert_eq!(ok.slack.roles["openverse-maintainers"], "core-maintainer");
+        assert_eq!(ok.slack.roles["triage"], "triage", "the @ is dropped");
+        assert_eq!(ok.slack.roles["U0ALICE1"], "core-maintainer");
+        let none = load_from_str(TARGET, &[]).expect("valid");
+        assert_eq!(none.slack.channel_id, None);
+        assert!(none.slack.roles.is_empty());
+        let env = load_from_str(
+            TARGET,
+            &[(
+                "CATALOG_CHATOPS__SLACK__API_URL".into(),
+                "http://127.0.0.1:9000/api/".into(),
+            )],
+        )
+        .expect("valid");
+        assert_eq!(env.slack.api_url, "http://127.0.0.1:9000/api");
+        assert_eq!(
+            only(&format!("[slack]\nchannel_id = \"#deploys\"\n{TARGET}")),
+            "slack.channel_id: must be a Slack channel id (open the channel → its name → About: Channel ID at the bottom), such as \"C0123456789\", got \"#deploys\""
+        );
+        assert_eq!(
+            only(&format!(
+                "[slack.roles]\n\"Core Maintainers\" = \"core-maintainer\"\n{TARGET}"
+            )),
+            "slack.roles.Core Maintainers: must be a user group handle (such as \"openverse-maintainers\"), a user group id (S…) or a user id (U…)"
+        );
+        assert_eq!(
+            only(&format!("[slack.roles]\nmods = \"*\"\n{TARGET}")),
+            "slack.roles.mods: must be the bot role this user group or user gets, such as \"core-maintainer\" (not \"*\"), got \"*\""
+        );
+        assert_eq!(
+            only(&format!("[slack]\nbot_token = \"xoxb-1\"\n{TARGET}")),
+            "slack.bot_token: secrets are not read from the config file; set the env var SLACK_BOT_TOKEN instead"
+        );
+        assert_eq!(
+            only(&format!("[slack]\napp_token = \"xapp-1\"\n{TARGET}")),
+            "slack.app_token: secrets are not read from the config file; set the env var SLACK_APP_TOKEN instead"
+        );
+        assert_eq!(
+            only(&format!("[slack]\nchannel = \"C1\"\n{TARGET}")),
+            "unknown key slack.channel (did you mean slack.channel_id?)"
         );
     }
 

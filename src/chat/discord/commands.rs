@@ -107,20 +107,6 @@ pub fn slash_text(prefix: &str, name: &str, options: &[CommandDataOption]) -> St
     format!("{prefix}{}", words.join(" "))
 }
 
-/// The command text a button stands for; `None` for an id we never issue.
-pub fn button_text(prefix: &str, custom_id: &str) -> Option<String> {
-    let mut parts = custom_id.splitn(3, ':');
-    let (kind, verb, arg) = (parts.next()?, parts.next()?, parts.next()?);
-    let ok_id = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
-    match (kind, verb) {
-        ("deploy", "approve" | "cancel") if arg.parse::<i64>().is_ok() => {
-            Some(format!("{prefix}deploy {verb} {arg}"))
-        }
-        ("dag", "enable") if ok_id(arg) => Some(format!("{prefix}dag enable {arg} --confirm")),
-        _ => None,
-    }
-}
-
 /// The slash command options as serenity would hand them to us (for tests of the translation).
 #[cfg(test)]
 fn opt(name: &str, value: CommandDataOptionValue) -> CommandDataOption {
@@ -186,25 +172,6 @@ mod tests {
             slash_text("!", "dags", &[opt("args", s("new --days 3"))]),
             "!dags new --days 3"
         );
-    }
-
-    #[test]
-    fn buttons_become_command_text() {
-        assert_eq!(
-            button_text("!", "deploy:approve:7").as_deref(),
-            Some("!deploy approve 7")
-        );
-        assert_eq!(
-            button_text("!", "deploy:cancel:7").as_deref(),
-            Some("!deploy cancel 7")
-        );
-        assert_eq!(
-            button_text("!", "dag:enable:image_expiration_workflow").as_deref(),
-            Some("!dag enable image_expiration_workflow --confirm")
-        );
-        assert_eq!(button_text("!", "deploy:approve:7 --force"), None);
-        assert_eq!(button_text("!", "dag:enable:a b"), None);
-        assert_eq!(button_text("!", "deploy:apply:7"), None);
     }
 
     #[test]

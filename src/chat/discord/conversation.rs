@@ -219,15 +219,24 @@ impl DiscordConversation {
         if let Some(t) = self.state.lock().await.thread {
             return Some((t, false));
         }
-        if let Ok(Some(d)) = self.store.get_deploy(card.deploy_id).await
-            && let Some(t) = d.conversation.as_deref().and_then(ThreadRef::parse)
-        {
+        let stored = match self.store.get_deploy(card.deploy_id).await {
+            Ok(d) => d.and_then(|d| d.conversation),
+            Err(_) => None,
+        };
+        if let Some(t) = stored.as_deref().and_then(ThreadRef::parse) {
             self.state.lock().await.thread = Some(t);
             return Some((t, false));
         }
         let t = self.create_thread(card).await?;
         let text = serde_json::to_string(&t).ok()?;
-        if let Err(e) = self
+        if stored.is_some() {
+            // Another front end (Slack, a terminal) holds this deploy's conversation, on the
+            // same store: this thread is ours alone, and theirs stays where it is.
+            tracing::info!(
+                deploy_id = card.deploy_id,
+                "the deploy's conversation lives on another front end; this thread is not kept"
+            );
+        } else if let Err(e) = self
             .store
             .set_deploy_conversation(card.deploy_id, &text)
             .await

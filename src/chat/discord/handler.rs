@@ -214,7 +214,7 @@ impl EventHandler for Handler {
                     .map(|m| m.roles.clone())
                     .unwrap_or_default();
                 let actor = self.actor(&ctx, &c.user, c.guild_id, &role_ids).await;
-                let text = commands::button_text(&prefix, &c.data.custom_id);
+                let text = crate::chat::buttons::command_text(&prefix, &c.data.custom_id);
                 let channel = c.channel_id;
                 let conv = self.conversation(&ctx.http, channel, Origin::Component(Box::new(c)));
                 let Some(text) = text else {
