@@ -137,6 +137,7 @@ async fn decisions_equal_the_table_and_denied_actors_touch_nothing() {
                     prefix: "!",
                     bot_user_id: None,
                     targets: &targets,
+                    version_tags: &[],
                 },
             )
             .expect("valid")
