@@ -8,7 +8,7 @@
 //! lease; the workflow rests (and gives the lease up) while it waits for approval, so a later
 //! process — another `exec`, a restarted bot, a replica — continues from the store.
 
-use crate::config::{Flow, TargetConfig};
+use crate::config::{Flow as StepFlow, TargetConfig};
 use crate::context::Ctx;
 use crate::conversation::Conversation;
 use crate::deploy::ansible::DryRun;
@@ -394,14 +394,14 @@ impl Workflow<'_> {
         owner: &Owner,
         approved: &str,
     ) -> Flow<Reply> {
-        if target.flow == Flow::Ansible {
+        if target.flow == StepFlow::Ansible {
             self.dry_run_again(&d, target, owner, approved).await?;
         }
         self.advance(&mut d, Event::ApplyStarted, None, owner)
             .await?;
         let gate = ApplyGate::new(approved);
         // Ansible's apply asks nothing: the dry run above was its check.
-        let prompt = (target.flow == Flow::Terraform).then(|| gate.prompt_handler());
+        let prompt = (target.flow == StepFlow::Terraform).then(|| gate.prompt_handler());
         let outcome = match self
             .runner()
             .run(&d, Step::Apply, &target.apply, target, prompt)
@@ -410,7 +410,7 @@ impl Workflow<'_> {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
             Ok(o) => o,
         };
-        if target.flow == Flow::Ansible {
+        if target.flow == StepFlow::Ansible {
             self.ansible_recap(&d, &outcome, owner).await?;
             return self.verify_and_finish(d, target, owner).await;
         }
@@ -641,7 +641,7 @@ impl Workflow<'_> {
 
 /// For an Ansible target, the failed task a playbook's output names, as a sentence.
 fn ansible_failure(target: &TargetConfig, output: &str) -> Option<String> {
-    (target.flow == Flow::Ansible)
+    (target.flow == StepFlow::Ansible)
         .then(|| DryRun::parse(output).failures.first().map(|f| f.sentence()))
         .flatten()
 }

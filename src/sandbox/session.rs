@@ -69,13 +69,13 @@ pub fn find_ansible_playbook() -> Result<std::path::PathBuf, String> {
             ))
         };
     }
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<std::path::PathBuf> = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p)
                 .map(|d| d.join("ansible-playbook"))
                 .collect()
         })
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     let venv = std::env::var_os("HOME")
         .map(|h| Path::new(&h).join(".cache/catalog-chatops-ansible-venv/bin/ansible-playbook"));
     on_path

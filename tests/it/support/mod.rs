@@ -145,7 +145,7 @@ pub const CLOSED: &str = "http://127.0.0.1:9";
 /// releases of WordPress/openverse-catalog, the Terraform flow, the sandbox's `v1.5.3`), pointed
 /// at `store_url`, with every upstream service pointed at a closed loopback port (tests never
 /// reach the internet). Today's config, `config/catalog-chatops.toml`, has its own end-to-end
-/// test (tests/ansible_flow.rs).
+/// test (tests/it/ansible_flow.rs).
 pub fn config_with_store(store_url: &str) -> Config {
     let toml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
