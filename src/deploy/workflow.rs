@@ -8,6 +8,7 @@
 //! lease; the workflow rests (and gives the lease up) while it waits for approval, so a later
 //! process — another `exec`, a restarted bot, a replica — continues from the store.
 
+// `Flow` is this file's name for a step's result; the config's flow is `StepFlow` here.
 use crate::config::{Flow as StepFlow, TargetConfig};
 use crate::context::Ctx;
 use crate::conversation::Conversation;
