@@ -219,6 +219,29 @@ async fn todays_config_deploys_with_the_real_playbook_after_a_second_dry_run() {
         Some(DEPLOYED_BEFORE)
     );
 
+    // The card names the changed task per host and shows the diff.
+    let store = catalog_chatops::store::Store::open(&o.store_url)
+        .await
+        .expect("store");
+    let card = catalog_chatops::deploy::card::build(&store, 1, 1)
+        .await
+        .expect("card")
+        .expect("deploy 1");
+    let plan_line = card
+        .lines
+        .iter()
+        .find(|l| l.contains(" plan: "))
+        .unwrap_or_else(|| panic!("{:?}", card.lines));
+    assert!(
+        plan_line.contains(
+            "Dry run: 1 changed task on 1 host\n• localhost: `Write the Airflow environment file`"
+        ) && plan_line.contains(&format!(
+            "+AIRFLOW_IMAGE=ghcr.io/wordpress/openverse-catalog:rel-{NEWEST}"
+        )),
+        "{plan_line}"
+    );
+    store.close().await;
+
     // The requester cannot approve.
     let (r, _, code) = o.exec(ALICE, "!deploy approve 1").await;
     assert_eq!((outcome(&r), code), ("denied", 1), "{r}");
