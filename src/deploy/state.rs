@@ -152,7 +152,7 @@ impl DeployState {
             Step::Approval => Some(DeployState::AwaitingApproval),
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
-            Step::Resolve | Step::Unknown => None,
+            Step::InfraPr | Step::Resolve | Step::Unknown => None,
         }
     }
 }

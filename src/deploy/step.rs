@@ -26,6 +26,10 @@ pub enum Step {
     Apply,
     /// Airflow must report healthy after apply.
     Verify,
+    /// After a successful deploy: the bump committed on a branch, pushed, and proposed to the
+    /// infra repository as a pull request (`infra_pr`). Runs in no state of its own: the deploy
+    /// has succeeded, and this step's failure never changes that.
+    InfraPr,
     /// A maintainer settled an interrupted deploy after checking reality.
     Resolve,
     /// The process running the deploy died: what its step did is unknown. (The audit event of
@@ -34,13 +38,14 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Lock,
         Step::Bump,
         Step::Plan,
         Step::Approval,
         Step::Apply,
         Step::Verify,
+        Step::InfraPr,
         Step::Resolve,
         Step::Unknown,
     ];
@@ -54,6 +59,7 @@ impl Step {
             Step::Approval => "approval",
             Step::Apply => "apply",
             Step::Verify => "verify",
+            Step::InfraPr => "infra_pr",
             Step::Resolve => "resolve",
             Step::Unknown => "unknown",
         }
