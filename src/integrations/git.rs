@@ -134,7 +134,9 @@ impl Checkout {
     async fn git(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Result<Printed, GitError> {
         match self.run(args, extra_env).await? {
             (Some(0), printed) => Ok(printed),
-            (code, printed) => Err(self.failure(&format!("git {}", args.join(" ")), code, &printed)),
+            (code, printed) => {
+                Err(self.failure(&format!("git {}", args.join(" ")), code, &printed))
+            }
         }
     }
 

@@ -21,6 +21,7 @@ mod discord;
 mod engine;
 mod faults;
 mod fuzz_corpus;
+mod infra_git;
 mod injection;
 mod integrations_airflow;
 mod integrations_github;

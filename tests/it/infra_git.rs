@@ -10,15 +10,15 @@
 //! - after success the bump is pushed on `chatops/deploy-<id>-<version>` and the pull request is
 //!   opened; a refused push is reported and the deploy stays succeeded.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use catalog_chatops::sandbox::{self, IMAGE, SandboxHandle, SimCommit, SimRelease, SimTag, World};
+use catalog_chatops::sandbox::{self, IMAGE, SimCommit, SimRelease, SimTag, World};
 use catalog_chatops::store::{DeployState, Store};
 use serde_json::Value;
 use tokio::process::Command;
+
+use crate::harness::{self, Sbx};
+use crate::support;
 
 const MONOREPO: &str = "WordPress/openverse";
 const INFRA_REPO: &str = "WordPress/openverse-infrastructure";
@@ -165,14 +165,15 @@ fn monorepo_history() -> (Vec<SimCommit>, Vec<SimTag>) {
     (commits, tags)
 }
 
-struct Sbx {
-    world: SandboxHandle,
-    dir: tempfile::TempDir,
-    store_url: String,
+/// The sandbox harness with the infra workdir made a git checkout of the fixture justfile, an
+/// `origin` that is a bare repository beside it, and the target configured like today's
+/// monorepo deploy with an infra pull request.
+struct Infra {
+    s: Sbx,
 }
 
-impl Sbx {
-    async fn start() -> Sbx {
+impl Infra {
+    async fn start() -> Infra {
         let world = World::openverse_idle();
         {
             let mut w = world.lock();
@@ -198,10 +199,9 @@ impl Sbx {
                 w.registry.push_image(IMAGE, &[&format!("rel-{v}")], v);
             }
         }
-        let world = sandbox::start(world).await.expect("sandbox");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let infra = dir.path().join("infra");
-        let remote = dir.path().join("infrastructure.git");
+        let s = Sbx::with_world(world).await;
+        let dir = s.dir.path();
+        let infra = s.workdir();
         std::fs::create_dir_all(infra.join("group_vars")).expect("mkdir");
         std::fs::copy(
             concat!(
@@ -219,7 +219,7 @@ impl Sbx {
         .expect("group vars");
         std::fs::write(infra.join(".gitignore"), "state/\n").expect("gitignore");
         git(
-            dir.path(),
+            dir,
             &[
                 "init",
                 "--quiet",
@@ -234,25 +234,18 @@ impl Sbx {
             &infra,
             &["commit", "--quiet", "-m", "The infrastructure as it is"],
         );
-        git(
-            &infra,
-            &["remote", "add", "origin", &remote.display().to_string()],
-        );
+        let remote = dir.join("infrastructure.git").display().to_string();
+        git(&infra, &["remote", "add", "origin", &remote]);
         git(&infra, &["push", "--quiet", "origin", "main"]);
-        let store_url = support::store_url(dir.path()).await;
-        Sbx {
-            world,
-            dir,
-            store_url,
-        }
+        Infra { s }
     }
 
     fn infra(&self) -> PathBuf {
-        self.dir.path().join("infra")
+        self.s.workdir()
     }
 
     fn remote(&self) -> PathBuf {
-        self.dir.path().join("infrastructure.git")
+        self.s.dir.path().join("infrastructure.git")
     }
 
     /// The next bump writes `rel-<version>`.
@@ -270,8 +263,7 @@ impl Sbx {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c =
-            support::sandbox_command(&self.world, &self.store_url, self.dir.path(), "sandbox");
+        let mut c = self.s.cmd(&[]);
         let just =
             |recipe: &str| format!(r#"["just", "--justfile", "infra.justfile", "{recipe}"]"#);
         c.env("CATALOG_CHATOPS__TARGETS__CATALOG__REPO", MONOREPO)
@@ -324,11 +316,17 @@ impl Sbx {
         let mut c = self.cmd(&args);
         tweak(&mut c);
         let out = c.output().await.expect("exec");
-        parse(&out)
+        let (r, lines, code) = harness::parse_code(&out);
+        let said = lines
+            .iter()
+            .filter_map(|l| l["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (r, said, code)
     }
 
     async fn store(&self) -> Store {
-        Store::open(&self.store_url).await.expect("store")
+        self.s.store().await
     }
 
     async fn card(&self, id: i64) -> String {
@@ -339,7 +337,8 @@ impl Sbx {
             .text()
     }
 
-    /// Requests `version` as alice and has bob approve it: the whole deploy.
+    /// Requests `version` as alice and has bob approve it: the whole deploy, and everything
+    /// both processes said.
     async fn deploy(&self, version: &str, id: i64) -> (Value, String) {
         let (r, said, code) = self
             .exec(ALICE.0, ALICE.1, &format!("!deploy catalog {version}"))
@@ -349,33 +348,12 @@ impl Sbx {
             (Some("awaiting_approval"), 0, Some(id)),
             "{said}"
         );
-        let (r, said, code) = self
+        let (r, approved, code) = self
             .exec(BOB.0, BOB.1, &format!("!deploy approve {id}"))
             .await;
-        assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{said}");
-        (r, said)
+        assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{approved}");
+        (r, format!("{said}\n{approved}"))
     }
-}
-
-fn parse(out: &Output) -> (Value, String, i32) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    let result = lines.last().cloned().unwrap_or_else(|| {
-        panic!(
-            "no output; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(result["type"], "result", "{stdout}");
-    let said = lines
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    (result, said, out.status.code().unwrap_or(-1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,7 +361,7 @@ async fn a_verified_bump_ships_its_commits_and_ends_in_the_infra_pull_request() 
     if !tools() {
         return;
     }
-    let s = Sbx::start().await;
+    let s = Infra::start().await;
     let head_before = git(&s.infra(), &["rev-parse", "HEAD"]);
 
     // The first deploy: nothing deployed before, so what ships cannot be compared.
@@ -414,7 +392,7 @@ async fn a_verified_bump_ships_its_commits_and_ends_in_the_infra_pull_request() 
 
     // The pull request: the right repository, branch, base and title; its body links the
     // deploy page and names the requester and the approver.
-    let pulls = s.world.world.lock().github.pulls.clone();
+    let pulls = s.s.world.world.lock().github.pulls.clone();
     assert_eq!(pulls.len(), 1, "{pulls:?}");
     let pr = &pulls[0];
     assert_eq!(
@@ -551,7 +529,7 @@ async fn a_bump_that_writes_another_tag_or_none_stops_before_the_plan() {
     if !tools() {
         return;
     }
-    let s = Sbx::start().await;
+    let s = Infra::start().await;
 
     // The recipe picked C (published meanwhile) while B was requested.
     s.bump_writes(C);
@@ -633,7 +611,7 @@ async fn a_refused_push_is_reported_and_the_deploy_stays_succeeded() {
     if !tools() {
         return;
     }
-    let s = Sbx::start().await;
+    let s = Infra::start().await;
     // The remote protects its branches, as a repository with rules would.
     let hook = s.remote().join("hooks/pre-receive");
     std::fs::write(
@@ -668,7 +646,7 @@ async fn a_refused_push_is_reported_and_the_deploy_stays_succeeded() {
         "{said}"
     );
     // No pull request, no branch on the remote; the local branch holds the bump.
-    assert!(s.world.world.lock().github.pulls.is_empty());
+    assert!(s.s.world.world.lock().github.pulls.is_empty());
     let remote_branches = git(&s.remote(), &["branch", "--list"]);
     assert!(!remote_branches.contains("chatops/"), "{remote_branches}");
     let local = git(
@@ -714,5 +692,5 @@ async fn a_refused_push_is_reported_and_the_deploy_stays_succeeded() {
         said.contains("GitHub did not open the pull request in WordPress/openverse-infrastructure: github: 401 without a token"),
         "{said}"
     );
-    assert!(s.world.world.lock().github.pulls.is_empty());
+    assert!(s.s.world.world.lock().github.pulls.is_empty());
 }
