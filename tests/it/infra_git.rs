@@ -694,3 +694,39 @@ async fn a_refused_push_is_reported_and_the_deploy_stays_succeeded() {
     );
     assert!(s.s.world.world.lock().github.pulls.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workdir_that_its_checkout_ignores_is_not_verified_and_says_so() {
+    if !tools() || !harness::require_just() {
+        return;
+    }
+    // As `sandbox --serve` has it: the infra stand-in in `data/`, which this repository ignores.
+    let s = Sbx::with_world(World::openverse_idle()).await;
+    let dir = s.dir.path();
+    std::fs::write(dir.join(".gitignore"), "infra/\n*.db*\n").expect("gitignore");
+    git(dir, &["init", "--quiet", "--initial-branch=main"]);
+    git(dir, &["add", ".gitignore"]);
+    git(
+        dir,
+        &["commit", "--quiet", "-m", "The bot's own repository"],
+    );
+    let (r, lines, code) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
+    let said = lines
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        (r["outcome"].as_str(), code),
+        (Some("awaiting_approval"), 0),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "ℹ️ Deploy #1: the workdir `{}` is not a git checkout, so the bump cannot be checked \
+             for `v1.5.3`.",
+            s.workdir().display()
+        )),
+        "{said}"
+    );
+}
