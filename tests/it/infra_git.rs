@@ -730,3 +730,117 @@ async fn a_workdir_that_its_checkout_ignores_is_not_verified_and_says_so() {
         "{said}"
     );
 }
+
+/// A long range (three pages of compare, two of the folder's commits) is read whole, and the
+/// client stops reading the folder's commits once they leave the range.
+#[tokio::test]
+async fn the_commits_of_a_long_release_are_read_page_by_page() {
+    use catalog_chatops::integrations::Service;
+    let world = World::openverse_idle();
+    {
+        let mut w = world.lock();
+        // 400 commits: the old release at 50, the new one at 280; every third is not the catalog's.
+        w.github.commits = (0..400)
+            .map(|n| SimCommit {
+                repo: MONOREPO.to_string(),
+                sha: sandbox::sim_sha(20_000 + n),
+                message: format!("Change {n} (#{})", 6000 + n),
+                author_login: "stacimc".to_string(),
+                date: "2026-11-20T10:00:00Z".to_string(),
+                files: vec![if n % 3 == 0 {
+                    "frontend/package.json".to_string()
+                } else {
+                    format!("catalog/dags/change_{n}.py")
+                }],
+            })
+            .collect();
+        let tag = |name: &str, i: usize| SimTag {
+            repo: MONOREPO.to_string(),
+            name: name.to_string(),
+            sha: sandbox::sim_sha(20_000 + i),
+        };
+        w.github.tags = vec![tag("catalog-old", 50), tag("catalog-new", 280)];
+    }
+    let h = crate::sandbox_support::sandbox(world).await;
+    let gh = crate::sandbox_support::github(&h, None);
+    let c = gh
+        .changes_between(MONOREPO, "catalog-old", "catalog-new", "catalog")
+        .await
+        .expect("answered")
+        .expect("both tags known");
+    let expected: Vec<String> = (51..=280)
+        .filter(|n| n % 3 != 0)
+        .map(|n| sandbox::sim_sha(20_000 + n))
+        .collect();
+    assert_eq!(c.total_commits, 230);
+    assert!(c.complete);
+    assert_eq!(
+        c.commits.iter().map(|c| c.sha.clone()).collect::<Vec<_>>(),
+        expected,
+        "the catalog's commits of the range, oldest first"
+    );
+    assert_eq!(
+        c.compare_url,
+        format!("https://github.com/{MONOREPO}/compare/catalog-old...catalog-new")
+    );
+    let compare = format!("GET /repos/{MONOREPO}/compare/");
+    let commits = format!("GET /repos/{MONOREPO}/commits");
+    assert_eq!(h.world.count_prefix(Service::Github, &compare), 3);
+    // 153 catalog commits in the range: the second page of 100 already leaves it.
+    assert_eq!(h.world.count_prefix(Service::Github, &commits), 2);
+
+    // Every commit, when the folder is "" (the stand-alone repository).
+    let all = gh
+        .changes_between(MONOREPO, "catalog-old", "catalog-new", "")
+        .await
+        .expect("answered")
+        .expect("known");
+    assert_eq!(all.commits.len(), 230);
+    // A tag GitHub does not know is None, not an error.
+    assert_eq!(
+        gh.changes_between(MONOREPO, "catalog-old", "catalog-nope", "catalog")
+            .await
+            .expect("answered"),
+        None
+    );
+}
+
+/// GitHub's refusals of a pull request come back with its own reason.
+#[tokio::test]
+async fn a_duplicate_pull_request_is_refused_with_githubs_reason() {
+    use catalog_chatops::integrations::github::NewPullRequest;
+    let h = crate::sandbox_support::sandbox(World::openverse_idle()).await;
+    let gh = crate::sandbox_support::github(&h, Some("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"));
+    let pr = NewPullRequest {
+        title: "Deploy catalog 2026.11.30.10.00.00 to production (chatops #7)",
+        head: "chatops/deploy-7-2026.11.30.10.00.00",
+        base: "main",
+        body: "body",
+    };
+    let opened = gh.open_pull_request(INFRA_REPO, &pr).await.expect("opened");
+    assert_eq!(
+        (opened.number, opened.html_url.as_str()),
+        (
+            4201,
+            "https://github.com/WordPress/openverse-infrastructure/pull/4201"
+        )
+    );
+    let err = gh
+        .open_pull_request(INFRA_REPO, &pr)
+        .await
+        .expect_err("a second one for the same branch");
+    assert_eq!(
+        err.to_string(),
+        "github: 422 from /repos/WordPress/openverse-infrastructure/pulls: Validation Failed \
+         (A pull request already exists for WordPress:chatops/deploy-7-2026.11.30.10.00.00.)"
+    );
+    let anonymous = crate::sandbox_support::github(&h, None);
+    let err = anonymous
+        .open_pull_request(INFRA_REPO, &pr)
+        .await
+        .expect_err("no token");
+    assert!(
+        err.to_string().starts_with("github: 401 without a token"),
+        "{err}"
+    );
+}
