@@ -154,7 +154,7 @@ impl DeployState {
             Step::DryRun => Some(DeployState::Approved),
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
-            Step::Resolve | Step::Unknown => None,
+            Step::InfraPr | Step::Resolve | Step::Unknown => None,
         }
     }
 }

@@ -29,6 +29,10 @@ pub enum Step {
     Apply,
     /// Airflow must report healthy after apply.
     Verify,
+    /// After a successful deploy: the bump committed on a branch, pushed, and proposed to the
+    /// infra repository as a pull request (`infra_pr`). Runs in no state of its own: the deploy
+    /// has succeeded, and this step's failure never changes that.
+    InfraPr,
     /// A maintainer settled an interrupted deploy after checking reality.
     Resolve,
     /// The process running the deploy died: what its step did is unknown. (The audit event of
@@ -37,7 +41,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Lock,
         Step::Bump,
         Step::Plan,
@@ -45,6 +49,7 @@ impl Step {
         Step::DryRun,
         Step::Apply,
         Step::Verify,
+        Step::InfraPr,
         Step::Resolve,
         Step::Unknown,
     ];
@@ -59,6 +64,7 @@ impl Step {
             Step::DryRun => "dry_run",
             Step::Apply => "apply",
             Step::Verify => "verify",
+            Step::InfraPr => "infra_pr",
             Step::Resolve => "resolve",
             Step::Unknown => "unknown",
         }
