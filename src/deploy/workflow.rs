@@ -21,7 +21,7 @@ use crate::deploy::verify;
 use crate::integrations::infra::PromptAnswer;
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
-use crate::store::{Deploy, NewAuditEvent, NewDeploy, Owner, now_ms};
+use crate::store::{Deploy, NewAuditEvent, NewDeploy, Owner, StepRun, now_ms};
 use crate::timefmt;
 use crate::version::Version;
 
@@ -161,32 +161,75 @@ impl Workflow<'_> {
                 d.id, target.environment, self.actor.name
             ))
             .await;
-        self.bump_and_plan(d, target, &owner).await
+        self.bump_and_plan(d, target, &owner, None).await
     }
 
-    /// locked → bump → plan → awaiting approval (or → cancelled when the plan has no changes).
+    /// Carries on a working deploy this process has just taken over from a process that died
+    /// (the lease is `owner`'s): from its state, following `attach` — the run of the state's
+    /// step that the dead process started — instead of starting that step again. The same
+    /// functions as a live deploy's, so it ends through the same path.
+    pub async fn carry_on(&self, d: Deploy, owner: &Owner, attach: Option<StepRun>) -> Reply {
+        let target = match self.target(&d.target) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let flow = match d.state {
+            DeployState::Locked | DeployState::Bump | DeployState::Plan => {
+                self.bump_and_plan(d, target, owner, attach).await
+            }
+            DeployState::Approved | DeployState::Apply | DeployState::Verify => {
+                let Some(approved) = d.plan_fingerprint.clone() else {
+                    let reason = "the deploy has no stored plan fingerprint to apply against";
+                    return self.fail(&d, reason, owner).await;
+                };
+                self.apply_and_verify(d, target, owner, &approved, attach)
+                    .await
+            }
+            _ => Ok(Reply::new(
+                Outcome::Blocked,
+                format!(
+                    "Deploy #{} is {}: nothing to carry on.",
+                    d.id,
+                    describe_state(&d)
+                ),
+            )
+            .with_deploy(d.id)),
+        };
+        match flow {
+            Ok(r) | Err(r) => r,
+        }
+    }
+
+    /// locked → bump → plan → awaiting approval (or → cancelled when the plan has no changes);
+    /// entered at any of the three (a deploy carried on after its process died).
     async fn bump_and_plan(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
         owner: &Owner,
+        mut attach: Option<StepRun>,
     ) -> Flow<Reply> {
-        self.advance(&mut d, Event::BumpStarted, None, owner)
-            .await?;
-        match self
-            .runner()
-            .run(&d, Step::Bump, &target.bump, target, None)
-            .await
-        {
-            Err(e) => return Ok(self.step_error(&d, e, owner).await),
-            Ok(o) if !o.success() => return Ok(self.fail(&d, &failure_reason(&o), owner).await),
-            Ok(_) => {}
+        if d.state == DeployState::Locked {
+            self.advance(&mut d, Event::BumpStarted, None, owner)
+                .await?;
         }
-
-        self.advance(&mut d, Event::Bumped, None, owner).await?;
+        if d.state == DeployState::Bump {
+            match self
+                .runner()
+                .run(&d, Step::Bump, &target.bump, target, None, attach.take())
+                .await
+            {
+                Err(e) => return Ok(self.step_error(&d, e, owner).await),
+                Ok(o) if !o.success() => {
+                    return Ok(self.fail(&d, &failure_reason(&o), owner).await);
+                }
+                Ok(_) => {}
+            }
+            self.advance(&mut d, Event::Bumped, None, owner).await?;
+        }
         let outcome = match self
             .runner()
-            .run(&d, Step::Plan, &target.plan, target, None)
+            .run(&d, Step::Plan, &target.plan, target, None, attach.take())
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
@@ -207,7 +250,7 @@ impl Workflow<'_> {
             let reason = "the plan has no changes: nothing to apply";
             self.advance(&mut d, Event::NothingToApply, Some(reason), owner)
                 .await?;
-            self.release(&d, owner).await;
+            self.ended(&d, Some(owner)).await;
             return Ok(Reply::ok(format!(
                 "Deploy #{} of {} {} ends here: the plan has no changes, so there is nothing to \
                  apply. The lock is released.",
@@ -379,32 +422,73 @@ impl Workflow<'_> {
                 d.version
             ))
             .await;
-        self.apply_and_verify(d, target, &owner, &fingerprint).await
+        self.apply_and_verify(d, target, &owner, &fingerprint, None)
+            .await
     }
 
-    /// approved → apply (answered `yes` only for the approved plan) → verify → succeeded.
+    /// approved → apply (answered `yes` only for the approved plan) → verify → succeeded;
+    /// entered at any of the three (a deploy carried on after its process died).
     async fn apply_and_verify(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
         owner: &Owner,
         approved: &str,
+        attach: Option<StepRun>,
     ) -> Flow<Reply> {
-        self.advance(&mut d, Event::ApplyStarted, None, owner)
+        if d.state == DeployState::Approved {
+            self.advance(&mut d, Event::ApplyStarted, None, owner)
+                .await?;
+        }
+        if d.state == DeployState::Apply {
+            self.apply(&mut d, target, owner, approved, attach).await?;
+        }
+        let health =
+            match verify::airflow_healthy(&self.ctx.integrations.airflow, target.verify_timeout)
+                .await
+            {
+                Err(reason) => return Ok(self.fail(&d, &reason, owner).await),
+                Ok(health) => health,
+            };
+        self.advance(&mut d, Event::Verified, Some(&health), owner)
             .await?;
+        self.ended(&d, Some(owner)).await;
+        let took = now_ms() - d.created_ms;
+        Ok(Reply::ok(format!(
+            "🚀 Deploy #{} succeeded: {} {} is live in {} ({health}; {} in all). The lock is released.",
+            d.id,
+            d.target,
+            d.version,
+            d.environment,
+            timefmt::duration(took)
+        ))
+        .with_deploy(d.id))
+    }
+
+    /// apply → verify: the apply step (its prompt answered `yes` only for the approved plan),
+    /// its checks, and the move to verify. `Err` ends the command with that reply.
+    async fn apply(
+        &self,
+        d: &mut Deploy,
+        target: &TargetConfig,
+        owner: &Owner,
+        approved: &str,
+        attach: Option<StepRun>,
+    ) -> Flow<()> {
         let gate = ApplyGate::new(approved);
         let outcome = match self
             .runner()
             .run(
-                &d,
+                d,
                 Step::Apply,
                 &target.apply,
                 target,
                 Some(gate.prompt_handler()),
+                attach,
             )
             .await
         {
-            Err(e) => return Ok(self.step_error(&d, e, owner).await),
+            Err(e) => return Err(self.step_error(d, e, owner).await),
             Ok(o) => o,
         };
         if outcome.answers.contains(&PromptAnswer::No) {
@@ -413,17 +497,17 @@ impl Workflow<'_> {
                 short(approved),
                 short(&gate.seen())
             );
-            return Ok(self.fail(&d, &reason, owner).await);
+            return Err(self.fail(d, &reason, owner).await);
         }
         if !outcome.success() {
-            return Ok(self.fail(&d, &failure_reason(&outcome), owner).await);
+            return Err(self.fail(d, &failure_reason(&outcome), owner).await);
         }
         if outcome.answers.contains(&PromptAnswer::Yes)
             && let Some(plan) = gate.shown()
         {
             // What Terraform says it did, against what was approved.
             let check = ApplyCheck::new(&plan, &outcome.output, &outcome.output_tail);
-            self.record_apply_check(&d, &check).await?;
+            self.record_apply_check(d, &check).await?;
         }
         if !outcome.answers.contains(&PromptAnswer::Yes) {
             // Apply went through without asking: the applied plan could not be checked against
@@ -441,7 +525,7 @@ impl Workflow<'_> {
                 .await;
         }
 
-        self.advance(&mut d, Event::Applied, None, owner).await?;
+        self.advance(d, Event::Applied, None, owner).await?;
         self.conv
             .post(&format!(
                 "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
@@ -449,26 +533,7 @@ impl Workflow<'_> {
                 humantime::format_duration(target.verify_timeout)
             ))
             .await;
-        let health =
-            match verify::airflow_healthy(&self.ctx.integrations.airflow, target.verify_timeout)
-                .await
-            {
-                Err(reason) => return Ok(self.fail(&d, &reason, owner).await),
-                Ok(health) => health,
-            };
-        self.advance(&mut d, Event::Verified, Some(&health), owner)
-            .await?;
-        self.release(&d, owner).await;
-        let took = now_ms() - d.created_ms;
-        Ok(Reply::ok(format!(
-            "🚀 Deploy #{} succeeded: {} {} is live in {} ({health}; {} in all). The lock is released.",
-            d.id,
-            d.target,
-            d.version,
-            d.environment,
-            timefmt::duration(took)
-        ))
-        .with_deploy(d.id))
+        Ok(())
     }
 
     /// `!deploy rollback <target>`: deploys the version before the newest successful one.
