@@ -3,7 +3,8 @@
 //! during a slow step, secrets kept out of logs, leader election and two replicas on Postgres.
 //! Everything stays on loopback.
 
-mod support;
+use crate::harness::Sbx;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,6 @@ use catalog_chatops::Engine;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::policy::Actor;
-use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::{DeployState, Store};
 use serde_json::Value;
@@ -28,82 +28,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 const AIRFLOW_SECRET: &str = "af-pw-Zq8LEAKCHECK-31337";
 const GITHUB_SECRET: &str = "ghp_LEAKCHECKtoken0000111122223333";
 const REGISTRY_SECRET: &str = "reg-pw-LEAKCHECK-9876";
+/// Who makes and approves the deploys here.
+const MAINTAINER: &[&str] = &["core-maintainer"];
 const SERVER_TOKEN: &str = "server-token-LEAKCHECK-abcdef123456";
 
 fn require(tool: &str) -> bool {
     support::require_tool(tool, "this test")
-}
-
-struct Sbx {
-    world: SandboxHandle,
-    dir: tempfile::TempDir,
-    store_url: String,
-}
-
-impl Sbx {
-    async fn start(store_url: Option<String>) -> Sbx {
-        let world = sandbox::start(World::openverse_idle())
-            .await
-            .expect("sandbox");
-        // The bot logs in with a distinctive password, so a leak of it would be recognisable.
-        world.world.lock().airflow.password = AIRFLOW_SECRET.to_string();
-        let dir = tempfile::tempdir().expect("tempdir");
-        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
-        let store_url =
-            store_url.unwrap_or_else(|| format!("sqlite://{}/bot.db", dir.path().display()));
-        Sbx {
-            world,
-            dir,
-            store_url,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = support::sandbox_command(
-            &self.world,
-            &self.store_url,
-            self.dir.path(),
-            AIRFLOW_SECRET,
-        );
-        c.args(args);
-        c
-    }
-
-    async fn exec(&self, user: &str, text: &str) -> (Value, i32) {
-        let out = self
-            .cmd(&[
-                "exec",
-                "--json",
-                "--user",
-                user,
-                "--role",
-                "core-maintainer",
-                text,
-            ])
-            .output()
-            .await
-            .expect("exec");
-        (result(&out), out.status.code().unwrap_or(-1))
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.store_url).await.expect("store")
-    }
-
-    /// `audit verify`, run as an operator would, reports the chain intact.
-    async fn assert_audit_intact(&self) {
-        let v = self
-            .cmd(&["audit", "verify"])
-            .output()
-            .await
-            .expect("verify");
-        assert_eq!(
-            v.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&v.stdout)
-        );
-    }
 }
 
 fn result(out: &Output) -> Value {
@@ -130,13 +60,15 @@ async fn serve(cmd: Command) -> Served {
 
 /// Makes deploy #1 through `exec`: alice starts it, bob approves, it succeeds.
 async fn make_deploy(s: &Sbx) {
-    let (r, code) = s.exec("alice", "!deploy catalog v1.5.3").await;
+    let (r, _, code) = s
+        .exec_code(("alice", MAINTAINER), "!deploy catalog v1.5.3")
+        .await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("awaiting_approval"), 0),
         "{r}"
     );
-    let (r, code) = s.exec("bob", "!deploy approve 1").await;
+    let (r, _, code) = s.exec_code(("bob", MAINTAINER), "!deploy approve 1").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
 }
 
@@ -304,7 +236,7 @@ async fn pages_show_a_deploy_made_through_exec_behind_a_token_and_in_chromium() 
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     make_deploy(&s).await;
 
     let mut cmd = s.cmd(&[]);
@@ -397,7 +329,13 @@ async fn pages_show_a_deploy_made_through_exec_behind_a_token_and_in_chromium() 
 
     // The same pages in a real browser, opened through signed links (no header needed).
     if require("chromium") {
-        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        // The README's screenshots are rewritten only on request, so a test run leaves the
+        // checkout as it found it; otherwise they go to the test's temp dir.
+        let shots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+        } else {
+            s.dir.path().join("screenshots")
+        };
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         for (path, file, wants) in [
             (
@@ -484,26 +422,10 @@ async fn chromium(url: &str, shot: Option<&Path>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The infra stand-in's step log.
-fn steps_log(s: &Sbx) -> String {
-    std::fs::read_to_string(s.dir.path().join("infra/state/steps.log")).unwrap_or_default()
-}
-
-/// Makes the plan wait until the file is removed (see `sandbox/infra.justfile`).
-fn hold_plan(s: &Sbx, hold: bool) {
-    let file = s.dir.path().join("infra/state/hold-plan");
-    if hold {
-        std::fs::create_dir_all(file.parent().expect("state dir")).expect("state dir");
-        std::fs::write(&file, "").expect("hold");
-    } else {
-        let _ = std::fs::remove_file(&file);
-    }
-}
-
 /// Starts `!deploy` with the plan held, waits until the plan's process runs, sends SIGTERM;
 /// `release` lets the plan go on right after the signal. Returns the exec's result.
 async fn sigterm_during_plan(s: &Sbx, grace: &str, release: bool) -> Value {
-    hold_plan(s, true);
+    s.hold("plan");
     let child = s
         .cmd(&[
             "exec",
@@ -520,15 +442,7 @@ async fn sigterm_during_plan(s: &Sbx, grace: &str, release: bool) -> Value {
         .spawn()
         .expect("spawn");
     // The plan's own process has started (it writes this line first): no sleep guesses it.
-    let mut started = false;
-    for _ in 0..600 {
-        if steps_log(s).contains("plan start") {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(started, "the plan step started");
+    assert!(s.wait_log("plan start").await, "the plan step started");
     let pid = child.id().expect("pid") as i32;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -536,7 +450,7 @@ async fn sigterm_during_plan(s: &Sbx, grace: &str, release: bool) -> Value {
     )
     .expect("sigterm");
     if release {
-        hold_plan(s, false);
+        s.release("plan");
     }
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
@@ -550,7 +464,7 @@ async fn sigterm_with_a_long_grace_lets_the_plan_finish() {
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     let r = sigterm_during_plan(&s, "60s", true).await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let d = s
@@ -569,7 +483,7 @@ async fn sigterm_with_a_short_grace_leaves_the_plan_running_for_the_next_process
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     let r = sigterm_during_plan(&s, "1s", false).await;
     // The held plan outlasted the 1 s grace: the bot left it running and said so.
     assert_eq!(r["outcome"], "failed", "{r}");
@@ -578,15 +492,9 @@ async fn sigterm_with_a_short_grace_leaves_the_plan_running_for_the_next_process
         msg.starts_with("⏸️ Deploy #1 of catalog v1.5.3 is still at plan: the bot shut down while plan ran; after the 1s grace period it left plan running"),
         "{msg}"
     );
-    let log = steps_log(&s);
-    assert!(!log.contains("plan end"), "{log}");
-    let plan_pid: i32 = log
-        .lines()
-        .find_map(|l| l.strip_prefix("plan start pid=")?.parse().ok())
-        .expect("plan pid");
-    let group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(plan_pid))).expect("pgid");
+    assert_eq!(s.log_count("plan end"), 0, "{:?}", s.steps_log());
     assert!(
-        catalog_chatops::integrations::infra::detached::group_running(group.as_raw()),
+        crate::harness::group_running(s.step_group("plan")),
         "the plan still runs"
     );
     let store = s.store().await;
@@ -596,14 +504,13 @@ async fn sigterm_with_a_short_grace_leaves_the_plan_running_for_the_next_process
 
     // The next process carries it on: the plan ends, the deploy waits for approval, and the
     // plan never ran twice.
-    hold_plan(&s, false);
-    let (r, code) = s.exec("carol", "!deploy status 1").await;
+    s.release("plan");
+    let (r, _, code) = s.exec_code(("carol", &[]), "!deploy status 1").await;
     assert_eq!(code, 0, "{r}");
     let d = store.get_deploy(1).await.expect("get").expect("deploy");
     assert_eq!(d.state, DeployState::AwaitingApproval, "{d:?}");
-    let log = steps_log(&s);
-    assert_eq!(log.matches("plan start").count(), 1, "{log}");
-    assert_eq!(log.matches("plan end").count(), 1, "{log}");
+    assert_eq!(s.log_count("plan start"), 1, "{:?}", s.steps_log());
+    assert_eq!(s.log_count("plan end"), 1, "{:?}", s.steps_log());
     s.assert_audit_intact().await;
 }
 
@@ -758,7 +665,7 @@ async fn two_replicas_handle_each_message_once_and_fail_over_the_watchers() {
     let Some(url) = support::postgres_url().await else {
         return;
     };
-    let s = Sbx::start(Some(url.clone())).await;
+    let s = Sbx::with_airflow_password(Some(url.clone()), AIRFLOW_SECRET).await;
     let replica = || {
         let mut c = s.cmd(&[]);
         c.env("CATALOG_CHATOPS__SERVER__BIND", "127.0.0.1:0")
