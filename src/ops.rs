@@ -205,7 +205,9 @@ async fn services(
         let stop = shutdown.clone();
         tokio::spawn(async move {
             while !stop.is_cancelled() {
-                if let Err(e) = catalog_chatops::deploy::recovery::reattach(&ctx, conv.as_ref()).await {
+                if let Err(e) =
+                    catalog_chatops::deploy::recovery::reattach(&ctx, conv.as_ref()).await
+                {
                     tracing::error!(error = %e, "cannot look for deploys to carry on");
                 }
                 tokio::select! {

@@ -142,7 +142,6 @@ pub async fn orphan(store: &Store, d: &Deploy) -> crate::store::Result<Orphan> {
         None if d.state != DeployState::Apply => Orphan::CarryOn(None),
         None => Orphan::Unknown(None),
         Some(run) if run.host != Owner::current().host => Orphan::Unknown(None),
-        Some(run) if run.outcome.as_deref() == Some("lost") => Orphan::Unknown(None),
         Some(run) => {
             let recorded = run.supervisor_pid.map(|pid| Ident {
                 pid,
@@ -151,7 +150,9 @@ pub async fn orphan(store: &Store, d: &Deploy) -> crate::store::Result<Orphan> {
             match detached::lost(std::path::Path::new(&run.dir), recorded) {
                 None => Orphan::CarryOn(Some(run)),
                 Some(why) => {
-                    if let Err(e) = store.finish_step_run(run.id, "lost", None).await {
+                    if run.finished_ms.is_none()
+                        && let Err(e) = store.finish_step_run(run.id, "lost", None).await
+                    {
                         tracing::warn!(error = %e, "cannot record the step run lost");
                     }
                     Orphan::Unknown(Some(why))

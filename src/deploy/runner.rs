@@ -308,7 +308,9 @@ impl Runner<'_> {
                     .latest_step_run(d.id, step)
                     .await
                     .map_err(failed)?
-                    .ok_or_else(|| StepError::Failed("the step run vanished from the store".into()))?;
+                    .ok_or_else(|| {
+                        StepError::Failed("the step run vanished from the store".into())
+                    })?;
                 (run, Some(ident))
             }
         };
@@ -424,7 +426,8 @@ impl Runner<'_> {
                 if let Err(e) = store.finish_step_run(run.id, "lost", None).await {
                     tracing::error!(error = %e, "cannot record the step run's end");
                 }
-                self.journal(d, step, "lost", None, "", started, &detail).await;
+                self.journal(d, step, "lost", None, "", started, &detail)
+                    .await;
                 Err(StepError::Lost(reason))
             }
         }

@@ -88,7 +88,7 @@ impl Workflow<'_> {
 
     /// Asks the supervisor of `d`'s running step, if it runs on this host, to end the step's
     /// whole process group (TERM, the kill grace, KILL).
-    async fn kill_running_step(&self, d: &Deploy) {
+    async fn kill_running_step(&self, d: &crate::store::Deploy) {
         let Some(step) = d.state.step() else {
             return;
         };

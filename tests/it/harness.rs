@@ -421,17 +421,6 @@ pub fn sigkill_group_of(pid: i32) {
     nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
 }
 
-/// Waits until no process of group `pgid` is left.
-pub async fn wait_gone(pgid: nix::unistd::Pid) -> bool {
-    for _ in 0..600 {
-        if nix::sys::signal::killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 impl Sbx {
     /// Makes the infra stand-in wait at `point` (`bump`, `plan`, `apply-prompt`, `apply`) until
     /// [`Sbx::release`]: a kill lands exactly there, whatever the machine's speed.

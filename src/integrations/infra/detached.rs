@@ -290,8 +290,11 @@ pub fn supervise(dir: &Path) -> i32 {
         pid: i64::from(std::process::id()),
         start: 0,
     });
-    if write_atomic(&run.file("supervisor.json"), &serde_json::to_vec(&me).unwrap_or_default())
-        .is_err()
+    if write_atomic(
+        &run.file("supervisor.json"),
+        &serde_json::to_vec(&me).unwrap_or_default(),
+    )
+    .is_err()
     {
         return 2;
     }
@@ -368,7 +371,10 @@ pub fn supervise(dir: &Path) -> i32 {
     let pid = i64::from(child.id());
     let pgid = Pid::from_raw(child.id() as i32);
     let step = Ident::of(pid).unwrap_or(Ident { pid, start: 0 });
-    let _ = write_atomic(&run.file("step.json"), &serde_json::to_vec(&step).unwrap_or_default());
+    let _ = write_atomic(
+        &run.file("step.json"),
+        &serde_json::to_vec(&step).unwrap_or_default(),
+    );
     let mut stdin = child.stdin.take();
     let grace = Duration::from_millis(spec.kill_grace_ms);
     let deadline = started + Duration::from_millis(spec.timeout_ms);
@@ -528,11 +534,14 @@ pub async fn follow(
                 None => {
                     let answer = decided;
                     let word = answer.map_or("", PromptAnswer::as_str);
-                    write_atomic(&run.answer(prompts), format!("{word}\n{offset}\n").as_bytes())
-                        .map_err(|e| StepError::Wait {
-                            step: spec.name.clone(),
-                            reason: format!("cannot give the answer: {}", io_reason(&e)),
-                        })?;
+                    write_atomic(
+                        &run.answer(prompts),
+                        format!("{word}\n{offset}\n").as_bytes(),
+                    )
+                    .map_err(|e| StepError::Wait {
+                        step: spec.name.clone(),
+                        reason: format!("cannot give the answer: {}", io_reason(&e)),
+                    })?;
                     answer
                 }
             };
@@ -560,8 +569,15 @@ pub async fn follow(
         if let Some(status) = run.status() {
             // The step and its group are gone: the output is complete. One more read catches
             // what came after the last look.
-            if drain(&run, &mut file, &mut offset, &mut buf, &mut split, &mut out, &mut on_event)
-            {
+            if drain(
+                &run,
+                &mut file,
+                &mut offset,
+                &mut buf,
+                &mut split,
+                &mut out,
+                &mut on_event,
+            ) {
                 continue;
             }
             let rest = split.finish();
@@ -682,8 +698,7 @@ fn gone(run: &RunDir, recorded: Option<Ident>, began: Option<Instant>) -> Option
         return began
             .is_none_or(|b| b.elapsed() > SUPERVISOR_SILENCE)
             .then(|| {
-                "the step's supervisor never started and nothing recorded how the step ended"
-                    .into()
+                "the step's supervisor never started and nothing recorded how the step ended".into()
             });
     };
     if supervisor.alive() {
@@ -724,7 +739,11 @@ mod tests {
             name: "apply".into(),
             argv: vec!["bash".into(), "-c".into(), script.into()],
             workdir: dir.to_path_buf(),
-            env: [("PATH".to_string(), std::env::var("PATH").unwrap_or_default())].into(),
+            env: [(
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            )]
+            .into(),
             timeout_ms: timeout.as_millis() as u64,
             kill_grace_ms: 200,
             interactive: true,
@@ -747,7 +766,8 @@ mod tests {
     #[tokio::test]
     async fn a_supervised_step_is_answered_through_a_file_and_followed_again_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let script = "echo 'Plan: 1 to add'; printf 'Enter a value: '; read a; echo \"got $a\"; exit 3";
+        let script =
+            "echo 'Plan: 1 to add'; printf 'Enter a value: '; read a; echo \"got $a\"; exit 3";
         let sup = supervised(dir.path(), script, Duration::from_secs(60));
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let handler_seen = seen.clone();
@@ -756,42 +776,69 @@ mod tests {
             PromptAnswer::Yes
         });
         let mut lines = Vec::new();
-        let followed = follow(&step_spec(dir.path()), dir.path(), None, |ev| {
-            if let FollowEvent::Line { text, .. } = ev {
-                lines.push(text.to_string());
-            }
-        }, Some(handler))
+        let followed = follow(
+            &step_spec(dir.path()),
+            dir.path(),
+            None,
+            |ev| {
+                if let FollowEvent::Line { text, .. } = ev {
+                    lines.push(text.to_string());
+                }
+            },
+            Some(handler),
+        )
         .await
         .unwrap();
         assert_eq!(sup.join().unwrap(), 0);
-        let Followed::Ended(o) = followed else { panic!("lost") };
+        let Followed::Ended(o) = followed else {
+            panic!("lost")
+        };
         assert_eq!(o.exit_code, Some(3));
         assert_eq!(o.answers, vec![PromptAnswer::Yes]);
-        assert!(lines.iter().any(|l| l == "got yes"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.ends_with("got yes")), "{lines:?}");
         assert!(seen.lock().unwrap()[0].ends_with("Plan: 1 to add\nEnter a value: "));
 
         // A process that re-attaches later reads the same story: the recorded answer, not a new
         // one (its handler answers no, and is still shown the plan).
         let again: PromptHandler = Box::new(|_| PromptAnswer::No);
-        let followed = follow(&step_spec(dir.path()), dir.path(), None, |_| {}, Some(again))
-            .await
-            .unwrap();
-        let Followed::Ended(o2) = followed else { panic!("lost") };
+        let followed = follow(
+            &step_spec(dir.path()),
+            dir.path(),
+            None,
+            |_| {},
+            Some(again),
+        )
+        .await
+        .unwrap();
+        let Followed::Ended(o2) = followed else {
+            panic!("lost")
+        };
         assert_eq!(o2.answers, vec![PromptAnswer::Yes]);
-        assert_eq!((o2.exit_code, o2.output.clone()), (o.exit_code, o.output.clone()));
+        assert_eq!(
+            (o2.exit_code, o2.output.clone()),
+            (o.exit_code, o.output.clone())
+        );
     }
 
     #[tokio::test]
     async fn the_supervisor_ends_a_step_past_its_timeout_and_on_a_kill_request() {
         let dir = tempfile::tempdir().unwrap();
-        let sup = supervised(dir.path(), "echo start; sleep 60 & wait", Duration::from_millis(300));
+        let sup = supervised(
+            dir.path(),
+            "echo start; sleep 60 & wait",
+            Duration::from_millis(300),
+        );
         assert_eq!(sup.join().unwrap(), 0);
         let status = RunDir(dir.path().to_path_buf()).status().expect("status");
         assert!(status.timed_out, "{status:?}");
         assert_eq!(status.signal, Some(15));
 
         let dir = tempfile::tempdir().unwrap();
-        let sup = supervised(dir.path(), "echo start; sleep 60 & wait", Duration::from_secs(60));
+        let sup = supervised(
+            dir.path(),
+            "echo start; sleep 60 & wait",
+            Duration::from_secs(60),
+        );
         let run = RunDir(dir.path().to_path_buf());
         while run.step().is_none() {
             std::thread::sleep(POLL);
@@ -808,14 +855,34 @@ mod tests {
     async fn a_run_whose_supervisor_and_step_are_gone_without_a_status_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir(dir.path().to_path_buf());
-        let dead = Ident { pid: 999_999_999, start: 1 };
-        write_atomic(&run.file("supervisor.json"), &serde_json::to_vec(&dead).unwrap()).unwrap();
+        let dead = Ident {
+            pid: 999_999_999,
+            start: 1,
+        };
+        write_atomic(
+            &run.file("supervisor.json"),
+            &serde_json::to_vec(&dead).unwrap(),
+        )
+        .unwrap();
         let why = lost(dir.path(), None).expect("lost");
-        assert!(why.starts_with("the step's supervisor (pid 999999999) and the step are gone"), "{why}");
-        let followed = follow(&step_spec(dir.path()), dir.path(), None, |_| {}, None).await.unwrap();
+        assert!(
+            why.starts_with("the step's supervisor (pid 999999999) and the step are gone"),
+            "{why}"
+        );
+        let followed = follow(&step_spec(dir.path()), dir.path(), None, |_| {}, None)
+            .await
+            .unwrap();
         assert!(matches!(followed, Followed::Lost(_)));
         // With a status, the same run has a recorded end.
-        write_atomic(&run.file("status.json"), &serde_json::to_vec(&Status { exit_code: Some(0), ..Status::default() }).unwrap()).unwrap();
+        write_atomic(
+            &run.file("status.json"),
+            &serde_json::to_vec(&Status {
+                exit_code: Some(0),
+                ..Status::default()
+            })
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(lost(dir.path(), None), None);
     }
 
@@ -825,7 +892,10 @@ mod tests {
         let run = RunDir(dir.path().to_path_buf());
         assert_eq!(run.recorded_answer(0), None);
         write_atomic(&run.answer(0), b"yes\n1234\n").expect("write");
-        assert_eq!(run.recorded_answer(0), Some((Some(PromptAnswer::Yes), 1234)));
+        assert_eq!(
+            run.recorded_answer(0),
+            Some((Some(PromptAnswer::Yes), 1234))
+        );
         write_atomic(&run.answer(1), b"\n99\n").expect("write");
         assert_eq!(run.recorded_answer(1), Some((None, 99)));
     }

@@ -10,7 +10,7 @@ use catalog_chatops::store::DeployState;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::harness::{
-    ALICE, BOB, DEPLOY, Sbx, message, parse, require_just, sigkill, sigkill_group_of, wait_gone,
+    ALICE, BOB, DEPLOY, Sbx, message, parse, require_just, sigkill, sigkill_group_of,
 };
 
 /// Starts alice's deploy with `env`, waits for deploy #1 to reach `state` and `log` to appear on

@@ -95,7 +95,12 @@ async fn kill_bot_at(s: &Sbx, point: Point) -> Option<nix::unistd::Pid> {
 
 /// Starts `who`'s `text` in a new process, waits until that process has taken deploy #1 over
 /// (for a held step), then lets the step go on; returns the process's result and lines.
-async fn carry_on_with(s: &Sbx, point: Point, who: (&str, &[&str]), text: &str) -> (Value, Vec<Value>) {
+async fn carry_on_with(
+    s: &Sbx,
+    point: Point,
+    who: (&str, &[&str]),
+    text: &str,
+) -> (Value, Vec<Value>) {
     let child = s.spawn(who, text, &[]);
     if let Some((hold, _)) = point.hold() {
         let store = s.store().await;
@@ -114,7 +119,8 @@ async fn carry_on_with(s: &Sbx, point: Point, who: (&str, &[&str]), text: &str) 
 async fn real_outcome_recorded(s: &Sbx, point: Point, said: &[String]) {
     let store = s.store().await;
     assert!(
-        said.iter().any(|m| m.starts_with("🔁 Deploy #1 (catalog v1.5.3):")),
+        said.iter()
+            .any(|m| m.starts_with("🔁 Deploy #1 (catalog v1.5.3):")),
         "the new process said it carries deploy #1 on: {said:?}"
     );
     for recipe in ["bump", "plan", "apply"] {
@@ -220,7 +226,10 @@ async fn a_step_failing_after_the_bot_died_fails_the_deploy_with_its_exit_code()
         .await
         .expect("run")
         .expect("the bump's run");
-    assert_eq!((run.outcome.as_deref(), run.exit_code), (Some("failed"), Some(1)));
+    assert_eq!(
+        (run.outcome.as_deref(), run.exit_code),
+        (Some("failed"), Some(1))
+    );
     assert_eq!(s.log_count("plan start"), 0);
     s.closing_checks(0).await;
 }
@@ -311,23 +320,29 @@ async fn two_processes_starting_at_once_exactly_one_carries_the_deploy_on() {
         carried(&la) ^ carried(&lb),
         "exactly one carried it on:\n{la:?}\n{lb:?}"
     );
-    assert_eq!(store.count_audit("deploy.reattached").await.expect("count"), 1);
+    assert_eq!(
+        store.count_audit("deploy.reattached").await.expect("count"),
+        1
+    );
     assert_eq!(s.log_count("plan start"), 1, "{:?}", s.steps_log());
     assert_eq!(s.log_count("plan end"), 1);
-    assert_eq!(s.deploy(&store, 1).await.state, DeployState::AwaitingApproval);
+    assert_eq!(
+        s.deploy(&store, 1).await.state,
+        DeployState::AwaitingApproval
+    );
     s.closing_checks(0).await;
 }
 
-/// A restarted `run` (Discord, on the fake) is the next process: it carries the apply on and
-/// records success, announcing it in its channel.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bot_killed_after_yes_a_restarted_run_records_success() {
+/// A restarted `run` (Discord, on the fake) is the next process: it carries the deploy on from
+/// where the bot died and records the real outcome, saying so in its announcement channel and
+/// the deploy's thread.
+async fn killed_then_run(point: Point) {
     if !require_just() {
         return;
     }
     const ANNOUNCE: u64 = 1300;
     let s = Sbx::start().await;
-    kill_bot_at(&s, Point::ApplyAfterYes).await;
+    kill_bot_at(&s, point).await;
     let fake = FakeDiscord::start().await;
     let mut cmd = s.cmd(&[]);
     cmd.env("CATALOG_CHATOPS__DISCORD__GUILD_ID", GUILD_ID.to_string())
@@ -340,32 +355,80 @@ async fn bot_killed_after_yes_a_restarted_run_records_success() {
         .env("DISCORD_TOKEN", TOKEN);
     let (run, _url) = crate::support::spawn_listening(cmd, "run").await;
     let store = s.store().await;
+    if let Some((hold, _)) = point.hold() {
+        assert!(
+            s.wait_owner(&store, 1, run.id().expect("pid")).await,
+            "the restarted run took deploy #1 over"
+        );
+        s.release(hold);
+    }
+    let (end, last) = if point.applies() {
+        (DeployState::Succeeded, "🚀 Deploy #1 succeeded")
+    } else {
+        (DeployState::AwaitingApproval, "Plan ready: ")
+    };
     assert!(
-        s.wait_owner(&store, 1, run.id().expect("pid")).await,
-        "the restarted run took deploy #1 over"
+        s.wait_state(&store, 1, end).await,
+        "deploy #1 reached {end}"
     );
-    s.release("apply");
-    assert!(s.wait_state(&store, 1, DeployState::Succeeded).await);
     let path = format!("/channels/{ANNOUNCE}/messages");
-    fake.wait_for("the success in the announcements", |calls| {
-        calls
-            .iter()
-            .any(|c| {
-                c.method == "POST"
-                    && c.path == path
-                    && c.content().is_some_and(|t| t.starts_with("🚀 Deploy #1 succeeded"))
+    let said = fake
+        .wait_for("the carry-on in the announcements and its end", |calls| {
+            let said: Vec<String> = calls
+                .iter()
+                .filter(|c| c.method == "POST" && c.path.ends_with("/messages"))
+                .filter_map(|c| c.content().map(|t| (c.path == path, t.to_string())))
+                .map(|(announced, t)| {
+                    if announced {
+                        t
+                    } else {
+                        format!("(thread) {t}")
+                    }
+                })
+                .collect();
+            let announced = said
+                .iter()
+                .any(|t| t.starts_with("🔁 Deploy #1 (catalog v1.5.3)"));
+            let ended = said
+                .iter()
+                .any(|t| t.trim_start_matches("(thread) ").starts_with(last));
+            (announced && ended).then(|| {
+                said.iter()
+                    .map(|t| t.trim_start_matches("(thread) ").to_string())
+                    .collect::<Vec<_>>()
             })
-            .then_some(())
-    })
-    .await;
+        })
+        .await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(run.id().expect("pid") as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("sigterm");
     let _ = run.wait_with_output().await;
-    assert_eq!(s.applies(), 1);
-    assert_eq!(s.log_count("apply start"), 1);
-    assert!(store.list_locks().await.expect("locks").is_empty());
-    s.closing_checks(1).await;
+    real_outcome_recorded(&s, point, &said).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_killed_during_bump_a_restarted_run_records_the_real_outcome() {
+    killed_then_run(Point::Bump).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_killed_during_plan_a_restarted_run_records_the_real_outcome() {
+    killed_then_run(Point::Plan).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_killed_before_the_apply_prompt_a_restarted_run_records_success() {
+    killed_then_run(Point::ApplyBeforePrompt).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_killed_after_yes_a_restarted_run_records_success() {
+    killed_then_run(Point::ApplyAfterYes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_killed_during_verify_a_restarted_run_records_success() {
+    killed_then_run(Point::Verify).await;
 }
