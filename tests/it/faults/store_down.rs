@@ -6,7 +6,7 @@
 
 use catalog_chatops::store::DeployState;
 
-use crate::harness::{ALICE, BOB, DEPLOY, Sbx, message, parse, require_just};
+use crate::harness::{ALICE, DEPLOY, Sbx, message, parse, require_just};
 use crate::support;
 
 /// Runs SQL on the server's maintenance database (never on the one being cut off).
