@@ -82,6 +82,13 @@ async fn kill_bot_at(s: &Sbx, point: Point) -> Option<nix::unistd::Pid> {
         Some((_, line)) => assert!(s.wait_log(line).await, "the step reached `{line}`"),
         None => assert!(s.wait_state(&store, 1, DeployState::Verify).await),
     }
+    if point.applies() && point != Point::Verify {
+        // The dead bot posted the apply's first lines (the plan it re-prints) before it died.
+        assert!(
+            posted_some(&store, Step::Apply).await,
+            "the bot posted the apply's first lines"
+        );
+    }
     sigkill(child.id().expect("pid") as i32);
     child.wait().await.expect("reaped");
     if point == Point::Verify {
@@ -91,6 +98,19 @@ async fn kill_bot_at(s: &Sbx, point: Point) -> Option<nix::unistd::Pid> {
     let group = s.step_group(point.recipe());
     assert!(group_running(group), "the {point:?} step outlived the bot");
     Some(group)
+}
+
+/// Waits until some of `step`'s output was posted (the run's `output_offset` moved).
+async fn posted_some(store: &catalog_chatops::store::Store, step: Step) -> bool {
+    for _ in 0..600 {
+        if let Ok(Some(run)) = store.latest_step_run(1, step).await
+            && run.output_offset > 0
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// Starts `who`'s `text` in a new process, waits until that process has taken deploy #1 over
@@ -135,6 +155,16 @@ async fn real_outcome_recorded(s: &Sbx, point: Point, said: &[String]) {
             said.iter().any(|m| m.starts_with("🚀 Deploy #1 succeeded")),
             "{said:?}"
         );
+        if point != Point::Verify {
+            // The new process posts the apply from where the dead one stopped posting: its
+            // first line is not posted again, its last one is.
+            let first = "[apply] module.catalog_airflow.data.aws_ami.ubuntu: Reading...";
+            assert!(!said.iter().any(|m| m.contains(first)), "{said:?}");
+            assert!(
+                said.iter().any(|m| m.contains("[apply] Apply complete!")),
+                "{said:?}"
+            );
+        }
         assert_eq!(s.deploy(&store, 1).await.state, DeployState::Succeeded);
         assert_eq!(s.log_count("apply answered yes"), 1);
         assert!(store.list_locks().await.expect("locks").is_empty());
