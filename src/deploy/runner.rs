@@ -335,12 +335,14 @@ impl Runner<'_> {
                             // Posted already by the process that followed it before.
                             FollowEvent::Line { end, .. } if end <= posted_before => return,
                             FollowEvent::Line { text, end } => (text.to_string(), end),
-                            FollowEvent::Prompt { answer, .. } => (
+                            // Answered, and said so, by the process that followed it before.
+                            FollowEvent::Prompt { at, .. } if at <= posted_before => return,
+                            FollowEvent::Prompt { answer, at, .. } => (
                                 format!(
                                     "(the bot answered: {})",
                                     answer.map_or("nothing", PromptAnswer::as_str)
                                 ),
-                                0,
+                                at,
                             ),
                         };
                         if let Ok(mut p) = pending.lock() {

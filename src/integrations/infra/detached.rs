@@ -443,10 +443,12 @@ pub fn supervise(dir: &Path) -> i32 {
 pub enum FollowEvent<'a> {
     /// One line (redacted), and the output offset just after it.
     Line { text: &'a str, end: u64 },
-    /// A prompt and the answer given (now, or before by whichever process followed then).
+    /// A prompt and the answer given (now, or before by whichever process followed then), and
+    /// the output offset at which it waits.
     Prompt {
         text: &'a str,
         answer: Option<PromptAnswer>,
+        at: u64,
     },
 }
 
@@ -555,6 +557,7 @@ pub async fn follow(
             on_event(FollowEvent::Prompt {
                 text: &text,
                 answer,
+                at: offset,
             });
             continue;
         }
