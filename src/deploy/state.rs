@@ -150,6 +150,8 @@ impl DeployState {
             Step::Bump => Some(DeployState::Bump),
             Step::Plan => Some(DeployState::Plan),
             Step::Approval => Some(DeployState::AwaitingApproval),
+            // Runs once approved, before apply starts.
+            Step::DryRun => Some(DeployState::Approved),
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
             Step::Resolve | Step::Unknown => None,

@@ -22,6 +22,9 @@ pub enum Step {
     Plan,
     /// The plan waits for, and gets, the approvals of people other than the requester.
     Approval,
+    /// The Ansible flow's dry run again after approval (the target's `plan` template): apply
+    /// runs only when it still has the approved fingerprint.
+    DryRun,
     /// The target's `apply` template, whose prompt is answered `yes` only for the approved plan.
     Apply,
     /// Airflow must report healthy after apply.
@@ -34,11 +37,12 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::Lock,
         Step::Bump,
         Step::Plan,
         Step::Approval,
+        Step::DryRun,
         Step::Apply,
         Step::Verify,
         Step::Resolve,
@@ -52,6 +56,7 @@ impl Step {
             Step::Bump => "bump",
             Step::Plan => "plan",
             Step::Approval => "approval",
+            Step::DryRun => "dry_run",
             Step::Apply => "apply",
             Step::Verify => "verify",
             Step::Resolve => "resolve",

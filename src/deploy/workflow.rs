@@ -8,11 +8,14 @@
 //! lease; the workflow rests (and gives the lease up) while it waits for approval, so a later
 //! process — another `exec`, a restarted bot, a replica — continues from the store.
 
-use crate::config::TargetConfig;
+// `Flow` is this file's name for a step's result; the config's flow is `StepFlow` here.
+use crate::config::{Flow as StepFlow, TargetConfig};
 use crate::context::Ctx;
 use crate::conversation::Conversation;
+use crate::deploy::ansible::DryRun;
 use crate::deploy::approval::{self, ApplyGate};
-use crate::deploy::fingerprint::{ApplyCheck, Plan};
+use crate::deploy::fingerprint::ApplyCheck;
+use crate::deploy::planned::Planned;
 use crate::deploy::preflight;
 use crate::deploy::runner::{self, Runner, failure_reason};
 use crate::deploy::state::{DeployState, Event};
@@ -233,20 +236,22 @@ impl Workflow<'_> {
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
-            Ok(o) if !o.success() => return Ok(self.fail(&d, &failure_reason(&o), owner).await),
+            Ok(o) if !o.success() => {
+                let reason =
+                    ansible_failure(target, &o.output).unwrap_or_else(|| failure_reason(&o));
+                return Ok(self.fail(&d, &reason, owner).await);
+            }
             Ok(o) => o,
         };
         if outcome.output_truncated {
             let reason = "the plan output is too long to fingerprint safely";
             return Ok(self.fail(&d, reason, owner).await);
         }
-        let plan = Plan::parse(&outcome.output);
-        if !plan.is_recognised() {
-            let reason = "the plan output has no `Plan:` line the bot can read, no changes to \
-                          outputs only and no \"No changes.\": nothing to approve";
-            return Ok(self.fail(&d, reason, owner).await);
+        let plan = Planned::parse(target.flow, &outcome.output);
+        if let Some(reason) = plan.problem() {
+            return Ok(self.fail(&d, &reason, owner).await);
         }
-        if plan.no_changes {
+        if plan.no_changes() {
             let reason = "the plan has no changes: nothing to apply";
             self.advance(&mut d, Event::NothingToApply, Some(reason), owner)
                 .await?;
@@ -437,11 +442,84 @@ impl Workflow<'_> {
         attach: Option<StepRun>,
     ) -> Flow<Reply> {
         if d.state == DeployState::Approved {
+            if target.flow == StepFlow::Ansible {
+                self.dry_run_again(&d, target, owner, approved).await?;
+            }
             self.advance(&mut d, Event::ApplyStarted, None, owner)
                 .await?;
         }
+        if d.state == DeployState::Verify {
+            // The apply's end was recorded by a process that died since: verify again.
+            return self.verify_and_finish(d, target, owner).await;
+        }
+        let gate = ApplyGate::new(approved);
+        // Ansible's apply asks nothing: the dry run above was its check.
+        let prompt = (target.flow == StepFlow::Terraform).then(|| gate.prompt_handler());
+        let outcome = match self
+            .runner()
+            .run(&d, Step::Apply, &target.apply, target, prompt, attach)
+            .await
+        {
+            Err(e) => return Ok(self.step_error(&d, e, owner).await),
+            Ok(o) => o,
+        };
+        if target.flow == StepFlow::Ansible {
+            self.ansible_recap(&d, &outcome, owner).await?;
+            return self.verify_and_finish(d, target, owner).await;
+        }
+        if outcome.answers.contains(&PromptAnswer::No) {
+            let reason = format!(
+                "plan changed since approval (approved `{}`, apply showed `{}`); answered no",
+                short(approved),
+                short(&gate.seen())
+            );
+            return Ok(self.fail(&d, &reason, owner).await);
+        }
+        if !outcome.success() {
+            return Ok(self.fail(&d, &failure_reason(&outcome), owner).await);
+        }
+        if outcome.answers.contains(&PromptAnswer::Yes)
+            && let Some(plan) = gate.shown()
+        {
+            // What Terraform says it did, against what was approved.
+            let check = ApplyCheck::new(&plan, &outcome.output, &outcome.output_tail);
+            self.record_apply_check(&d, &check).await?;
+        }
+        if !outcome.answers.contains(&PromptAnswer::Yes) {
+            // Apply went through without asking: the applied plan could not be checked against
+            // the approval. Recorded, not hidden.
+            tracing::warn!(
+                deploy_id = d.id,
+                "apply did not prompt; the plan was not re-checked"
+            );
+            self.conv
+                .post(&format!(
+                    "⚠️ Deploy #{}: apply finished without asking for confirmation, so the applied \
+                     plan could not be checked against the approved one. Configure apply to prompt.",
+                    d.id
+                ))
+                .await;
+        }
+        self.verify_and_finish(d, target, owner).await
+    }
+
+    /// apply → verify (Airflow healthy within `verify_timeout`) → succeeded, lock released;
+    /// entered at verify too (a deploy carried on after its process died).
+    async fn verify_and_finish(
+        &self,
+        mut d: Deploy,
+        target: &TargetConfig,
+        owner: &Owner,
+    ) -> Flow<Reply> {
         if d.state == DeployState::Apply {
-            self.apply(&mut d, target, owner, approved, attach).await?;
+            self.advance(&mut d, Event::Applied, None, owner).await?;
+            self.conv
+                .post(&format!(
+                    "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
+                    d.id,
+                    humantime::format_duration(target.verify_timeout)
+                ))
+                .await;
         }
         let health =
             match verify::airflow_healthy(&self.ctx.integrations.airflow, target.verify_timeout)
@@ -465,72 +543,111 @@ impl Workflow<'_> {
         .with_deploy(d.id))
     }
 
-    /// apply → verify: the apply step (its prompt answered `yes` only for the approved plan),
-    /// its checks, and the move to verify. `Err` ends the command with that reply.
-    async fn apply(
+    /// The Ansible flow's guard before apply: the dry run again, which must have the approved
+    /// fingerprint (a variable, a template or a host changed since approval makes it differ).
+    /// Anything else fails the deploy with nothing applied.
+    async fn dry_run_again(
         &self,
-        d: &mut Deploy,
+        d: &Deploy,
         target: &TargetConfig,
         owner: &Owner,
         approved: &str,
-        attach: Option<StepRun>,
     ) -> Flow<()> {
-        let gate = ApplyGate::new(approved);
         let outcome = match self
             .runner()
-            .run(
-                d,
-                Step::Apply,
-                &target.apply,
-                target,
-                Some(gate.prompt_handler()),
-                attach,
-            )
+            .run(d, Step::DryRun, &target.plan, target, None, None)
             .await
         {
             Err(e) => return Err(self.step_error(d, e, owner).await),
             Ok(o) => o,
         };
-        if outcome.answers.contains(&PromptAnswer::No) {
-            let reason = format!(
-                "plan changed since approval (approved `{}`, apply showed `{}`); answered no",
-                short(approved),
-                short(&gate.seen())
-            );
+        let nothing = "nothing was applied";
+        if !outcome.success() {
+            let reason = ansible_failure(target, &outcome.output)
+                .unwrap_or_else(|| failure_reason(&outcome));
+            let reason = format!("the dry run after approval failed ({nothing}): {reason}");
             return Err(self.fail(d, &reason, owner).await);
         }
-        if !outcome.success() {
-            return Err(self.fail(d, &failure_reason(&outcome), owner).await);
+        if outcome.output_truncated {
+            let reason =
+                format!("the dry run after approval is too long to fingerprint safely; {nothing}");
+            return Err(self.fail(d, &reason, owner).await);
         }
-        if outcome.answers.contains(&PromptAnswer::Yes)
-            && let Some(plan) = gate.shown()
-        {
-            // What Terraform says it did, against what was approved.
-            let check = ApplyCheck::new(&plan, &outcome.output, &outcome.output_tail);
-            self.record_apply_check(d, &check).await?;
+        let run = DryRun::parse(&outcome.output);
+        if let Some(problem) = run.problem() {
+            let reason =
+                format!("the dry run after approval cannot be checked: {problem}; {nothing}");
+            return Err(self.fail(d, &reason, owner).await);
         }
-        if !outcome.answers.contains(&PromptAnswer::Yes) {
-            // Apply went through without asking: the applied plan could not be checked against
-            // the approval. Recorded, not hidden.
-            tracing::warn!(
-                deploy_id = d.id,
-                "apply did not prompt; the plan was not re-checked"
+        let seen = run.fingerprint();
+        if seen != approved {
+            let reason = format!(
+                "plan changed since approval (approved `{}`, the dry run now shows `{}`: {}); {nothing}",
+                short(approved),
+                short(&seen),
+                run.counts()
             );
             self.conv
-                .post(&format!(
-                    "⚠️ Deploy #{}: apply finished without asking for confirmation, so the applied \
-                     plan could not be checked against the approved one. Configure apply to prompt.",
-                    d.id
-                ))
+                .post_long(
+                    &format!(
+                        "🛑 Deploy #{}: the dry run after approval differs from the approved one:\n{}",
+                        d.id,
+                        run.human_summary()
+                    ),
+                    &format!("deploy-{}-dry-run.txt", d.id),
+                    &outcome.output,
+                )
                 .await;
+            return Err(self.fail(d, &reason, owner).await);
         }
-
-        self.advance(d, Event::Applied, None, owner).await?;
         self.conv
             .post(&format!(
-                "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
+                "🔁 Deploy #{}: the dry run again has the approved fingerprint `{}`; applying.",
                 d.id,
-                humantime::format_duration(target.verify_timeout)
+                short(approved)
+            ))
+            .await;
+        Ok(())
+    }
+
+    /// The Ansible apply's end: its recap decides (a failed or unreachable host fails the
+    /// deploy, naming the task); without a recap what it did is not known, and it fails too.
+    async fn ansible_recap(
+        &self,
+        d: &Deploy,
+        outcome: &crate::integrations::infra::StepOutcome,
+        owner: &Owner,
+    ) -> Flow<()> {
+        let run = DryRun::parse(&outcome.output);
+        let reason = if let Some(f) = run.failures.first() {
+            Some(f.sentence())
+        } else if !outcome.success() {
+            Some(failure_reason(outcome))
+        } else if run.recap.is_empty() {
+            Some(
+                "apply printed no `PLAY RECAP` the bot can read, so whether it applied is not \
+                 known; check the hosts"
+                    .to_string(),
+            )
+        } else {
+            run.recap
+                .iter()
+                .find(|h| h.failed > 0 || h.unreachable > 0)
+                .map(|h| {
+                    format!(
+                        "the recap reports {} failed and {} unreachable on {}",
+                        h.failed, h.unreachable, h.host
+                    )
+                })
+        };
+        if let Some(reason) = reason {
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        self.conv
+            .post(&format!(
+                "📦 Deploy #{}: the playbook applied ({}).",
+                d.id,
+                run.recap_line()
             ))
             .await;
         Ok(())
@@ -576,4 +693,11 @@ impl Workflow<'_> {
             .await;
         self.start(target_name, &version, false).await
     }
+}
+
+/// For an Ansible target, the failed task a playbook's output names, as a sentence.
+fn ansible_failure(target: &TargetConfig, output: &str) -> Option<String> {
+    (target.flow == StepFlow::Ansible)
+        .then(|| DryRun::parse(output).failures.first().map(|f| f.sentence()))
+        .flatten()
 }
