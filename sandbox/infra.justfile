@@ -7,6 +7,9 @@
 #   SANDBOX_PLAN_SECONDS=N   plan sleeps N seconds first (a slow plan: kill the bot meanwhile)
 #   SANDBOX_APPLY_SECONDS=N  apply sleeps N seconds after the `yes`, while it "changes" resources
 #   state/drift              apply shows one more change than plan did (the plan changed)
+#   state/hold-<point>       the recipe waits at <point> while this file exists: `bump` and `plan`
+#                            after their start line, `apply-prompt` before apply asks for `yes`,
+#                            `apply` after the answer (tests kill the bot there, then remove it)
 #   state/fail-bump          bump exits 1
 #   SANDBOX_ECHO=text        bump prints text (tests check that secrets in step output are redacted)
 #   SANDBOX_ENV_DUMP=path    bump writes its environment there (tests check it is scrubbed)
@@ -22,6 +25,7 @@ bump version:
     set -euo pipefail
     mkdir -p state
     echo "bump start pid=$$" >> state/steps.log
+    while [ -e state/hold-bump ]; do sleep 0.05; done
     sleep "${SANDBOX_BUMP_SECONDS:-0}"
     if [ -e state/fail-bump ]; then echo "error: cannot update prod.tfvars (state/fail-bump)" >&2; exit 1; fi
     echo "{{version}}" > state/wanted
@@ -35,6 +39,7 @@ plan:
     set -euo pipefail
     mkdir -p state
     echo "plan start pid=$$" >> state/steps.log
+    while [ -e state/hold-plan ]; do sleep 0.05; done
     sleep "${SANDBOX_PLAN_SECONDS:-0}"
     just --justfile "{{justfile()}}" --working-directory . _show-plan
     echo "plan end" >> state/steps.log
@@ -54,6 +59,10 @@ apply:
         echo
         echo "Plan: 1 to add, 2 to change, 1 to destroy."
     fi
+    if [ -e state/hold-apply-prompt ]; then
+        echo "apply holding before the prompt" >> state/steps.log
+        while [ -e state/hold-apply-prompt ]; do sleep 0.05; done
+    fi
     echo
     echo "Do you want to perform these actions?"
     echo "  Terraform will perform the actions described above."
@@ -68,6 +77,7 @@ apply:
         echo "apply end" >> state/steps.log
         exit 1
     fi
+    while [ -e state/hold-apply ]; do sleep 0.05; done
     sleep "${SANDBOX_APPLY_SECONDS:-0}"
     echo "module.catalog_airflow.aws_instance.airflow: Destroying... [id=i-0fedcba9876543210]"
     echo "module.catalog_airflow.aws_instance.airflow: Creation complete after 42s [id=i-0123456789abcdef0]"

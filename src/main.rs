@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use catalog_chatops::chat::{console, discord, exec, slack};
 use catalog_chatops::config::{self, Config, ConfigError};
+use catalog_chatops::integrations::infra::detached;
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
@@ -154,7 +155,20 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
+    // A deploy step's supervisor (issue 16): started by this binary for itself, detached, with
+    // no config, runtime or logging of its own; not a subcommand anyone types.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() == Some(std::ffi::OsStr::new(detached::SUPERVISOR_ARG)) {
+        let Some(dir) = args.next() else {
+            return ExitCode::from(2);
+        };
+        return ExitCode::from(detached::supervise(std::path::Path::new(&dir)) as u8);
+    }
     let cli = Cli::parse();
+    // Every bot process runs its deploy steps detached, with itself as their supervisor.
+    if let Ok(exe) = std::env::current_exe() {
+        detached::enable(exe);
+    }
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -320,6 +334,8 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_SETUP);
                 }
             };
+            // Deploys whose process died are carried on first (their steps kept running).
+            reattach(&engine, &exec::StdoutConversation { json }).await;
             let code = exec::run(&engine, &actor, &text, json).await;
             store.close().await;
             ExitCode::from(code as u8)
@@ -469,6 +485,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             };
             let watcher = spawn_announcer(&engine);
+            spawn_reattach(&engine);
             let result = console::run(&engine, actor, &banner).await;
             watcher.cancel();
             store.close().await;
@@ -499,6 +516,7 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             };
             let watcher = spawn_announcer(&engine);
+            spawn_reattach(&engine);
             let result = console::run(&engine, actor, &banner).await;
             watcher.cancel();
             store.close().await;
@@ -521,6 +539,22 @@ fn spawn_announcer(engine: &Engine) -> CancellationToken {
     announcer::spawn(engine.ctx().clone(), conv.clone(), cancel.clone());
     dag_sync::spawn(engine.ctx().clone(), conv, cancel.clone());
     cancel
+}
+
+/// Carries on the deploys whose process died (their detached steps outlived it), speaking in
+/// `conv`; see `deploy::recovery::reattach`.
+async fn reattach(engine: &Engine, conv: &dyn catalog_chatops::chat::Conversation) {
+    if let Err(e) = catalog_chatops::deploy::recovery::reattach(engine.ctx(), conv).await {
+        tracing::error!(error = %e, "cannot look for deploys to carry on");
+    }
+}
+
+/// [`reattach`] in the background of a console, its messages printed like the console's.
+fn spawn_reattach(engine: &Engine) {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        reattach(&engine, &exec::StdoutConversation { json: false }).await;
+    });
 }
 
 fn config_failure(path: &std::path::Path, e: &ConfigError) -> ExitCode {

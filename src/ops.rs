@@ -196,6 +196,27 @@ async fn services(
         }
     };
     let state = Arc::new(AppState::new(config.clone(), store.clone(), readiness));
+    // Deploys whose process died are carried on by whichever process starts next (their steps
+    // kept running under their supervisors), and looked for again every `poll`, so a deploy
+    // whose `exec` died while this process runs is carried on too.
+    let reattacher = {
+        let ctx = engine.ctx().clone();
+        let conv = announce.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Err(e) =
+                    catalog_chatops::deploy::recovery::reattach(&ctx, conv.as_ref()).await
+                {
+                    tracing::error!(error = %e, "cannot look for deploys to carry on");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        })
+    };
     let ctx = engine.ctx().clone();
     let leader = tokio::spawn(Leadership::acquire_loop(
         store.clone(),
@@ -232,6 +253,8 @@ async fn services(
     };
     shutdown.cancel();
     let _ = leader.await;
+    // A deploy being carried on gets the shutdown grace like any running step.
+    let _ = reattacher.await;
     store.close().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -110,9 +110,13 @@ pub struct DeployConfig {
     /// How long a deploy's owner may go without renewing its lease before another process
     /// declares the deploy interrupted (owners on the same host are checked by pid at once).
     pub lease: Duration,
-    /// On SIGTERM/SIGINT a running step may finish within this long; then it is killed and the
-    /// deploy recorded interrupted.
+    /// On SIGTERM/SIGINT a running step may finish within this long; then the bot leaves it
+    /// running under its supervisor and exits, and the next process to start re-attaches.
     pub shutdown_grace: Duration,
+    /// Where detached steps keep their files (one directory per deploy: each step's output,
+    /// answers and exit status). Relative paths are taken from the working directory, like the
+    /// SQLite store's; every process on the host must use the same one to re-attach.
+    pub journal_dir: std::path::PathBuf,
 }
 
 /// The HTTP server (health, metrics, pages).

@@ -94,7 +94,7 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace"]);
+    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace", "journal_dir"]);
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),
@@ -105,6 +105,7 @@ pub(super) fn validate(
         deploy_t.and_then(|t| t.get("shutdown_grace")),
         Duration::from_secs(30),
     );
+    let journal_dir = c.journal_dir(deploy_t.and_then(|t| t.get("journal_dir")));
 
     let server_t = c.section(doc, "server", &["bind", "public_url"]);
     let server = c.server(server_t, &secrets);
@@ -179,6 +180,7 @@ pub(super) fn validate(
         deploy: DeployConfig {
             lease,
             shutdown_grace,
+            journal_dir,
         },
         server,
         chat: ChatConfig { prefix },
@@ -1416,6 +1418,27 @@ impl Checker<'_> {
             }
         }
         out
+    }
+
+    /// `[deploy] journal_dir`: a path, `data/journal` when unset.
+    fn journal_dir(&mut self, v: Option<&Value>) -> std::path::PathBuf {
+        let key = "deploy.journal_dir";
+        let Some(v) = v else {
+            return std::path::PathBuf::from("data/journal");
+        };
+        match self.text(key, v) {
+            Some(w) if !w.trim().is_empty() => std::path::PathBuf::from(w),
+            _ => {
+                self.report(
+                    key,
+                    format!(
+                        "must be a directory path such as \"/var/lib/catalog-chatops/journal\", got {}",
+                        show(v)
+                    ),
+                );
+                std::path::PathBuf::new()
+            }
+        }
     }
 
     fn workdir(&mut self, key: &str, v: Option<&Value>) -> String {

@@ -249,12 +249,9 @@ impl Workflow<'_> {
 
     /// Ends a deploy that was moved away by someone else while this process worked on it.
     pub(super) async fn moved_elsewhere(&self, id: i64, owner: &Owner) -> Reply {
-        let _ = self.ctx.store.release_lease(id, owner).await;
         match self.reload(id).await {
             Ok(d) => {
-                if d.state == DeployState::Cancelled {
-                    self.release_lock(&d).await;
-                }
+                self.ended(&d, Some(owner)).await;
                 Reply::new(
                     Outcome::Failed,
                     format!(
@@ -269,18 +266,34 @@ impl Workflow<'_> {
         }
     }
 
-    pub(super) async fn release_lock(&self, d: &Deploy) {
-        let key = lock_key(&d.target, &d.environment);
-        if let Err(e) = self.ctx.store.release_lock(&key, Some(d.id)).await {
-            tracing::error!(error = %e, deploy_id = d.id, "cannot release the lock");
+    /// The one ending path. Every deploy that stops, however it stops — succeeded, failed,
+    /// cancelled (here or from another process), interrupted, resolved, or left running for the
+    /// next process at a shutdown — passes here once its state is written, from the workflow of
+    /// the process that ran it, of the process that re-attached to it, or of `!deploy
+    /// cancel`/`resolve`. It gives up `owner`'s lease and, when the deploy is final, releases the
+    /// target's lock; an interrupted deploy keeps its lock until a maintainer resolves it.
+    /// (Whatever else a deploy must undo when it ends belongs here, so that no ending skips it.)
+    pub(super) async fn ended(&self, d: &Deploy, owner: Option<&Owner>) {
+        if let Some(owner) = owner
+            && let Err(e) = self.ctx.store.release_lease(d.id, owner).await
+        {
+            tracing::warn!(error = %e, deploy_id = d.id, "cannot give up the lease");
         }
-    }
-
-    /// Ends the deploy this process works on: releases its lock and lease (the state was
-    /// written already).
-    pub(super) async fn release(&self, d: &Deploy, owner: &Owner) {
-        self.release_lock(d).await;
-        let _ = self.ctx.store.release_lease(d.id, owner).await;
+        // The state as stored decides, not the caller's copy: another process may have moved it.
+        let now = match self.ctx.store.get_deploy(d.id).await {
+            Ok(Some(now)) => now,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, deploy_id = d.id, "cannot read the deploy at its end");
+                return;
+            }
+        };
+        if now.state.is_final() {
+            let key = lock_key(&now.target, &now.environment);
+            if let Err(e) = self.ctx.store.release_lock(&key, Some(now.id)).await {
+                tracing::error!(error = %e, deploy_id = d.id, "cannot release the lock");
+            }
+        }
     }
 
     /// Fails the deploy at its current step with `reason`, releases its lock and lease.
@@ -296,7 +309,7 @@ impl Workflow<'_> {
         if !moved {
             return self.moved_elsewhere(d.id, owner).await;
         }
-        self.release(d, owner).await;
+        self.ended(d, Some(owner)).await;
         Reply::new(
             Outcome::Failed,
             format!(
@@ -316,19 +329,60 @@ impl Workflow<'_> {
         let reason = match e {
             StepError::Failed(reason) => reason,
             StepError::ShutDown(reason) => {
-                self.interrupt(d, &reason).await;
+                self.interrupt(d, &Event::ShutDown, &reason).await;
                 reason
+            }
+            StepError::Lost(reason) => {
+                self.interrupt(d, &Event::OwnerLost, &reason).await;
+                self.ended(d, Some(owner)).await;
+                return Reply::new(
+                    Outcome::Failed,
+                    format!(
+                        "⚠️ Deploy #{} ({} {}) was interrupted: {reason}. Its lock stays held; \
+                         check reality, then `{}deploy resolve {} succeeded|failed`.",
+                        d.id,
+                        d.target,
+                        d.version,
+                        self.prefix(),
+                        d.id
+                    ),
+                )
+                .with_deploy(d.id);
+            }
+            StepError::LeftRunning(reason) => {
+                // Nothing is decided: the deploy stays where it is for the next process to take
+                // over at its start. The lease stays too: it names this process, whose pid is
+                // gone as soon as it exits, and until then nobody else should take the deploy.
+                let _ = owner;
+                self.ended(d, None).await;
+                return Reply::new(
+                    Outcome::Failed,
+                    format!(
+                        "⏸️ Deploy #{} of {} {} is still at {}: {reason}. Its lock stays held; \
+                         `{}deploy status {}` tells how it went once a bot process is back.",
+                        d.id,
+                        d.target,
+                        d.version,
+                        d.state,
+                        self.prefix(),
+                        d.id
+                    ),
+                )
+                .with_deploy(d.id);
             }
         };
         // After an interruption the deploy has moved: this says so and releases the lease.
         self.fail(d, &reason, owner).await
     }
 
-    /// Records the deploy interrupted because the process is shutting down. The lock stays
-    /// held: what the killed step did is unknown until a maintainer checks reality.
-    async fn interrupt(&self, d: &Deploy, reason: &str) {
+    /// Records the deploy interrupted: the process is shutting down around an attached step
+    /// (`ShutDown`), or a detached step's supervisor and step are gone without a status
+    /// (`OwnerLost`). The lock stays held: what the step did is unknown until a maintainer
+    /// checks reality.
+    async fn interrupt(&self, d: &Deploy, event: &Event, reason: &str) {
+        let event = *event;
         if let Err(r) = self
-            .transition(d, &Event::ShutDown.sources(), Event::ShutDown, Some(reason))
+            .transition(d, &event.sources(), event, Some(reason))
             .await
         {
             tracing::error!(deploy_id = d.id, reply = %r.message, "cannot record the interruption");

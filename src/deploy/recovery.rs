@@ -1,24 +1,68 @@
-//! Finding deploys whose owner died. A process running a deploy step holds a lease (host, pid,
-//! heartbeat). Another process never touches a deploy whose owner is alive; it marks it
-//! `interrupted` (step `unknown`) as soon as it can tell the owner is gone: at once when the owner
-//! was on this host and its pid is dead, otherwise when the lease has expired.
+//! Deploys whose owner died. A process running a deploy step holds a lease (host, pid,
+//! heartbeat). Another process never touches a deploy whose owner is alive; it can tell the
+//! owner is gone at once when the owner was on this host and its pid is dead (or now names a
+//! process that started after the owner's last heartbeat), otherwise when the lease has expired.
+//!
+//! Then, on the owner's host, the deploy is carried on ([`reattach`]): its step ran detached
+//! under its own supervisor and outlived the owner, so the process that takes the deploy over
+//! (a compare-and-set on the lease: with two replicas exactly one wins) follows the step to its
+//! recorded end and goes on from there — verify, success or failure, the lock released — through
+//! the workflow's own functions. A deploy is marked `interrupted` (step `unknown`) only when its
+//! outcome is truly unknown ([`sweep`]): its step's supervisor and the step are gone without a
+//! recorded status, it ran attached (no supervisor), or it ran on another host.
 
 use std::time::Duration;
 
+use crate::context::Ctx;
+use crate::conversation::Conversation;
 use crate::deploy::state::{DeployState, Event, journal_step};
-use crate::store::{Deploy, NewAuditEvent, Owner, Store, now_ms};
+use crate::deploy::workflow::Workflow;
+use crate::integrations::infra::detached::{self, Ident};
+use crate::policy::{Actor, Source};
+use crate::reply::Reply;
+use crate::store::{Deploy, NewAuditEvent, Owner, StepRun, Store, now_ms};
 
-/// Whether a process with this pid exists on this host.
+/// Whether a process with this pid exists on this host (a zombie does not count: it has ended).
 pub fn pid_alive(pid: i64) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
+    let Ok(raw) = i32::try_from(pid) else {
         return false;
     };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        && let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..])
+        && rest.trim_start().starts_with('Z')
+    {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
         Ok(()) => true,
         // It exists but belongs to someone else.
         Err(nix::errno::Errno::EPERM) => true,
         Err(_) => false,
     }
+}
+
+/// Whether the process now holding `pid` started after `ms` (epoch milliseconds): then it is not
+/// the process that renewed a lease at `ms`, whatever its pid (pids are reused).
+fn started_after(pid: i64, ms: i64) -> bool {
+    started_ms(pid).is_some_and(|started| started > ms)
+}
+
+/// When process `pid` started, in epoch milliseconds, never later than the truth (boot time is
+/// read in whole seconds, rounded down).
+fn started_ms(pid: i64) -> Option<i64> {
+    let ident = Ident::of(pid)?;
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)? as i64;
+    Some(btime * 1000 + ident.start * 1000 / ticks)
 }
 
 /// Why `d`'s owner is considered gone, or `None` while it may still be working.
@@ -35,12 +79,15 @@ pub fn owner_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<S
             d.id
         )),
         Some(o) if o == me => None,
-        Some(o) if o.host == me.host => (!pid_alive(o.pid)).then(|| {
-            format!(
-                "the process that was running {step} (pid {} on {}) is gone",
-                o.pid, o.host
-            )
-        }),
+        Some(o) if o.host == me.host => {
+            let reused = d.heartbeat_ms.is_some_and(|hb| started_after(o.pid, hb));
+            (!pid_alive(o.pid) || reused).then(|| {
+                format!(
+                    "the process that was running {step} (pid {} on {}) is gone",
+                    o.pid, o.host
+                )
+            })
+        }
         Some(o) => {
             let last = d.heartbeat_ms.unwrap_or(0);
             let silent = now - last;
@@ -57,15 +104,159 @@ pub fn owner_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<S
     }
 }
 
-/// Marks every deploy whose owner is gone as interrupted (journaled and audited) and returns
-/// them with the reason, so the caller can tell their conversations.
+/// What a process on this host can do with a working deploy whose owner is gone.
+#[derive(Debug)]
+pub enum Orphan {
+    /// Carry it on: from its state (`None`: no step was running — locked, approved, verify — or
+    /// a bump or plan with no run on record, which never started since a run is recorded before
+    /// its supervisor exists, and which change nothing outside the infra repo's working copy),
+    /// or by following the run of its step that outlived the owner.
+    CarryOn(Option<StepRun>),
+    /// Its outcome is unknown: it is interrupted, for a maintainer to resolve. With the reason
+    /// when it is more precise than the owner's absence (the step's supervisor and the step are
+    /// gone without a status). An apply with no run on record may have run attached, under a bot
+    /// from before detached steps, so it is never started again on a guess; a run on another
+    /// host cannot be followed from here.
+    Unknown(Option<String>),
+}
+
+/// What can be done with `d`, whose owner is gone, from this process.
+pub async fn orphan(store: &Store, d: &Deploy) -> crate::store::Result<Orphan> {
+    if !detached::enabled() {
+        // This process cannot follow detached steps (the library without the binary): the
+        // attached behaviour, where an ownerless deploy is interrupted.
+        return Ok(Orphan::Unknown(None));
+    }
+    let step = match d.state {
+        DeployState::Locked | DeployState::Approved | DeployState::Verify => {
+            return Ok(Orphan::CarryOn(None));
+        }
+        DeployState::Bump | DeployState::Plan | DeployState::Apply => d.state.step(),
+        _ => None,
+    };
+    let Some(step) = step else {
+        return Ok(Orphan::Unknown(None));
+    };
+    let run = store.latest_step_run(d.id, step).await?;
+    Ok(match run {
+        None if d.state != DeployState::Apply => Orphan::CarryOn(None),
+        None => Orphan::Unknown(None),
+        Some(run) if run.host != Owner::current().host => Orphan::Unknown(None),
+        Some(run) => {
+            let recorded = run.supervisor_pid.map(|pid| Ident {
+                pid,
+                start: run.supervisor_start.unwrap_or(0),
+            });
+            match detached::lost(std::path::Path::new(&run.dir), recorded) {
+                None => Orphan::CarryOn(Some(run)),
+                Some(why) => {
+                    if run.finished_ms.is_none()
+                        && let Err(e) = store.finish_step_run(run.id, "lost", None).await
+                    {
+                        tracing::warn!(error = %e, "cannot record the step run lost");
+                    }
+                    Orphan::Unknown(Some(why))
+                }
+            }
+        }
+    })
+}
+
+/// Takes over, on this host, every working deploy whose owner is gone and whose step can be
+/// followed ([`orphan`]), and carries each on to its end, speaking in `conv`. The take-over is
+/// a compare-and-set on the lease the dead owner held: when two processes start at once, exactly
+/// one carries a deploy on and the other leaves it alone. Returns the replies of the deploys
+/// carried on (each was also posted).
+pub async fn reattach(ctx: &Ctx, conv: &dyn Conversation) -> crate::store::Result<Vec<Reply>> {
+    let store = &ctx.store;
+    let lease = ctx.config.deploy.lease;
+    let me = Owner::current();
+    let actor = Actor {
+        id: "system:catalog-chatops".into(),
+        name: "catalog-chatops".into(),
+        roles: Vec::new(),
+        source: Source::System,
+    };
+    let mut replies = Vec::new();
+    for d in store.active_deploys().await? {
+        let now = now_ms();
+        let Some(reason) = owner_gone(&d, &me, lease, now) else {
+            continue;
+        };
+        if d.owner.is_none() && now - d.updated_ms < lease.as_millis() as i64 {
+            // Between an approval's compare-and-set and the approver's take of the lease, a
+            // deploy has no owner for a moment: only a lease's silence makes it an orphan.
+            continue;
+        }
+        let Orphan::CarryOn(attach) = orphan(store, &d).await? else {
+            continue;
+        };
+        if !store.take_lease(d.id, &me, d.owner.as_ref()).await? {
+            // Another process took it over first.
+            continue;
+        }
+        let Some(mut now) = store.get_deploy(d.id).await? else {
+            continue;
+        };
+        if now.state != d.state {
+            // It moved between the look and the take-over (a cancel): not ours to carry on.
+            let _ = store.release_lease(d.id, &me).await;
+            continue;
+        }
+        now.owner = Some(me.clone());
+        store
+            .append_audit(&NewAuditEvent {
+                kind: "deploy.reattached".into(),
+                source: "system".into(),
+                actor: "catalog-chatops".into(),
+                target: Some(d.target.clone()),
+                deploy_id: Some(d.id),
+                outcome: Some(d.state.as_str().into()),
+                detail: serde_json::json!({
+                    "state": d.state.as_str(),
+                    "step": d.step,
+                    "previous_owner": d.owner,
+                    "owner": me,
+                    "reason": reason,
+                    "run": attach.as_ref().map(|r| &r.dir),
+                }),
+                ..NewAuditEvent::default()
+            })
+            .await?;
+        tracing::warn!(deploy_id = d.id, %reason, state = %d.state, "carrying the deploy on");
+        conv.post(&format!(
+            "🔁 Deploy #{} ({} {}): {reason}; this process carries it on from {}.",
+            d.id, d.target, d.version, d.state
+        ))
+        .await;
+        let _beat = super::runner::heartbeat(store, lease, d.id, &me);
+        let flow = Workflow {
+            ctx,
+            actor: &actor,
+            conv,
+        };
+        let reply = flow.carry_on(now, &me, attach).await;
+        conv.post(&reply.message).await;
+        replies.push(reply);
+    }
+    Ok(replies)
+}
+
+/// Marks every deploy whose owner is gone and whose outcome is unknown as interrupted
+/// (journaled and audited) and returns them with the reason, so the caller can tell their
+/// conversations. Deploys a process on this host can carry on ([`orphan`]) are left to
+/// [`reattach`].
 pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(Deploy, String)>> {
     let me = Owner::current();
     let now = now_ms();
     let mut interrupted = Vec::new();
     for d in store.active_deploys().await? {
-        let Some(reason) = owner_gone(&d, &me, lease, now) else {
+        let Some(owner_reason) = owner_gone(&d, &me, lease, now) else {
             continue;
+        };
+        let reason = match orphan(store, &d).await? {
+            Orphan::CarryOn(_) => continue,
+            Orphan::Unknown(why) => why.unwrap_or(owner_reason),
         };
         // Compare-and-set on the state we saw: if the owner moved it meanwhile, it was alive.
         // The audit event commits with the transition.
@@ -147,14 +338,16 @@ mod tests {
             ),
             None
         );
-        // Another live process on this host (pid 1 always exists), however old its heartbeat.
+        // Another live process on this host (pid 1 always exists, and started before any
+        // heartbeat of this test's), however old its heartbeat.
         let init = Owner {
             host: me.host.clone(),
             pid: 1,
         };
+        let after_boot = started_ms(1).expect("pid 1's start") + 1;
         assert_eq!(
             owner_gone(
-                &deploy(DeployState::Apply, Some(init), Some(0)),
+                &deploy(DeployState::Apply, Some(init.clone()), Some(after_boot)),
                 &me,
                 LEASE,
                 1_000_000
@@ -176,6 +369,29 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_owner() {
+        let me = Owner::current();
+        // This process holds the pid now, but it started after the lease was last renewed
+        // (at the epoch): the owner was another process with the same pid.
+        let mine = Owner {
+            host: me.host.clone(),
+            pid: me.pid,
+        };
+        let other = Owner {
+            host: me.host.clone(),
+            pid: 1,
+        };
+        let why = owner_gone(
+            &deploy(DeployState::Apply, Some(mine), Some(1)),
+            &other,
+            LEASE,
+            1_000_000,
+        )
+        .expect("gone");
+        assert!(why.contains("is gone"), "{why}");
     }
 
     #[test]

@@ -14,10 +14,11 @@ use crate::config::TargetConfig;
 use crate::context::Ctx;
 use crate::conversation::Conversation;
 use crate::deploy::step::Step;
+use crate::integrations::infra::detached::{self, FollowEvent, Followed, Ident};
 use crate::integrations::infra::{
     self, PromptAnswer, PromptHandler, StepEvent, StepOutcome, StepSpec,
 };
-use crate::store::{Deploy, Owner, Store, now_ms};
+use crate::store::{Deploy, Owner, StepRun, Store, now_ms};
 use crate::version::Version;
 
 /// At most this many output lines are posted per batch; the whole output is stored.
@@ -62,8 +63,16 @@ pub(super) enum StepError {
     /// cannot be started): the deploy fails at it.
     Failed(String),
     /// The bot is shutting down: the step did not start, or it was killed when the grace ran
-    /// out. What it did is unknown, so the deploy is interrupted, not failed.
+    /// out. What it did is unknown, so the deploy is interrupted, not failed. (Attached steps
+    /// only: the library without a supervisor.)
     ShutDown(String),
+    /// The bot is shutting down and leaves the step to the next process: it did not start yet,
+    /// or it runs on under its supervisor after the grace ran out. The deploy keeps its state
+    /// and its lease, which ends with this process.
+    LeftRunning(String),
+    /// The step's supervisor and the step are gone and nothing recorded how the step ended:
+    /// its outcome is truly unknown, so the deploy is interrupted.
+    Lost(String),
 }
 
 /// Runs the steps of one command's deploy, speaking in its conversation.
@@ -74,7 +83,10 @@ pub(super) struct Runner<'a> {
 
 impl Runner<'_> {
     /// Runs `step` of deploy `d` from `template`, streaming its output in batches and journaling
-    /// its end; `prompt` answers the step's prompts.
+    /// its end; `prompt` answers the step's prompts. In a process that runs steps detached
+    /// ([`detached::enabled`]), the step runs under its own supervisor and outlives this process;
+    /// `attach` is a run of this step that a process which died since started: it is followed
+    /// to its end instead of starting the step again.
     pub async fn run(
         &self,
         d: &Deploy,
@@ -82,6 +94,7 @@ impl Runner<'_> {
         template: &[String],
         target: &TargetConfig,
         prompt: Option<PromptHandler>,
+        attach: Option<StepRun>,
     ) -> Result<StepOutcome, StepError> {
         let version = Version::parse(&d.version)
             .map_err(|e| StepError::Failed(format!("stored version is not valid: {e}")))?;
@@ -93,12 +106,23 @@ impl Runner<'_> {
             (*self.ctx.redactor).clone(),
         )
         .map_err(|e| StepError::Failed(e.to_string()))?;
-        if self.ctx.shutdown.is_cancelled() {
-            // A step that has not started is not started during a shutdown: the deploy is
-            // recorded interrupted (lock kept) for a maintainer to pick up.
-            return Err(StepError::ShutDown(format!(
-                "the bot shut down before {step} started"
-            )));
+        if attach.is_none() && self.ctx.shutdown.is_cancelled() {
+            // A step that has not started is not started during a shutdown. The next process
+            // runs a bump or a plan that never started (they change nothing outside the infra
+            // repo's working copy); an apply it would not start without a run on record, so
+            // that one is interrupted for a maintainer.
+            return Err(if detached::enabled() && step != Step::Apply {
+                StepError::LeftRunning(format!(
+                    "the bot shut down before {step} started; the next process to start runs it"
+                ))
+            } else {
+                // Attached, nobody would carry it on: the deploy is recorded interrupted (lock
+                // kept) for a maintainer to pick up.
+                StepError::ShutDown(format!("the bot shut down before {step} started"))
+            });
+        }
+        if detached::enabled() || attach.is_some() {
+            return self.run_detached(d, step, spec, prompt, attach).await;
         }
         self.conv
             .post(&format!(
@@ -214,6 +238,201 @@ impl Runner<'_> {
         )
         .await;
         Ok(outcome)
+    }
+
+    /// The detached run of `step`: started here (recorded in `step_runs` before its supervisor
+    /// exists), or the `attach`ed run of a process that died. Its output is posted from where the
+    /// last process stopped posting; the end is journaled as an attached step's is.
+    async fn run_detached(
+        &self,
+        d: &Deploy,
+        step: Step,
+        spec: StepSpec,
+        prompt: Option<PromptHandler>,
+        attach: Option<StepRun>,
+    ) -> Result<StepOutcome, StepError> {
+        let store = &self.ctx.store;
+        let failed = |e: crate::store::StoreError| StepError::Failed(e.to_string());
+        let argv = spec.argv.clone();
+        let (run, supervisor) = match attach {
+            Some(run) => {
+                let supervisor = run.supervisor_pid.map(|pid| Ident {
+                    pid,
+                    start: run.supervisor_start.unwrap_or(0),
+                });
+                self.conv
+                    .post(&format!(
+                        "↪️ Deploy #{}: {step} kept running while no bot was there; following it \
+                         again{}.",
+                        d.id,
+                        supervisor
+                            .map(|s| format!(" (supervisor pid {})", s.pid))
+                            .unwrap_or_default()
+                    ))
+                    .await;
+                (run, supervisor)
+            }
+            None => {
+                let dir = self
+                    .ctx
+                    .config
+                    .deploy
+                    .journal_dir
+                    .join(format!("deploy-{}", d.id))
+                    .join(format!("{step}-{}", now_ms()));
+                let dir = std::path::absolute(&dir).unwrap_or(dir);
+                let host = Owner::current().host;
+                let id = store
+                    .start_step_run(d.id, step, &host, &dir.display().to_string())
+                    .await
+                    .map_err(failed)?;
+                self.conv
+                    .post(&format!(
+                        "▶️ Deploy #{}: running {step}: `{}`",
+                        d.id,
+                        spec.argv.join(" ")
+                    ))
+                    .await;
+                let ident = match detached::launch(&spec, &dir, prompt.is_some()).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let _ = store.finish_step_run(id, "failed", None).await;
+                        return Err(StepError::Failed(e.to_string()));
+                    }
+                };
+                store
+                    .set_step_supervisor(id, ident.pid, ident.start)
+                    .await
+                    .map_err(failed)?;
+                let run = store
+                    .latest_step_run(d.id, step)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(|| {
+                        StepError::Failed("the step run vanished from the store".into())
+                    })?;
+                (run, Some(ident))
+            }
+        };
+        let started = run.started_ms;
+        let posted_before = run.output_offset.max(0) as u64;
+        let pending: Arc<Mutex<(Vec<String>, u64)>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let dir = std::path::PathBuf::from(&run.dir);
+        let follow = {
+            let pending = pending.clone();
+            let done = done.clone();
+            let wake = wake.clone();
+            let spec = spec.clone();
+            async move {
+                let result = detached::follow(
+                    &spec,
+                    &dir,
+                    supervisor,
+                    move |ev| {
+                        let (line, end) = match ev {
+                            // Posted already by the process that followed it before.
+                            FollowEvent::Line { end, .. } if end <= posted_before => return,
+                            FollowEvent::Line { text, end } => (text.to_string(), end),
+                            // Answered, and said so, by the process that followed it before.
+                            FollowEvent::Prompt { at, .. } if at <= posted_before => return,
+                            FollowEvent::Prompt { answer, at, .. } => (
+                                format!(
+                                    "(the bot answered: {})",
+                                    answer.map_or("nothing", PromptAnswer::as_str)
+                                ),
+                                at,
+                            ),
+                        };
+                        if let Ok(mut p) = pending.lock() {
+                            p.0.push(line);
+                            p.1 = p.1.max(end);
+                        }
+                    },
+                    prompt,
+                )
+                .await;
+                done.store(true, Ordering::SeqCst);
+                wake.notify_one();
+                result
+            }
+        };
+        let post_batches = async {
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let (lines, end) = pending
+                    .lock()
+                    .map(|mut p| (std::mem::take(&mut p.0), p.1))
+                    .unwrap_or_default();
+                if !lines.is_empty() {
+                    self.conv.post(&batch_text(step, &lines)).await;
+                    if let Err(e) = store.step_run_posted(run.id, end as i64).await {
+                        tracing::warn!(error = %e, "cannot record how far the step's output was posted");
+                    }
+                }
+                if finished {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(POST_INTERVAL) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+        };
+        let grace = self.ctx.config.deploy.shutdown_grace;
+        let guarded = async {
+            let r = crate::shutdown::within_grace(follow, &self.ctx.shutdown, grace).await;
+            // When the grace ran out the follower was dropped (the step runs on).
+            done.store(true, Ordering::SeqCst);
+            wake.notify_one();
+            r
+        };
+        let (result, ()) = tokio::join!(guarded, post_batches);
+        let Some(result) = result else {
+            let reason = format!(
+                "the bot shut down while {step} ran; after the {} grace period it left {step} \
+                 running (the next process to start follows it to its end)",
+                humantime::format_duration(grace)
+            );
+            return Err(StepError::LeftRunning(reason));
+        };
+        match result.map_err(|e| StepError::Failed(e.to_string()))? {
+            Followed::Ended(outcome) => {
+                crate::metrics::step_finished(step.as_str(), outcome.success(), outcome.duration);
+                let state = if outcome.success() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                let detail = serde_json::json!({
+                    "argv": argv,
+                    "detached": true,
+                    "run": run.dir,
+                    "timed_out": outcome.timed_out,
+                    "signal": outcome.signal,
+                    "answers": outcome.answers.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                    "duration_ms": outcome.duration.as_millis() as u64,
+                    "output_bytes": outcome.full_output_len,
+                });
+                let code = outcome.exit_code.map(i64::from);
+                if let Err(e) = store.finish_step_run(run.id, state, code).await {
+                    tracing::error!(error = %e, "cannot record the step run's end");
+                }
+                self.journal(d, step, state, code, &outcome.output_tail, started, &detail)
+                    .await;
+                Ok(outcome)
+            }
+            Followed::Lost(reason) => {
+                let detail = serde_json::json!({ "argv": argv, "detached": true, "run": run.dir, "lost": true });
+                if let Err(e) = store.finish_step_run(run.id, "lost", None).await {
+                    tracing::error!(error = %e, "cannot record the step run's end");
+                }
+                self.journal(d, step, "lost", None, "", started, &detail)
+                    .await;
+                Err(StepError::Lost(reason))
+            }
+        }
     }
 
     /// Records a step's end in the journal. A journal that cannot be written does not stop the

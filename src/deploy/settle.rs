@@ -74,14 +74,41 @@ impl Workflow<'_> {
                 ),
             ));
         }
-        // A step running in another process stops at its next transition and releases its
-        // lease; the lock is ours to release now that the deploy is final.
-        self.release_lock(&d).await;
+        // A step running under its supervisor is ended with its whole group at once (the
+        // process following it then finds the deploy cancelled and stops); the lock is ours to
+        // release now that the deploy is final.
+        self.kill_running_step(&d).await;
+        self.ended(&d, None).await;
         Ok(Reply::ok(format!(
             "🛑 Deploy #{id} of {} {} cancelled by {}. The lock is released.",
             d.target, d.version, self.actor.name
         ))
         .with_deploy(id))
+    }
+
+    /// Asks the supervisor of `d`'s running step, if it runs on this host, to end the step's
+    /// whole process group (TERM, the kill grace, KILL).
+    async fn kill_running_step(&self, d: &crate::store::Deploy) {
+        let Some(step) = d.state.step() else {
+            return;
+        };
+        let run = match self.ctx.store.latest_step_run(d.id, step).await {
+            Ok(Some(run)) if run.finished_ms.is_none() => run,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, deploy_id = d.id, "cannot look up the running step");
+                return;
+            }
+        };
+        if run.host != crate::store::Owner::current().host {
+            return;
+        }
+        let dir = crate::integrations::infra::detached::RunDir(run.dir.into());
+        if dir.status().is_none()
+            && let Err(e) = dir.request_kill()
+        {
+            tracing::warn!(error = %e, deploy_id = d.id, "cannot ask the step's supervisor to stop it");
+        }
     }
 
     /// `!deploy resolve <id> succeeded|failed`: settles an interrupted deploy.
@@ -121,7 +148,7 @@ impl Workflow<'_> {
                 format!("Deploy #{id} was resolved meanwhile."),
             ));
         }
-        self.release_lock(&d).await;
+        self.ended(&d, None).await;
         Ok(Reply::ok(format!(
             "Deploy #{id} of {} {} resolved as {word} by {}. The lock is released.",
             d.target, d.version, self.actor.name

@@ -24,7 +24,7 @@ use crate::deploy::verify;
 use crate::integrations::infra::PromptAnswer;
 use crate::policy::Actor;
 use crate::reply::{Outcome, Reply};
-use crate::store::{Deploy, NewAuditEvent, NewDeploy, Owner, now_ms};
+use crate::store::{Deploy, NewAuditEvent, NewDeploy, Owner, StepRun, now_ms};
 use crate::timefmt;
 use crate::version::Version;
 
@@ -164,37 +164,80 @@ impl Workflow<'_> {
                 d.id, target.environment, self.actor.name
             ))
             .await;
-        self.bump_and_plan(d, target, &owner).await
+        self.bump_and_plan(d, target, &owner, None).await
     }
 
-    /// locked → bump → plan → awaiting approval (or → cancelled when the plan has no changes).
+    /// Carries on a working deploy this process has just taken over from a process that died
+    /// (the lease is `owner`'s): from its state, following `attach` — the run of the state's
+    /// step that the dead process started — instead of starting that step again. The same
+    /// functions as a live deploy's, so it ends through the same path.
+    pub async fn carry_on(&self, d: Deploy, owner: &Owner, attach: Option<StepRun>) -> Reply {
+        let target = match self.target(&d.target) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let flow = match d.state {
+            DeployState::Locked | DeployState::Bump | DeployState::Plan => {
+                self.bump_and_plan(d, target, owner, attach).await
+            }
+            DeployState::Approved | DeployState::Apply | DeployState::Verify => {
+                let Some(approved) = d.plan_fingerprint.clone() else {
+                    let reason = "the deploy has no stored plan fingerprint to apply against";
+                    return self.fail(&d, reason, owner).await;
+                };
+                self.apply_and_verify(d, target, owner, &approved, attach)
+                    .await
+            }
+            _ => Ok(Reply::new(
+                Outcome::Blocked,
+                format!(
+                    "Deploy #{} is {}: nothing to carry on.",
+                    d.id,
+                    describe_state(&d)
+                ),
+            )
+            .with_deploy(d.id)),
+        };
+        match flow {
+            Ok(r) | Err(r) => r,
+        }
+    }
+
+    /// locked → bump → plan → awaiting approval (or → cancelled when the plan has no changes);
+    /// entered at any of the three (a deploy carried on after its process died).
     async fn bump_and_plan(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
         owner: &Owner,
+        mut attach: Option<StepRun>,
     ) -> Flow<Reply> {
-        self.advance(&mut d, Event::BumpStarted, None, owner)
-            .await?;
-        match self
-            .runner()
-            .run(&d, Step::Bump, &target.bump, target, None)
-            .await
-        {
-            Err(e) => return Ok(self.step_error(&d, e, owner).await),
-            Ok(o) if !o.success() => return Ok(self.fail(&d, &failure_reason(&o), owner).await),
-            Ok(_) => {}
+        if d.state == DeployState::Locked {
+            self.advance(&mut d, Event::BumpStarted, None, owner)
+                .await?;
         }
-        // The recipe may pick its own version: what it wrote is checked before anything is
-        // planned under the requested version's name.
-        if let Err(reply) = self.verify_bump(&d, target, owner).await {
-            return Ok(reply);
+        if d.state == DeployState::Bump {
+            match self
+                .runner()
+                .run(&d, Step::Bump, &target.bump, target, None, attach.take())
+                .await
+            {
+                Err(e) => return Ok(self.step_error(&d, e, owner).await),
+                Ok(o) if !o.success() => {
+                    return Ok(self.fail(&d, &failure_reason(&o), owner).await);
+                }
+                Ok(_) => {}
+            }
+            // The recipe may pick its own version: what it wrote is checked before anything is
+            // planned under the requested version's name.
+            if let Err(reply) = self.verify_bump(&d, target, owner).await {
+                return Ok(reply);
+            }
+            self.advance(&mut d, Event::Bumped, None, owner).await?;
         }
-
-        self.advance(&mut d, Event::Bumped, None, owner).await?;
         let outcome = match self
             .runner()
-            .run(&d, Step::Plan, &target.plan, target, None)
+            .run(&d, Step::Plan, &target.plan, target, None, attach.take())
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
@@ -217,7 +260,7 @@ impl Workflow<'_> {
             let reason = "the plan has no changes: nothing to apply";
             self.advance(&mut d, Event::NothingToApply, Some(reason), owner)
                 .await?;
-            self.release(&d, owner).await;
+            self.ended(&d, Some(owner)).await;
             return Ok(Reply::ok(format!(
                 "Deploy #{} of {} {} ends here: the plan has no changes, so there is nothing to \
                  apply. The lock is released.",
@@ -391,28 +434,37 @@ impl Workflow<'_> {
                 d.version
             ))
             .await;
-        self.apply_and_verify(d, target, &owner, &fingerprint).await
+        self.apply_and_verify(d, target, &owner, &fingerprint, None)
+            .await
     }
 
-    /// approved → apply (answered `yes` only for the approved plan) → verify → succeeded.
+    /// approved → apply (answered `yes` only for the approved plan) → verify → succeeded;
+    /// entered at any of the three (a deploy carried on after its process died).
     async fn apply_and_verify(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
         owner: &Owner,
         approved: &str,
+        attach: Option<StepRun>,
     ) -> Flow<Reply> {
-        if target.flow == StepFlow::Ansible {
-            self.dry_run_again(&d, target, owner, approved).await?;
+        if d.state == DeployState::Approved {
+            if target.flow == StepFlow::Ansible {
+                self.dry_run_again(&d, target, owner, approved).await?;
+            }
+            self.advance(&mut d, Event::ApplyStarted, None, owner)
+                .await?;
         }
-        self.advance(&mut d, Event::ApplyStarted, None, owner)
-            .await?;
+        if d.state == DeployState::Verify {
+            // The apply's end was recorded by a process that died since: verify again.
+            return self.verify_and_finish(d, target, owner).await;
+        }
         let gate = ApplyGate::new(approved);
         // Ansible's apply asks nothing: the dry run above was its check.
         let prompt = (target.flow == StepFlow::Terraform).then(|| gate.prompt_handler());
         let outcome = match self
             .runner()
-            .run(&d, Step::Apply, &target.apply, target, prompt)
+            .run(&d, Step::Apply, &target.apply, target, prompt, attach)
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
@@ -458,21 +510,24 @@ impl Workflow<'_> {
         self.verify_and_finish(d, target, owner).await
     }
 
-    /// apply → verify (Airflow healthy within `verify_timeout`) → succeeded, lock released.
+    /// apply → verify (Airflow healthy within `verify_timeout`) → succeeded, lock released;
+    /// entered at verify too (a deploy carried on after its process died).
     async fn verify_and_finish(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
         owner: &Owner,
     ) -> Flow<Reply> {
-        self.advance(&mut d, Event::Applied, None, owner).await?;
-        self.conv
-            .post(&format!(
-                "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
-                d.id,
-                humantime::format_duration(target.verify_timeout)
-            ))
-            .await;
+        if d.state == DeployState::Apply {
+            self.advance(&mut d, Event::Applied, None, owner).await?;
+            self.conv
+                .post(&format!(
+                    "🔎 Deploy #{}: applied; waiting up to {} for Airflow to report healthy.",
+                    d.id,
+                    humantime::format_duration(target.verify_timeout)
+                ))
+                .await;
+        }
         let health =
             match verify::airflow_healthy(&self.ctx.integrations.airflow, target.verify_timeout)
                 .await
@@ -485,7 +540,7 @@ impl Workflow<'_> {
         // The bump is committed while the lock still keeps other deploys out of the checkout;
         // the push and the pull request (network, slow) come after the lock is released.
         let prepared = self.prepare_infra_pr(&d, target).await;
-        self.release(&d, owner).await;
+        self.ended(&d, Some(owner)).await;
         let took = now_ms() - d.created_ms;
         let pr = match self.open_infra_pr(&d, prepared).await {
             None => String::new(),
@@ -517,7 +572,7 @@ impl Workflow<'_> {
     ) -> Flow<()> {
         let outcome = match self
             .runner()
-            .run(d, Step::DryRun, &target.plan, target, None)
+            .run(d, Step::DryRun, &target.plan, target, None, None)
             .await
         {
             Err(e) => return Err(self.step_error(d, e, owner).await),

@@ -29,6 +29,8 @@ use tokio::process::{ChildStdin, Command};
 use tokio::time::{Instant, sleep_until};
 
 use crate::config::{Secrets, TargetConfig};
+
+pub mod detached;
 use crate::redact::Redactor;
 use crate::version::Version;
 

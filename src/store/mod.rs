@@ -14,6 +14,7 @@ mod embedded;
 mod locks;
 mod registry_auth;
 mod seen;
+mod step_runs;
 
 /// The store persists deploy states; the type and its transitions live in the deploy's state
 /// machine (pure, on the ground floor), re-exported here for the store's callers.
@@ -23,6 +24,7 @@ pub use dag_sync::SyncedCommit;
 pub use deploys::{Approval, Deploy, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};
+pub use step_runs::StepRun;
 
 use std::path::Path;
 use std::str::FromStr;

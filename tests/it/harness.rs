@@ -421,13 +421,52 @@ pub fn sigkill_group_of(pid: i32) {
     nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).expect("killpg");
 }
 
-/// Waits until no process of group `pgid` is left.
-pub async fn wait_gone(pgid: nix::unistd::Pid) -> bool {
-    for _ in 0..600 {
-        if nix::sys::signal::killpg(pgid, None) == Err(nix::errno::Errno::ESRCH) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+impl Sbx {
+    /// Makes the infra stand-in wait at `point` (`bump`, `plan`, `apply-prompt`, `apply`) until
+    /// [`Sbx::release`]: a kill lands exactly there, whatever the machine's speed.
+    pub fn hold(&self, point: &str) {
+        let state = self.workdir().join("state");
+        std::fs::create_dir_all(&state).expect("state dir");
+        std::fs::write(state.join(format!("hold-{point}")), "").expect("hold");
     }
-    false
+
+    pub fn release(&self, point: &str) {
+        let _ = std::fs::remove_file(self.workdir().join(format!("state/hold-{point}")));
+    }
+
+    /// How many lines of the steps log start with `prefix`.
+    pub fn log_count(&self, prefix: &str) -> usize {
+        self.steps_log()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
+    /// Waits until deploy `id` is owned by process `pid`.
+    pub async fn wait_owner(&self, store: &Store, id: i64, pid: u32) -> bool {
+        for _ in 0..600 {
+            if let Ok(Some(d)) = store.get_deploy(id).await
+                && d.owner.as_ref().is_some_and(|o| o.pid == i64::from(pid))
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+/// Whether a process of group `pgid` still runs (zombies left to an init that does not reap
+/// do not count).
+pub fn group_running(pgid: nix::unistd::Pid) -> bool {
+    catalog_chatops::integrations::infra::detached::group_running(pgid.as_raw())
+}
+
+/// The messages (`"type": "message"`) of an `exec --json` run.
+pub fn messages(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "message")
+        .filter_map(|l| l["text"].as_str().map(str::to_string))
+        .collect()
 }

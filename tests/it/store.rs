@@ -590,3 +590,76 @@ async fn a_move_the_state_machine_does_not_have_is_refused_and_writes_nothing() 
         ));
     }
 }
+
+/// A detached step's run on both stores: recorded before its supervisor exists, the supervisor
+/// added, the posted offset only moving forward, its end taken once; the newest run of a step
+/// is the one a re-attaching process follows.
+#[tokio::test]
+async fn step_runs_are_recorded_and_their_end_taken_once() {
+    for t in all_backends().await {
+        let d = catalog_v153(&t.store).await;
+        assert_eq!(
+            t.store
+                .latest_step_run(d.id, Step::Plan)
+                .await
+                .expect("latest"),
+            None
+        );
+        let first = t
+            .store
+            .start_step_run(d.id, Step::Plan, "host-a", "/j/deploy-1/plan-1")
+            .await
+            .expect("start");
+        let id = t
+            .store
+            .start_step_run(d.id, Step::Plan, "host-a", "/j/deploy-1/plan-2")
+            .await
+            .expect("start");
+        assert!(id > first);
+        t.store
+            .set_step_supervisor(id, 4242, 987_654_321_012)
+            .await
+            .expect("supervisor");
+        t.store.step_run_posted(id, 300).await.expect("posted");
+        t.store.step_run_posted(id, 100).await.expect("posted");
+        let run = t
+            .store
+            .latest_step_run(d.id, Step::Plan)
+            .await
+            .expect("latest")
+            .expect("a run");
+        assert_eq!(
+            (
+                run.id,
+                run.dir.as_str(),
+                run.supervisor_pid,
+                run.supervisor_start
+            ),
+            (id, "/j/deploy-1/plan-2", Some(4242), Some(987_654_321_012)),
+            "{}",
+            t.backend
+        );
+        assert_eq!(run.output_offset, 300, "the offset never moves back");
+        assert_eq!((run.outcome, run.finished_ms), (None, None));
+        t.store
+            .finish_step_run(id, "failed", Some(3))
+            .await
+            .expect("finish");
+        t.store
+            .finish_step_run(id, "lost", None)
+            .await
+            .expect("finish again");
+        let run = t
+            .store
+            .latest_step_run(d.id, Step::Plan)
+            .await
+            .expect("latest")
+            .expect("a run");
+        assert_eq!(
+            (run.outcome.as_deref(), run.exit_code),
+            (Some("failed"), Some(3))
+        );
+        assert!(run.finished_ms.is_some());
+        assert_eq!(t.store.step_runs(d.id).await.expect("runs").len(), 2);
+    }
+}

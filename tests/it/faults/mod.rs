@@ -4,5 +4,6 @@
 //! passing with every journaled transition and every command attempt on record.
 
 mod kills;
+mod outlive;
 mod store_down;
 mod upstream;

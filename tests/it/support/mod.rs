@@ -253,3 +253,14 @@ pub fn sandbox_command(
         .kill_on_drop(true);
     c
 }
+
+/// How many store migrations the crate has (the files in `migrations/sqlite`).
+pub fn store_migrations() -> usize {
+    std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
+        .expect("migrations/sqlite")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        })
+        .count()
+}
