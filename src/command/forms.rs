@@ -113,6 +113,9 @@ pub struct Opt {
     /// What it does when it deserves its own `!help` line; otherwise it is shown in brackets on
     /// its form's line.
     pub help: Option<&'static str>,
+    /// The option it only makes sense with (`--within` needs `--when-idle`): shown in brackets
+    /// on that option's help line, and refused without it.
+    pub requires: Option<&'static Opt>,
 }
 
 impl Opt {
@@ -178,7 +181,7 @@ impl Form {
         let options = self
             .options
             .iter()
-            .filter(|o| o.help.is_none())
+            .filter(|o| o.help.is_none() && o.requires.is_none())
             .map(|o| format!("[{}]", o.usage()));
         self.line(options)
     }
@@ -227,6 +230,29 @@ pub const FORCE: Opt = Opt {
     value: None,
     permission: Some(Permission::DeployForce),
     help: Some("proceed despite active DAG runs (named in the audit)"),
+    requires: None,
+};
+
+pub const WHEN_IDLE: Opt = Opt {
+    long: "--when-idle",
+    value: None,
+    permission: None,
+    help: Some(
+        "when only DAG runs block, take the lock and wait (default up to 6h); a running bot \
+         starts the deploy as soon as the runs are over",
+    ),
+    requires: None,
+};
+
+pub const WITHIN: Opt = Opt {
+    long: "--within",
+    value: Some(OptValue {
+        placeholder: "<duration>",
+        example: "6h",
+    }),
+    permission: None,
+    help: None,
+    requires: Some(&WHEN_IDLE),
 };
 
 pub const CONFIRM: Opt = Opt {
@@ -234,6 +260,7 @@ pub const CONFIRM: Opt = Opt {
     value: None,
     permission: None,
     help: None,
+    requires: None,
 };
 
 pub const DAYS: Opt = Opt {
@@ -244,6 +271,7 @@ pub const DAYS: Opt = Opt {
     }),
     permission: None,
     help: None,
+    requires: None,
 };
 
 pub static HELP: Form = Form {
@@ -262,7 +290,7 @@ pub static HELP: Form = Form {
 pub static DEPLOY: Form = Form {
     name: "deploy",
     args: &[required(ArgKind::Target), required(ArgKind::Version)],
-    options: &[FORCE],
+    options: &[FORCE, WHEN_IDLE, WITHIN],
     permission: Permission::DeployStart,
     summary: "full workflow: preflight, bump, plan, wait for approval",
     build: |a| {
@@ -270,6 +298,8 @@ pub static DEPLOY: Form = Form {
             target: a.target()?,
             version: a.version()?,
             force: a.flag(&FORCE),
+            when_idle: a.flag(&WHEN_IDLE),
+            within: a.within(&WITHIN)?,
         })
     },
 };
@@ -527,9 +557,16 @@ pub fn help_lines() -> Vec<HelpLine> {
         for option in form.options {
             if let Some(summary) = option.help {
                 let args = form.args.iter().map(Arg::usage);
+                // Options that only work with this one follow it in brackets.
+                let dependents = form
+                    .options
+                    .iter()
+                    .filter(|o| o.requires.is_some_and(|r| r.long == option.long))
+                    .map(|o| format!("[{}]", o.usage()));
                 let usage = std::iter::once(form.typed_words())
                     .chain(args)
                     .chain(std::iter::once(option.usage()))
+                    .chain(dependents)
                     .collect::<Vec<_>>()
                     .join(" ");
                 lines.push(HelpLine {

@@ -318,6 +318,26 @@ impl<'c, 't> Parser<'c, 't> {
             }
             given.push((option, raw.value));
         }
+        for (option, _) in &given {
+            if let Some(needs) = option.requires
+                && !given.iter().any(|(o, _)| o.long == needs.long)
+            {
+                return Err(ParseError::OptionNeeds {
+                    prefix: self.prefix(),
+                    option: option.long,
+                    needs: needs.long,
+                    example: format!(
+                        "{} {} {}",
+                        form.example(),
+                        needs.usage(),
+                        option.value.map_or(option.long.to_owned(), |v| format!(
+                            "{} {}",
+                            option.long, v.example
+                        ))
+                    ),
+                });
+            }
+        }
         Ok(given)
     }
 }
@@ -494,6 +514,19 @@ impl<'t> Args<'_, 't> {
             .transpose()
     }
 
+    /// `--within <duration>`: how long a `--when-idle` deploy may wait.
+    pub(crate) fn within(&self, option: &Opt) -> Result<Option<super::Within>, ParseError> {
+        self.value_of(option)
+            .flatten()
+            .map(|w| {
+                super::Within::parse(w).ok_or_else(|| ParseError::InvalidWithin {
+                    prefix: self.prefix(),
+                    value: w.to_owned(),
+                })
+            })
+            .transpose()
+    }
+
     /// `--days N`: a whole number of days in `1..=365`.
     pub(crate) fn days(&self, option: &Opt) -> Result<Option<u32>, ParseError> {
         self.value_of(option)
@@ -612,6 +645,8 @@ mod tests {
             target: "catalog".into(),
             version: Version::Semver(version.into()),
             force,
+            when_idle: false,
+            within: None,
         }
     }
 
@@ -639,6 +674,18 @@ mod tests {
                     target: "catalog".into(),
                     version: Version::Latest,
                     force: false,
+                    when_idle: false,
+                    within: None,
+                },
+            ),
+            (
+                "!deploy catalog v1.2.3 --when-idle --within 90m",
+                Command::Deploy {
+                    target: "catalog".into(),
+                    version: Version::Semver("v1.2.3".into()),
+                    force: false,
+                    when_idle: true,
+                    within: super::super::Within::parse("1h30m"),
                 },
             ),
             (
@@ -1260,13 +1307,23 @@ mod tests {
         prop_oneof![
             prop::option::of(prop::sample::select(forms::command_words()).prop_map(str::to_owned))
                 .prop_map(|topic| Command::Help { topic }),
-            (target.clone(), version_strategy(), any::<bool>()).prop_map(
-                |(target, version, force)| Command::Deploy {
+            (
+                target.clone(),
+                version_strategy(),
+                any::<bool>(),
+                any::<bool>(),
+                prop::option::of(60u64..=7 * 86_400)
+            )
+                .prop_map(|(target, version, force, when_idle, within)| Command::Deploy {
                     target,
                     version,
-                    force
-                }
-            ),
+                    force,
+                    when_idle,
+                    // `--within` only comes with `--when-idle`.
+                    within: within
+                        .filter(|_| when_idle)
+                        .and_then(|s| super::super::Within::parse(&format!("{s}s"))),
+                }),
             (target.clone(), version_strategy())
                 .prop_map(|(target, version)| Command::DeployCheck { target, version }),
             id.clone().prop_map(|id| Command::DeployApprove { id }),

@@ -113,6 +113,9 @@ pub struct DeployConfig {
     /// On SIGTERM/SIGINT a running step may finish within this long; then it is killed and the
     /// deploy recorded interrupted.
     pub shutdown_grace: Duration,
+    /// How often a long-running process checks the DAG runs a `--when-idle` deploy waits for
+    /// (and settles DAGs that ended deploys left paused).
+    pub when_idle_poll: Duration,
 }
 
 /// The HTTP server (health, metrics, pages).
@@ -235,6 +238,9 @@ pub struct TargetConfig {
     pub bump: Vec<String>,
     pub plan: Vec<String>,
     pub apply: Vec<String>,
+    /// After verify's health check, this argv (e.g. `docker inspect` over ssh) must succeed and
+    /// print the deployed image tag; `None`: only health is checked, and the card says so.
+    pub verify: Option<Vec<String>>,
     pub step_timeout: Duration,
     /// How long after apply Airflow has to report itself healthy.
     pub verify_timeout: Duration,

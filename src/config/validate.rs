@@ -40,7 +40,8 @@ const SECTIONS: [&str; 17] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 17] = [
+const TARGET_KEYS: [&str; 18] = [
+    "verify",
     "verify_timeout",
     "pause_during_deploy",
     "repo",
@@ -90,7 +91,7 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace"]);
+    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace", "when_idle_poll"]);
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),
@@ -99,6 +100,11 @@ pub(super) fn validate(
     let shutdown_grace = c.duration(
         "deploy.shutdown_grace",
         deploy_t.and_then(|t| t.get("shutdown_grace")),
+        Duration::from_secs(30),
+    );
+    let when_idle_poll = c.duration(
+        "deploy.when_idle_poll",
+        deploy_t.and_then(|t| t.get("when_idle_poll")),
         Duration::from_secs(30),
     );
 
@@ -175,6 +181,7 @@ pub(super) fn validate(
         deploy: DeployConfig {
             lease,
             shutdown_grace,
+            when_idle_poll,
         },
         server,
         chat: ChatConfig { prefix },
@@ -853,6 +860,13 @@ impl Checker<'_> {
                 t.get("apply"),
                 r#"["just", "apply", "prod", "catalog-airflow"]"#,
             ),
+            verify: t.get("verify").map(|v| {
+                self.argv(
+                    &k("verify"),
+                    Some(v),
+                    r#"["ssh", "airflow-host", "docker", "inspect", "--format", "{{.Config.Image}}", "airflow-scheduler"]"#,
+                )
+            }),
             step_timeout: self.step_timeout(&k("step_timeout"), t.get("step_timeout")),
             verify_timeout: self.duration(
                 &k("verify_timeout"),

@@ -61,6 +61,8 @@ impl Workflow<'_> {
                 ))
                 .await;
         }
+        // What ended or interrupted deploys left paused (pause_during_deploy) is unpaused.
+        super::pauses::settle_leftovers(self.ctx, Some(self.conv)).await;
         Ok(())
     }
 
@@ -255,6 +257,9 @@ impl Workflow<'_> {
                 if d.state == DeployState::Cancelled {
                     self.release_lock(&d).await;
                 }
+                if d.state.is_final() || d.state == DeployState::Interrupted {
+                    super::pauses::unpause_after(self.ctx, &d, Some(self.conv)).await;
+                }
                 Reply::new(
                     Outcome::Failed,
                     format!(
@@ -281,6 +286,8 @@ impl Workflow<'_> {
     pub(super) async fn release(&self, d: &Deploy, owner: &Owner) {
         self.release_lock(d).await;
         let _ = self.ctx.store.release_lease(d.id, owner).await;
+        // The deploy's one ending path: whatever it paused for its apply is unpaused now.
+        super::pauses::unpause_after(self.ctx, d, Some(self.conv)).await;
     }
 
     /// Fails the deploy at its current step with `reason`, releases its lock and lease.

@@ -11,6 +11,7 @@ pub mod card;
 pub mod dag_runs;
 pub mod fingerprint;
 mod journal;
+pub mod pauses;
 pub mod preflight;
 pub mod recovery;
 mod runner;
@@ -18,6 +19,7 @@ mod settle;
 pub mod state;
 pub mod step;
 mod verify;
+pub mod waiting;
 pub mod workflow;
 
 pub use state::{DeployState, Event};

@@ -77,6 +77,7 @@ impl Workflow<'_> {
         // A step running in another process stops at its next transition and releases its
         // lease; the lock is ours to release now that the deploy is final.
         self.release_lock(&d).await;
+        super::pauses::unpause_after(self.ctx, &d, Some(self.conv)).await;
         Ok(Reply::ok(format!(
             "🛑 Deploy #{id} of {} {} cancelled by {}. The lock is released.",
             d.target, d.version, self.actor.name
@@ -122,6 +123,7 @@ impl Workflow<'_> {
             ));
         }
         self.release_lock(&d).await;
+        super::pauses::unpause_after(self.ctx, &d, Some(self.conv)).await;
         Ok(Reply::ok(format!(
             "Deploy #{id} of {} {} resolved as {word} by {}. The lock is released.",
             d.target, d.version, self.actor.name

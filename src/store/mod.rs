@@ -13,6 +13,7 @@ mod deploys;
 mod locks;
 mod registry_auth;
 mod seen;
+mod waits;
 
 /// The store persists deploy states; the type and its transitions live in the deploy's state
 /// machine (pure, on the ground floor), re-exported here for the store's callers.
@@ -22,6 +23,7 @@ pub use dag_sync::SyncedCommit;
 pub use deploys::{Approval, Deploy, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};
+pub use waits::{NewWait, PausedDag, Wait};
 
 use std::path::Path;
 use std::str::FromStr;
