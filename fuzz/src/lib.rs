@@ -1,6 +1,6 @@
 //! The properties the fuzz targets check. They live in the fuzz crate, not in the bot's library;
 //! the libFuzzer targets (`fuzz_targets/`, nightly) call them from here, and the corpus replay
-//! `tests/fuzz_corpus.rs` (stable, part of `cargo test`) includes this file as a module, so both
+//! `tests/it/fuzz_corpus.rs` (stable, part of `cargo test`) includes this file as a module, so both
 //! check exactly the same thing. It only uses the library's public API (`catalog_chatops::…`).
 //!
 //! Each function takes the raw bytes libFuzzer produces and panics, with a message saying which

@@ -10,6 +10,7 @@ mod audit;
 mod claims;
 mod dag_sync;
 mod deploys;
+mod embedded;
 mod locks;
 mod registry_auth;
 mod seen;
@@ -32,9 +33,6 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a writer waits for SQLite's write lock before giving up. Appends from several
 /// processes queue on that lock, so it must outlast a burst of them.
@@ -195,8 +193,8 @@ impl Store {
 
     fn migrator(&self) -> &'static Migrator {
         match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &embedded::SQLITE,
+            Backend::Postgres => &embedded::POSTGRES,
         }
     }
 

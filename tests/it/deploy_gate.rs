@@ -4,8 +4,8 @@
 //! task runs; pausing and unpausing for a deploy report what they did; an answer that cannot be
 //! had blocks.
 
-mod sandbox_support;
-mod support;
+use crate::sandbox_support;
+use crate::support;
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::command::Version;

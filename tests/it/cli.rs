@@ -1,7 +1,7 @@
 //! The binary as operators and scripts use it: `exec --json` outcomes and exit codes, `audit`,
 //! `migrate`, `check-config`, and appends from concurrent processes.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,10 +4,8 @@
 //! store), the new-DAG watcher must run on one leader only, and killing that leader with SIGKILL
 //! must move the watcher to the survivor within the configured lease.
 
-#![recursion_limit = "256"]
-
-mod fake_discord;
-mod support;
+use crate::fake_discord;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

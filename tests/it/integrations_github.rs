@@ -1,7 +1,7 @@
 //! The GitHub client against the sandbox's fake GitHub: both tag schemes, drafts, "latest",
 //! rate limits, and every way an answer can fail.
 
-mod sandbox_support;
+use crate::sandbox_support;
 
 use std::time::{Duration, Instant, SystemTime};
 

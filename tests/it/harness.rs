@@ -21,8 +21,6 @@ use tokio::process::{Child, Command};
 
 use crate::support;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
-
 pub const ALICE: (&str, &[&str]) = ("alice", &["core-maintainer"]);
 pub const BOB: (&str, &[&str]) = ("bob", &["core-maintainer"]);
 
@@ -31,7 +29,7 @@ pub const DEPLOY: &str = "!deploy catalog v1.5.3";
 
 /// `just` runs the infra steps; without it the workflow cases cannot run.
 pub fn require_just() -> bool {
-    support::require_tool("just", "the fault-injection tests")
+    support::require_tool("just", "the sandbox deploy tests")
 }
 
 /// Small numbers so that a hanging or failing upstream costs about a second, not half a minute.
@@ -49,11 +47,18 @@ pub struct Sbx {
     pub world: SandboxHandle,
     pub dir: tempfile::TempDir,
     pub store_url: String,
+    /// The password the bot's child processes log in to Airflow with.
+    airflow_password: String,
+    /// Settings beyond the world's addresses, for the children and the in-process engine.
+    extra_env: Vec<(String, String)>,
     /// Commands sent with effects (each must leave a `command` audit event).
     pub sent: std::sync::atomic::AtomicUsize,
 }
 
 impl Sbx {
+    /// The fault cases' world: the idle Openverse, an Airflow that accepts any password (the
+    /// in-process engine reads secrets from this process's env, which has none), and a verify
+    /// that one poll decides.
     pub async fn start() -> Sbx {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_url = support::store_url(dir.path()).await;
@@ -62,15 +67,49 @@ impl Sbx {
 
     pub async fn start_with_store(store_url: String, dir: tempfile::TempDir) -> Sbx {
         let world = World::openverse_idle();
-        // The in-process engine reads secrets from this process's env, which has none: this
-        // Airflow accepts any password (the child processes still send `sandbox`).
         world.lock().airflow.password.clear();
+        let mut s = Sbx::launch(world, store_url, dir, "sandbox").await;
+        // Verify polls every 5 s: one poll decides.
+        s.extra_env.push((
+            "CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY_TIMEOUT".into(),
+            "3s".into(),
+        ));
+        s
+    }
+
+    /// Any world, with the store in the test's temp dir (SQLite, or Postgres with
+    /// `TEST_STORE=postgres`); the children log in with the sandbox's password.
+    pub async fn with_world(world: World) -> Sbx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url = support::store_url(dir.path()).await;
+        Sbx::launch(world, store_url, dir, "sandbox").await
+    }
+
+    /// The idle world whose Airflow wants `password`, so that a leak of it is recognisable;
+    /// the store is `store_url` or a SQLite file in the temp dir.
+    pub async fn with_airflow_password(store_url: Option<String>, password: &str) -> Sbx {
+        let world = World::openverse_idle();
+        world.lock().airflow.password = password.to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_url =
+            store_url.unwrap_or_else(|| format!("sqlite://{}/bot.db", dir.path().display()));
+        Sbx::launch(world, store_url, dir, password).await
+    }
+
+    async fn launch(
+        world: World,
+        store_url: String,
+        dir: tempfile::TempDir,
+        airflow_password: &str,
+    ) -> Sbx {
         let world = sandbox::start(world).await.expect("sandbox");
         sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
         Sbx {
             world,
             dir,
             store_url,
+            airflow_password: airflow_password.to_string(),
+            extra_env: Vec::new(),
             sent: Default::default(),
         }
     }
@@ -80,47 +119,20 @@ impl Sbx {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        [
-            ("CATALOG_CHATOPS__STORE__URL", self.store_url.clone()),
-            (
-                "CATALOG_CHATOPS__GITHUB__API_URL",
-                self.world.github_url.clone(),
-            ),
-            (
-                "CATALOG_CHATOPS__REGISTRY__URL",
-                self.world.registry_url.clone(),
-            ),
-            (
-                "CATALOG_CHATOPS__AIRFLOW__URL",
-                self.world.airflow_url.clone(),
-            ),
-            ("CATALOG_CHATOPS__AIRFLOW__API", "v2".into()),
-            (
-                "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
-                self.workdir().display().to_string(),
-            ),
-            // Verify polls every 5 s: one poll decides.
-            (
-                "CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY_TIMEOUT",
-                "3s".into(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let mut env = support::sandbox_env(&self.world, &self.store_url, self.dir.path());
+        env.extend(self.extra_env.iter().cloned());
+        env
     }
 
     /// The bot as a child process, configured like `config/sandbox.toml` on this world.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(sandbox_toml())
-            .args(args)
-            .envs(self.env())
-            .env("AIRFLOW_PASSWORD", "sandbox")
-            .env_remove("CATALOG_CHATOPS_CONFIG")
-            .current_dir(self.dir.path())
-            .kill_on_drop(true);
+        let mut c = support::sandbox_command(
+            &self.world,
+            &self.store_url,
+            self.dir.path(),
+            &self.airflow_password,
+        );
+        c.envs(self.extra_env.iter().cloned()).args(args);
         c
     }
 
@@ -136,13 +148,19 @@ impl Sbx {
 
     /// Runs one command in a new bot process and returns its result line and every line.
     pub async fn exec(&self, who: (&str, &[&str]), text: &str) -> (Value, Vec<Value>) {
+        let (result, lines, _) = self.exec_code(who, text).await;
+        (result, lines)
+    }
+
+    /// As `exec`, with the process's exit code.
+    pub async fn exec_code(&self, who: (&str, &[&str]), text: &str) -> (Value, Vec<Value>, i32) {
         self.count_sent(who, text);
         let out = self
             .cmd(&Self::exec_args(who.0, who.1, text))
             .output()
             .await
             .expect("exec");
-        parse(&out)
+        parse_code(&out)
     }
 
     /// Starts one command in a new bot process (stdout piped, JSON lines) without waiting.
@@ -300,6 +318,12 @@ impl Sbx {
         let lost = lost_transitions(&store).await;
         assert!(lost.is_empty(), "journaled but not audited: {lost:?}");
 
+        self.assert_audit_intact().await;
+    }
+
+    /// `audit verify`, run as an operator would (the CLI, in its own process), reports the
+    /// chain intact.
+    pub async fn assert_audit_intact(&self) {
         let out = self
             .cmd(&["audit", "verify"])
             .output()
@@ -362,6 +386,12 @@ pub fn parse(out: &Output) -> (Value, Vec<Value>) {
     });
     assert_eq!(result["type"], "result", "{stdout}");
     (result, lines)
+}
+
+/// As `parse`, with the process's exit code.
+pub fn parse_code(out: &Output) -> (Value, Vec<Value>, i32) {
+    let (result, lines) = parse(out);
+    (result, lines, out.status.code().unwrap_or(-1))
 }
 
 pub fn json_lines(stdout: &str) -> Vec<Value> {

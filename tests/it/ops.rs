@@ -3,7 +3,8 @@
 //! during a slow step, secrets kept out of logs, leader election and two replicas on Postgres.
 //! Everything stays on loopback.
 
-mod support;
+use crate::harness::Sbx;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,6 @@ use catalog_chatops::Engine;
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::policy::Actor;
-use catalog_chatops::sandbox::{self, SandboxHandle, World};
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::{DeployState, Store};
 use serde_json::Value;
@@ -28,82 +28,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_catalog-chatops");
 const AIRFLOW_SECRET: &str = "af-pw-Zq8LEAKCHECK-31337";
 const GITHUB_SECRET: &str = "ghp_LEAKCHECKtoken0000111122223333";
 const REGISTRY_SECRET: &str = "reg-pw-LEAKCHECK-9876";
+/// Who makes and approves the deploys here.
+const MAINTAINER: &[&str] = &["core-maintainer"];
 const SERVER_TOKEN: &str = "server-token-LEAKCHECK-abcdef123456";
 
 fn require(tool: &str) -> bool {
     support::require_tool(tool, "this test")
-}
-
-struct Sbx {
-    world: SandboxHandle,
-    dir: tempfile::TempDir,
-    store_url: String,
-}
-
-impl Sbx {
-    async fn start(store_url: Option<String>) -> Sbx {
-        let world = sandbox::start(World::openverse_idle())
-            .await
-            .expect("sandbox");
-        // The bot logs in with a distinctive password, so a leak of it would be recognisable.
-        world.world.lock().airflow.password = AIRFLOW_SECRET.to_string();
-        let dir = tempfile::tempdir().expect("tempdir");
-        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
-        let store_url =
-            store_url.unwrap_or_else(|| format!("sqlite://{}/bot.db", dir.path().display()));
-        Sbx {
-            world,
-            dir,
-            store_url,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = support::sandbox_command(
-            &self.world,
-            &self.store_url,
-            self.dir.path(),
-            AIRFLOW_SECRET,
-        );
-        c.args(args);
-        c
-    }
-
-    async fn exec(&self, user: &str, text: &str) -> (Value, i32) {
-        let out = self
-            .cmd(&[
-                "exec",
-                "--json",
-                "--user",
-                user,
-                "--role",
-                "core-maintainer",
-                text,
-            ])
-            .output()
-            .await
-            .expect("exec");
-        (result(&out), out.status.code().unwrap_or(-1))
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.store_url).await.expect("store")
-    }
-
-    /// `audit verify`, run as an operator would, reports the chain intact.
-    async fn assert_audit_intact(&self) {
-        let v = self
-            .cmd(&["audit", "verify"])
-            .output()
-            .await
-            .expect("verify");
-        assert_eq!(
-            v.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&v.stdout)
-        );
-    }
 }
 
 fn result(out: &Output) -> Value {
@@ -130,13 +60,15 @@ async fn serve(cmd: Command) -> Served {
 
 /// Makes deploy #1 through `exec`: alice starts it, bob approves, it succeeds.
 async fn make_deploy(s: &Sbx) {
-    let (r, code) = s.exec("alice", "!deploy catalog v1.5.3").await;
+    let (r, _, code) = s
+        .exec_code(("alice", MAINTAINER), "!deploy catalog v1.5.3")
+        .await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("awaiting_approval"), 0),
         "{r}"
     );
-    let (r, code) = s.exec("bob", "!deploy approve 1").await;
+    let (r, _, code) = s.exec_code(("bob", MAINTAINER), "!deploy approve 1").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
 }
 
@@ -304,7 +236,7 @@ async fn pages_show_a_deploy_made_through_exec_behind_a_token_and_in_chromium() 
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     make_deploy(&s).await;
 
     let mut cmd = s.cmd(&[]);
@@ -397,7 +329,13 @@ async fn pages_show_a_deploy_made_through_exec_behind_a_token_and_in_chromium() 
 
     // The same pages in a real browser, opened through signed links (no header needed).
     if require("chromium") {
-        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        // The README's screenshots are rewritten only on request, so a test run leaves the
+        // checkout as it found it; otherwise they go to the test's temp dir.
+        let shots = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+        } else {
+            s.dir.path().join("screenshots")
+        };
         std::fs::create_dir_all(&shots).expect("screenshot dir");
         for (path, file, wants) in [
             (
@@ -535,7 +473,7 @@ async fn sigterm_with_a_long_grace_lets_the_plan_finish() {
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     let r = sigterm_during_plan(&s, "60s", "3").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let d = s
@@ -554,7 +492,7 @@ async fn sigterm_with_a_short_grace_records_the_deploy_interrupted() {
     if !require("just") {
         return;
     }
-    let s = Sbx::start(None).await;
+    let s = Sbx::with_airflow_password(None, AIRFLOW_SECRET).await;
     let r = sigterm_during_plan(&s, "1s", "30").await;
     // The 30 s plan was killed after the 1 s grace, not awaited: it never reached its end.
     let steps_log = std::fs::read_to_string(s.dir.path().join("infra/state/steps.log"))
@@ -737,7 +675,7 @@ async fn two_replicas_handle_each_message_once_and_fail_over_the_watchers() {
     let Some(url) = support::postgres_url().await else {
         return;
     };
-    let s = Sbx::start(Some(url.clone())).await;
+    let s = Sbx::with_airflow_password(Some(url.clone()), AIRFLOW_SECRET).await;
     let replica = || {
         let mut c = s.cmd(&[]);
         c.env("CATALOG_CHATOPS__SERVER__BIND", "127.0.0.1:0")

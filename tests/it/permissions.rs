@@ -3,7 +3,7 @@
 //! for a denied actor — checked on what the steps and the upstreams would have touched, not only
 //! on the reply.
 
-mod support;
+use crate::support;
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::integrations::{HttpPolicy, Service};

@@ -1,7 +1,7 @@
 //! The store on real SQLite and real Postgres: migrations, the hash-chained audit log, atomic
 //! locks and message claims.
 
-mod support;
+use crate::support;
 
 use catalog_chatops::deploy::Step;
 use catalog_chatops::store::{DeployState, NewAuditEvent, NewDeploy, NewLock, Store, StoreError};

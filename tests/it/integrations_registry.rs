@@ -2,8 +2,8 @@
 //! reuse, in one process and across processes through the store), manifests with the full Accept
 //! list, tag pagination, and every way an answer can fail.
 
-mod sandbox_support;
-mod support;
+use crate::sandbox_support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -3,7 +3,7 @@
 //! passes and exits 1, naming the failed check, where the bot blocks. Needs bash, curl and jq;
 //! without them it prints why it skips.
 
-mod support;
+use crate::support;
 
 use catalog_chatops::command::Version;
 use catalog_chatops::config;

@@ -2,7 +2,7 @@
 //! secret-shaped tokens printed by a step; none of them may appear in what the bot posts, in its
 //! logs, in the store file, in the pages, or reach the step's environment.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

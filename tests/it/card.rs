@@ -2,7 +2,7 @@
 //! after every transition, Approve/Cancel only while waiting, and a link to the deploy's page
 //! when `[server] public_url` is set.
 
-mod support;
+use crate::support;
 
 use std::sync::Mutex;
 

@@ -8,7 +8,7 @@ use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod fuzzing;
 
 /// Every file in `fuzz/<kind>/<target>/`, sorted; an absent directory yields none.

@@ -18,7 +18,7 @@ use catalog_chatops::integrations::infra::{
 };
 use catalog_chatops::redact::{MASK, Redactor};
 
-const PLAN_FIXTURE: &str = include_str!("fixtures/terraform-plan-image-bump.txt");
+const PLAN_FIXTURE: &str = include_str!("../fixtures/terraform-plan-image-bump.txt");
 const SECRET: &str = "s3cr3t-deploy-value";
 /// Built, not written out, so that no token-shaped literal sits in the repository.
 fn github_token() -> String {

@@ -4,8 +4,8 @@
 //! twice across restarts or replicas, the Enable action of each new DAG the commit brought, and
 //! a checkout whose commit GitHub does not know (made on the host) recovering onto the branch.
 
-mod sandbox_support;
-mod support;
+use crate::sandbox_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! statement, so it is checked across statement boundaries, with the duplicate ids overlapping
 //! offset pages produce, on both store backends.
 
-mod support;
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_seen_keeps_every_dag_across_statement_boundaries() {

@@ -1,7 +1,7 @@
 //! The engine end to end on a real store: every command × a set of roles against the policy
 //! table, the audit trail of every attempt (written before the reply), rate limits.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

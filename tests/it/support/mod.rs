@@ -207,9 +207,32 @@ pub async fn spawn_listening(
     (child, url)
 }
 
-/// The `catalog-chatops` binary as the end-to-end tests run it: `config/sandbox.toml`, the store
-/// at `store_url`, every upstream pointed at the sandbox's fakes, the infra stand-in in
-/// `dir/infra`, run from `dir`, and killed when dropped. Callers add the subcommand.
+/// The settings that point the bot at a sandbox world: the store at `store_url`, every upstream
+/// at the sandbox's fakes, the infra stand-in in `dir/infra`.
+pub fn sandbox_env(
+    world: &catalog_chatops::sandbox::SandboxHandle,
+    store_url: &str,
+    dir: &std::path::Path,
+) -> Vec<(String, String)> {
+    [
+        ("CATALOG_CHATOPS__STORE__URL", store_url.to_string()),
+        ("CATALOG_CHATOPS__GITHUB__API_URL", world.github_url.clone()),
+        ("CATALOG_CHATOPS__REGISTRY__URL", world.registry_url.clone()),
+        ("CATALOG_CHATOPS__AIRFLOW__URL", world.airflow_url.clone()),
+        ("CATALOG_CHATOPS__AIRFLOW__API", "v2".to_string()),
+        (
+            "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
+            dir.join("infra").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The `catalog-chatops` binary as the end-to-end tests run it: `config/sandbox.toml` pointed at
+/// `world` by `sandbox_env`, logging in to Airflow with `airflow_password`, run from `dir`, and
+/// killed when dropped. Callers add the subcommand.
 pub fn sandbox_command(
     world: &catalog_chatops::sandbox::SandboxHandle,
     store_url: &str,
@@ -219,15 +242,7 @@ pub fn sandbox_command(
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_catalog-chatops"));
     c.arg("--config")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sandbox.toml"))
-        .env("CATALOG_CHATOPS__STORE__URL", store_url)
-        .env("CATALOG_CHATOPS__GITHUB__API_URL", &world.github_url)
-        .env("CATALOG_CHATOPS__REGISTRY__URL", &world.registry_url)
-        .env("CATALOG_CHATOPS__AIRFLOW__URL", &world.airflow_url)
-        .env("CATALOG_CHATOPS__AIRFLOW__API", "v2")
-        .env(
-            "CATALOG_CHATOPS__TARGETS__CATALOG__WORKDIR",
-            dir.join("infra"),
-        )
+        .envs(sandbox_env(world, store_url, dir))
         .env("AIRFLOW_PASSWORD", airflow_password)
         .env_remove("CATALOG_CHATOPS_CONFIG")
         .env_remove("RUST_LOG")

@@ -2,10 +2,8 @@
 //! `tests/fake_discord/`, a real SQLite store, the sandbox world and the infra steps run by a
 //! real `just`. Each test waits on recorded REST calls and gateway events, never on the clock.
 
-#![recursion_limit = "256"]
-
-mod fake_discord;
-mod support;
+use crate::fake_discord;
+use crate::support;
 
 use std::sync::Arc;
 
@@ -203,6 +201,9 @@ async fn deploy_until_approval(h: &Harness, msg_id: u64) -> Deploy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_gets_a_thread_with_one_card_edited_through_to_success() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let h = harness(0).await;
     let d = deploy_until_approval(&h, 3001).await;
 
@@ -348,6 +349,9 @@ fn steps_log(h: &Harness) -> String {
 /// nothing applied; and another maintainer's approval still applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_requester_cannot_approve_her_own_deploy() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let h = harness(0).await;
     let d = deploy_until_approval(&h, 3801).await;
     let card_msg = h.fake.message(d.card);
@@ -389,6 +393,9 @@ async fn a_renamed_requester_cannot_approve_her_own_deploy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approve_button_works_after_a_restart_and_edits_the_same_card() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let mut h = harness(0).await;
     let d = deploy_until_approval(&h, 3601).await;
     let card_msg = h.fake.message(d.card);
@@ -462,6 +469,9 @@ async fn a_contributor_is_refused_and_nothing_happens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_plan_is_summarised_and_attached_and_no_message_is_too_long() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let h = harness(80).await;
     let d = deploy_until_approval(&h, 3201).await;
     let calls = h.fake.calls();
@@ -503,6 +513,9 @@ async fn a_long_plan_is_summarised_and_attached_and_no_message_is_too_long() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_twice_makes_one_deploy() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let h = harness(0).await;
     let event = message_create(3301, ALICE, "!deploy catalog v1.5.3", true);
     h.fake.dispatch("MESSAGE_CREATE", event.clone());
@@ -612,6 +625,9 @@ async fn a_slash_command_is_deferred_and_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slash_deploy_threads_off_its_first_answer() {
+    if !support::require_tool("just", "the Discord deploy tests") {
+        return;
+    }
     let h = harness(0).await;
     h.fake.dispatch(
         "INTERACTION_CREATE",

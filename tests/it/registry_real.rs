@@ -5,7 +5,7 @@
 //! A required tier in CI: with `CI=true` a missing binary fails the test; elsewhere it skips
 //! with the reason printed.
 
-mod sandbox_support;
+use crate::sandbox_support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

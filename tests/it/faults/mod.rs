@@ -3,13 +3,6 @@
 //! outcome the user sees, no apply on the step side that was not approved, and `audit verify`
 //! passing with every journaled transition and every command attempt on record.
 
-// A test target's root resolves modules beside it, so the cases' own folder is named.
-#[path = "faults/harness.rs"]
-mod harness;
-#[path = "faults/kills.rs"]
 mod kills;
-#[path = "faults/store_down.rs"]
 mod store_down;
-mod support;
-#[path = "faults/upstream.rs"]
 mod upstream;

@@ -3,11 +3,9 @@
 //! world and the infra steps run by a real `just`. Each test waits on recorded Web API calls and
 //! Socket Mode events, never on the clock.
 
-#![recursion_limit = "256"]
-
-mod fake_discord;
-mod fake_slack;
-mod support;
+use crate::fake_discord;
+use crate::fake_slack;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

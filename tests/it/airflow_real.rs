@@ -27,7 +27,7 @@
 //! Airflow at a time). Set `AIRFLOW_REAL_TRANSCRIPT=path` to keep the bot's answers (the
 //! README's examples; `-2.9` / `-3` is appended to the name).
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

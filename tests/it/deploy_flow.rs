@@ -2,95 +2,13 @@
 //! sandbox world (fake GitHub, registry, Airflow) runs in this test process, the binary runs as
 //! child processes, the infra steps run a real `just` with the sandbox's infra justfile.
 
-mod support;
+use crate::harness::{ALICE, BOB, Sbx, parse_code, require_just};
 
-use std::path::PathBuf;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
-use catalog_chatops::sandbox::{self, SandboxHandle, World};
-use catalog_chatops::store::{DeployState, Store};
+use catalog_chatops::sandbox::World;
+use catalog_chatops::store::DeployState;
 use serde_json::Value;
-use tokio::process::Command;
-
-fn require_just() -> bool {
-    support::require_tool("just", "the deploy workflow tests")
-}
-
-struct Sbx {
-    world: SandboxHandle,
-    dir: tempfile::TempDir,
-    store_url: String,
-}
-
-impl Sbx {
-    async fn start(world: World) -> Sbx {
-        let world = sandbox::start(world).await.expect("sandbox");
-        let dir = tempfile::tempdir().expect("tempdir");
-        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
-        let store_url = support::store_url(dir.path()).await;
-        Sbx {
-            world,
-            dir,
-            store_url,
-        }
-    }
-
-    fn workdir(&self) -> PathBuf {
-        self.dir.path().join("infra")
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c =
-            support::sandbox_command(&self.world, &self.store_url, self.dir.path(), "sandbox");
-        c.args(args);
-        c
-    }
-
-    async fn exec(&self, user: &str, roles: &[&str], text: &str) -> (Value, Vec<Value>, i32) {
-        let mut args = vec!["exec", "--json", "--user", user];
-        for r in roles {
-            args.push("--role");
-            args.push(r);
-        }
-        args.push(text);
-        let out = self.cmd(&args).output().await.expect("exec");
-        parse(&out)
-    }
-
-    async fn store(&self) -> Store {
-        Store::open(&self.store_url).await.expect("store")
-    }
-}
-
-fn parse(out: &Output) -> (Value, Vec<Value>, i32) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    let result = lines.last().cloned().unwrap_or_else(|| {
-        panic!(
-            "no output; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert_eq!(result["type"], "result", "{stdout}");
-    (result, lines, out.status.code().unwrap_or(-1))
-}
-
-/// Waits (up to 10 s) until deploy #1 is running its plan step.
-async fn wait_until_planning(store: &Store) {
-    for _ in 0..200 {
-        if let Ok(Some(d)) = store.get_deploy(1).await
-            && d.state == DeployState::Plan
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("deploy #1 did not reach its plan step");
-}
 
 fn text(lines: &[Value]) -> String {
     lines
@@ -100,13 +18,12 @@ fn text(lines: &[Value]) -> String {
         .join("\n")
 }
 
-const ALICE: (&str, &[&str]) = ("alice", &["core-maintainer"]);
-const BOB: (&str, &[&str]) = ("bob", &["core-maintainer"]);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
-    let s = Sbx::start(World::openverse_idle()).await;
-    let (r, lines, code) = s.exec("carol", &[], "!deploy check catalog v1.5.3").await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
+    let (r, lines, code) = s
+        .exec_code(("carol", &[]), "!deploy check catalog v1.5.3")
+        .await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("ok"), 0),
@@ -123,7 +40,9 @@ async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
 
     // `latest` resolves to the newest published release (the draft v1.6.0 does not count), and
     // the image is checked for that version.
-    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog latest").await;
+    let (r, _, code) = s
+        .exec_code(("carol", &[]), "!deploy check catalog latest")
+        .await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
@@ -142,7 +61,9 @@ async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
         .lock()
         .airflow
         .add_running("inaturalist_workflow", 60_000, None);
-    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog v1.5.3").await;
+    let (r, _, code) = s
+        .exec_code(("carol", &[]), "!deploy check catalog v1.5.3")
+        .await;
     assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
     let msg = r["message"].as_str().unwrap_or("");
     assert!(msg.contains("inaturalist_workflow"), "{msg}");
@@ -155,9 +76,11 @@ async fn deploy_check_in_the_sandbox_passes_and_blocks_saying_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_image_or_release_blocks_saying_which() {
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     // The sandbox has release v1.5.2 without an image.
-    let (r, _, code) = s.exec("carol", &[], "!deploy check catalog v1.5.2").await;
+    let (r, _, code) = s
+        .exec_code(("carol", &[]), "!deploy check catalog v1.5.2")
+        .await;
     assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
@@ -166,7 +89,9 @@ async fn missing_image_or_release_blocks_saying_which() {
     );
     assert!(msg.contains("Blocked by image."), "{msg}");
 
-    let (r, _, _) = s.exec("carol", &[], "!deploy check catalog v9.9.9").await;
+    let (r, _, _) = s
+        .exec_code(("carol", &[]), "!deploy check catalog v9.9.9")
+        .await;
     let msg = r["message"].as_str().unwrap_or("");
     assert_eq!(r["outcome"], "blocked");
     assert!(
@@ -175,7 +100,9 @@ async fn missing_image_or_release_blocks_saying_which() {
     );
 
     // A draft does not count.
-    let (r, _, _) = s.exec("carol", &[], "!deploy check catalog v1.6.0").await;
+    let (r, _, _) = s
+        .exec_code(("carol", &[]), "!deploy check catalog v1.6.0")
+        .await;
     assert_eq!(r["outcome"], "blocked");
 
     // An upstream that cannot answer blocks too (fail closed), naming the service.
@@ -185,7 +112,7 @@ async fn missing_image_or_release_blocks_saying_which() {
         .output()
         .await
         .expect("exec");
-    let (r, _, code) = parse(&out);
+    let (r, _, code) = parse_code(&out);
     assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
     assert!(
         r["message"]
@@ -201,11 +128,11 @@ async fn full_flow_request_approval_apply() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
 
     // A contributor cannot start a deploy: nothing runs.
     let (r, _, code) = s
-        .exec("carol", &["contributor"], "!deploy catalog v1.5.3")
+        .exec_code(("carol", &["contributor"]), "!deploy catalog v1.5.3")
         .await;
     assert_eq!((r["outcome"].as_str(), code), (Some("denied"), 1));
     assert!(
@@ -213,7 +140,7 @@ async fn full_flow_request_approval_apply() {
         "no step ran for a denied actor"
     );
 
-    let (r, lines, code) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    let (r, lines, code) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("awaiting_approval"), 0),
@@ -239,7 +166,7 @@ async fn full_flow_request_approval_apply() {
     assert_eq!((ran("bump"), ran("plan"), ran("apply")), (1, 1, 0));
 
     // A second deploy while the lock is held is blocked, naming the holder.
-    let (r, _, code) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    let (r, _, code) = s.exec_code(BOB, "!deploy catalog v1.5.3").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("blocked"), 1));
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
@@ -248,14 +175,16 @@ async fn full_flow_request_approval_apply() {
     );
 
     // The requester cannot approve their own deploy.
-    let (r, _, code) = s.exec(ALICE.0, ALICE.1, "!deploy approve 1").await;
+    let (r, _, code) = s.exec_code(ALICE, "!deploy approve 1").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("denied"), 1));
     // Somebody without the permission cannot either.
-    let (r, _, _) = s.exec("carol", &["contributor"], "!deploy approve 1").await;
+    let (r, _, _) = s
+        .exec_code(("carol", &["contributor"]), "!deploy approve 1")
+        .await;
     assert_eq!(r["outcome"], "denied");
 
     // Another maintainer approves, in another process: apply runs once and is answered yes.
-    let (r, lines, code) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    let (r, lines, code) = s.exec_code(BOB, "!deploy approve 1").await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("ok"), 0),
@@ -295,7 +224,7 @@ async fn full_flow_request_approval_apply() {
     );
 
     // Status and history tell it.
-    let (r, _, _) = s.exec("carol", &[], "!deploy history catalog").await;
+    let (r, _, _) = s.exec_code(("carol", &[]), "!deploy history catalog").await;
     assert!(
         r["message"]
             .as_str()
@@ -305,7 +234,7 @@ async fn full_flow_request_approval_apply() {
     );
 
     // Deploying the same version again: the plan has no changes, so the deploy ends there.
-    let (r, _, code) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    let (r, _, code) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
     assert!(
         r["message"]
@@ -322,12 +251,12 @@ async fn a_plan_changed_since_approval_is_answered_no() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
-    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
+    let (r, _, _) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
     assert_eq!(r["outcome"], "awaiting_approval");
     // Something changes the infrastructure between plan and apply.
     std::fs::write(s.workdir().join("state/drift"), "").expect("drift");
-    let (r, lines, code) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    let (r, lines, code) = s.exec_code(BOB, "!deploy approve 1").await;
     assert_eq!(
         (r["outcome"].as_str(), code),
         (Some("failed"), 1),
@@ -358,17 +287,20 @@ async fn force_proceeds_past_running_dags_and_names_them_in_the_audit() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     s.world
         .world
         .lock()
         .airflow
         .add_running("image_data_refresh", 3_600_000, None);
-    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    let (r, _, _) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
     assert_eq!(r["outcome"], "blocked");
     // --force needs deploy.force …
     let (r, _, _) = s
-        .exec("carol", &["contributor"], "!deploy catalog v1.5.3 --force")
+        .exec_code(
+            ("carol", &["contributor"]),
+            "!deploy catalog v1.5.3 --force",
+        )
         .await;
     assert_eq!(r["outcome"], "denied");
     assert!(
@@ -378,9 +310,7 @@ async fn force_proceeds_past_running_dags_and_names_them_in_the_audit() {
             .contains("`deploy.force`")
     );
     // … and then proceeds, recording the runs it overrode.
-    let (r, _, _) = s
-        .exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3 --force")
-        .await;
+    let (r, _, _) = s.exec_code(ALICE, "!deploy catalog v1.5.3 --force").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let out = s.cmd(&["audit", "export"]).output().await.expect("export");
     let log = String::from_utf8_lossy(&out.stdout);
@@ -401,14 +331,16 @@ async fn cancel_before_apply_releases_the_lock_and_rollback_redeploys_the_previo
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
-    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy catalog v1.5.3").await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
+    let (r, _, _) = s.exec_code(ALICE, "!deploy catalog v1.5.3").await;
     assert_eq!(r["outcome"], "awaiting_approval");
     // The requester may cancel their own even without deploy.cancel … (alice has it anyway;
     // carol lacks it and is not the requester).
-    let (r, _, _) = s.exec("carol", &["contributor"], "!deploy cancel 1").await;
+    let (r, _, _) = s
+        .exec_code(("carol", &["contributor"]), "!deploy cancel 1")
+        .await;
     assert_eq!(r["outcome"], "denied");
-    let (r, _, _) = s.exec(ALICE.0, ALICE.1, "!deploy cancel 1").await;
+    let (r, _, _) = s.exec_code(ALICE, "!deploy cancel 1").await;
     assert_eq!(r["outcome"], "ok", "{r}");
     let store = s.store().await;
     assert!(store.list_locks().await.expect("locks").is_empty());
@@ -416,7 +348,7 @@ async fn cancel_before_apply_releases_the_lock_and_rollback_redeploys_the_previo
         store.get_deploy(1).await.expect("get").expect("d").state,
         DeployState::Cancelled
     );
-    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy approve 1").await;
+    let (r, _, _) = s.exec_code(BOB, "!deploy approve 1").await;
     assert_eq!(
         r["outcome"], "blocked",
         "a cancelled deploy cannot be approved: {r}"
@@ -424,14 +356,12 @@ async fn cancel_before_apply_releases_the_lock_and_rollback_redeploys_the_previo
 
     // Two successful deploys, then a rollback goes back to the first version.
     for (v, id) in [("v1.5.1", 2), ("v1.5.3", 3)] {
-        let (r, _, _) = s
-            .exec(ALICE.0, ALICE.1, &format!("!deploy catalog {v}"))
-            .await;
+        let (r, _, _) = s.exec_code(ALICE, &format!("!deploy catalog {v}")).await;
         assert_eq!(r["outcome"], "awaiting_approval", "{r}");
-        let (r, _, _) = s.exec(BOB.0, BOB.1, &format!("!deploy approve {id}")).await;
+        let (r, _, _) = s.exec_code(BOB, &format!("!deploy approve {id}")).await;
         assert_eq!(r["outcome"], "ok", "{r}");
     }
-    let (r, lines, _) = s.exec(ALICE.0, ALICE.1, "!deploy rollback catalog").await;
+    let (r, lines, _) = s.exec_code(ALICE, "!deploy rollback catalog").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{}", text(&lines));
     assert!(
         text(&lines).contains("Rolling back catalog from v1.5.3 (deploy #3) to v1.5.1 (deploy #2)")
@@ -447,7 +377,7 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     let mut child = s
         .cmd(&[
             "exec",
@@ -463,7 +393,10 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
         .spawn()
         .expect("spawn");
     let store = s.store().await;
-    wait_until_planning(&store).await;
+    assert!(
+        s.wait_state(&store, 1, DeployState::Plan).await,
+        "deploy #1 did not reach its plan step"
+    );
     let pid = child.id().expect("pid") as i32;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -473,12 +406,12 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
     child.wait().await.expect("reaped");
 
     // A new process sees the owner gone (same host, dead pid) and reports it interrupted.
-    let (r, _, _) = s.exec("carol", &[], "!deploy status 1").await;
+    let (r, _, _) = s.exec_code(("carol", &[]), "!deploy status 1").await;
     let msg = r["message"].as_str().unwrap_or("");
     assert!(msg.contains("interrupted at unknown"), "{msg}");
     assert!(msg.contains("is gone"), "{msg}");
     assert!(msg.contains("Holds the lock `catalog/prod`."), "{msg}");
-    let (r, _, _) = s.exec("carol", &[], "!locks").await;
+    let (r, _, _) = s.exec_code(("carol", &[]), "!locks").await;
     assert!(
         r["message"]
             .as_str()
@@ -487,7 +420,7 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
         "{r}"
     );
     // The lock still blocks a new deploy.
-    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    let (r, _, _) = s.exec_code(BOB, "!deploy catalog v1.5.3").await;
     assert_eq!(r["outcome"], "blocked");
     let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
     assert_eq!(
@@ -498,9 +431,9 @@ async fn a_killed_process_leaves_an_interrupted_deploy_that_resolve_settles() {
     );
 
     // Cancel is refused for an interrupted deploy; resolve settles it and frees the lock.
-    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy cancel 1").await;
+    let (r, _, _) = s.exec_code(BOB, "!deploy cancel 1").await;
     assert_eq!(r["outcome"], "blocked");
-    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy resolve 1 failed").await;
+    let (r, _, _) = s.exec_code(BOB, "!deploy resolve 1 failed").await;
     assert_eq!(r["outcome"], "ok", "{r}");
     assert!(store.list_locks().await.expect("locks").is_empty());
     assert_eq!(
@@ -514,7 +447,7 @@ async fn a_step_past_its_timeout_fails_the_deploy_saying_so() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     let out = s
         .cmd(&[
             "exec",
@@ -530,7 +463,7 @@ async fn a_step_past_its_timeout_fails_the_deploy_saying_so() {
         .output()
         .await
         .expect("exec");
-    let (r, _, code) = parse(&out);
+    let (r, _, code) = parse_code(&out);
     assert_eq!((r["outcome"].as_str(), code), (Some("failed"), 1), "{r}");
     let msg = r["message"].as_str().unwrap_or("");
     assert!(msg.contains("failed at plan"), "{msg}");
@@ -554,7 +487,7 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     let owner = s
         .cmd(&[
             "exec",
@@ -571,15 +504,18 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
         .spawn()
         .expect("spawn");
     let store = s.store().await;
-    wait_until_planning(&store).await;
+    assert!(
+        s.wait_state(&store, 1, DeployState::Plan).await,
+        "deploy #1 did not reach its plan step"
+    );
 
-    let (r, _, code) = s.exec(BOB.0, BOB.1, "!deploy cancel 1").await;
+    let (r, _, code) = s.exec_code(BOB, "!deploy cancel 1").await;
     assert_eq!((r["outcome"].as_str(), code), (Some("ok"), 0), "{r}");
     assert!(store.list_locks().await.expect("locks").is_empty());
 
     // The owner's plan ends; its next transition loses the compare-and-set to the cancel.
     let out = owner.wait_with_output().await.expect("owner");
-    let (r, lines, _) = parse(&out);
+    let (r, lines, _) = parse_code(&out);
     let said = text(&lines);
     assert_eq!(r["outcome"], "failed", "{said}");
     assert!(
@@ -604,7 +540,7 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
     assert!(store.list_locks().await.expect("locks").is_empty());
 
     // The target is free again.
-    let (r, _, _) = s.exec(BOB.0, BOB.1, "!deploy catalog v1.5.3").await;
+    let (r, _, _) = s.exec_code(BOB, "!deploy catalog v1.5.3").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
     assert_eq!(
@@ -619,7 +555,7 @@ async fn a_deploy_cancelled_during_its_plan_stops_when_the_plan_ends() {
 // Every Terraform case, through a whole deploy with a real `just`.
 
 /// The justfile that plays a case's recorded output back (see the file).
-const CASES_JUSTFILE: &str = include_str!("fixtures/terraform-cases.justfile");
+const CASES_JUSTFILE: &str = include_str!("../fixtures/terraform-cases.justfile");
 
 /// One row of a Terraform corpus's `cases.tsv`: id, kind, drift partner, Terraform's own summary
 /// line.
@@ -670,7 +606,7 @@ fn apply_complete(summary: &str) -> String {
 /// drift partner's (answered `no`, the deploy fails, nothing applied). Returns the number of
 /// cases.
 async fn deploy_every_case(dir: &std::path::Path) -> usize {
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     std::fs::write(s.workdir().join("infra.justfile"), CASES_JUSTFILE).expect("justfile");
     let store = s.store().await;
     let applied = s.workdir().join("applied");
@@ -693,7 +629,7 @@ async fn deploy_every_case(dir: &std::path::Path) -> usize {
                 .output()
                 .await
                 .expect("exec");
-            let (r, lines, _) = parse(&out);
+            let (r, lines, _) = parse_code(&out);
             assert_eq!(
                 r["outcome"],
                 "awaiting_approval",
@@ -739,7 +675,7 @@ async fn deploy_every_case(dir: &std::path::Path) -> usize {
                 .output()
                 .await
                 .expect("exec");
-            let (r, lines, _) = parse(&out);
+            let (r, lines, _) = parse_code(&out);
             let answers = store
                 .deploy_steps(id)
                 .await
@@ -821,7 +757,7 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
     if !require_just() {
         return;
     }
-    let s = Sbx::start(World::openverse_idle()).await;
+    let s = Sbx::with_world(World::openverse_idle()).await;
     std::fs::write(s.workdir().join("infra.justfile"), CASES_JUSTFILE).expect("justfile");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
     let out = s
@@ -838,7 +774,7 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
         .output()
         .await
         .expect("exec");
-    let (r, _, _) = parse(&out);
+    let (r, _, _) = parse_code(&out);
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     // Terraform applies the approved plan, then reports one more change than it showed.
     let out = s
@@ -862,7 +798,7 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
         .output()
         .await
         .expect("exec");
-    let (r, lines, _) = parse(&out);
+    let (r, lines, _) = parse_code(&out);
     let said = text(&lines);
     assert!(
         said.contains(
@@ -922,7 +858,7 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
         .output()
         .await
         .expect("exec");
-    let (r, _, _) = parse(&out);
+    let (r, _, _) = parse_code(&out);
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let out = s
         .cmd(&[
@@ -945,7 +881,7 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
         .output()
         .await
         .expect("exec");
-    let (r, _, _) = parse(&out);
+    let (r, _, _) = parse_code(&out);
     assert_eq!(r["outcome"], "ok", "{r}");
     let card = catalog_chatops::deploy::card::build(&store, 2, 1)
         .await

@@ -2,7 +2,7 @@
 //! JWT) and Airflow 2 (`/api/v1`, basic auth); pagination, re-login, and every way an answer can
 //! fail.
 
-mod sandbox_support;
+use crate::sandbox_support;
 
 use std::time::Duration;
 
@@ -365,7 +365,7 @@ async fn malformed_and_truncated_pages_are_named() {
 async fn the_sandbox_config_reaches_all_three_fakes() {
     use catalog_chatops::integrations::{HttpPolicy, Integrations};
     let h = sandbox(World::openverse_idle()).await;
-    let toml = include_str!("../config/sandbox.toml");
+    let toml = include_str!("../../config/sandbox.toml");
     let mut config = catalog_chatops::config::load_from_str(toml, &[]).expect("sandbox config");
     h.configure(&mut config);
     config.secrets.github_token = None;

@@ -4,8 +4,8 @@
 //! confirmation, nearest ids), `!airflow status` (contents, coalescing of 100 concurrent asks)
 //! and `!dag-sync status`.
 
-mod sandbox_support;
-mod support;
+use crate::sandbox_support;
+use crate::support;
 
 use std::time::Duration;
 

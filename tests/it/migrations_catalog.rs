@@ -5,7 +5,7 @@
 //! timeouts set, and files that run outside a transaction (`CREATE INDEX CONCURRENTLY`) with
 //! their own timeouts.
 
-mod support;
+use crate::support;
 
 use catalog_chatops::chat::Transcript;
 use catalog_chatops::config::CatalogDbConfig;

@@ -8,7 +8,7 @@
 //! The generated table runs in-process through the same entry point as `exec` and `console`, on
 //! both store backends; a representative subset runs through the real `exec --json` binary.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
