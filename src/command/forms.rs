@@ -172,8 +172,27 @@ impl Form {
 
     /// The full usage line, every option in brackets: `deploy <target> <version> [--force]`.
     pub fn usage(&self) -> String {
-        let options = self.options.iter().map(|o| format!("[{}]", o.usage()));
+        // An option that needs another sits inside that one's brackets:
+        // `[--when-idle [--within <duration>]]`.
+        let options = self
+            .options
+            .iter()
+            .filter(|o| o.requires.is_none())
+            .map(|o| match self.dependents(o) {
+                d if d.is_empty() => format!("[{}]", o.usage()),
+                d => format!("[{} {d}]", o.usage()),
+            });
         self.line(options)
+    }
+
+    /// `[--within <duration>]`: the options that only work with `option`, in brackets.
+    fn dependents(&self, option: &Opt) -> String {
+        self.options
+            .iter()
+            .filter(|o| o.requires.is_some_and(|r| r.long == option.long))
+            .map(|o| format!("[{}]", o.usage()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The usage line of `!help`: options with a line of their own are left out.
@@ -205,9 +224,14 @@ impl Form {
 
     /// The form with `option` given a valid value (`dags new --days 7`).
     pub fn option_example(&self, option: &Opt) -> String {
+        // An option that needs another is shown with it (`--when-idle --within 6h`).
+        let base = match option.requires {
+            Some(needed) => format!("{} {}", self.example(), needed.long),
+            None => self.example(),
+        };
         match option.value {
-            Some(v) => format!("{} {} {}", self.example(), option.long, v.example),
-            None => format!("{} {}", self.example(), option.long),
+            Some(v) => format!("{base} {} {}", option.long, v.example),
+            None => format!("{base} {}", option.long),
         }
     }
 }
@@ -558,11 +582,7 @@ pub fn help_lines() -> Vec<HelpLine> {
             if let Some(summary) = option.help {
                 let args = form.args.iter().map(Arg::usage);
                 // Options that only work with this one follow it in brackets.
-                let dependents = form
-                    .options
-                    .iter()
-                    .filter(|o| o.requires.is_some_and(|r| r.long == option.long))
-                    .map(|o| format!("[{}]", o.usage()));
+                let dependents = Some(form.dependents(option)).filter(|d| !d.is_empty());
                 let usage = std::iter::once(form.typed_words())
                     .chain(args)
                     .chain(std::iter::once(option.usage()))
@@ -680,7 +700,10 @@ mod tests {
 
     #[test]
     fn usage_lines_show_arguments_and_options() {
-        assert_eq!(DEPLOY.usage(), "deploy <target> <version> [--force]");
+        assert_eq!(
+            DEPLOY.usage(),
+            "deploy <target> <version> [--force] [--when-idle [--within <duration>]]"
+        );
         assert_eq!(DEPLOY.help_usage(), "deploy <target> <version>");
         assert_eq!(DEPLOY_STATUS.usage(), "deploy status [<id>]");
         assert_eq!(

@@ -330,10 +330,12 @@ impl<'c, 't> Parser<'c, 't> {
                         "{} {} {}",
                         form.example(),
                         needs.usage(),
-                        option.value.map_or(option.long.to_owned(), |v| format!(
-                            "{} {}",
-                            option.long, v.example
-                        ))
+                        option
+                            .value
+                            .map_or(option.long.to_owned(), |v| format!(
+                                "{} {}",
+                                option.long, v.example
+                            ))
                     ),
                 });
             }
@@ -1018,15 +1020,18 @@ mod tests {
     fn missing_and_extra_arguments_show_the_usage() {
         assert_eq!(
             err("!deploy catalog"),
-            "Usage: !deploy <target> <version> [--force] — missing `<version>`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             missing `<version>`."
         );
         assert_eq!(
             err("!deploy"),
-            "Usage: !deploy <target> <version> [--force] — missing `<target>`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             missing `<target>`."
         );
         assert_eq!(
             err("!deploy catalog v1.2.3 now"),
-            "Usage: !deploy <target> <version> [--force] — unexpected `now`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             unexpected `now`."
         );
         assert_eq!(
             err("!deploy check catalog"),
@@ -1080,8 +1085,24 @@ mod tests {
     fn option_errors() {
         assert_eq!(
             err("!deploy catalog v1.2.3 --forse"),
-            "Unknown option `--forse` for `!deploy`; it accepts `--force`."
+            "Unknown option `--forse` for `!deploy`; it accepts `--force`, `--when-idle` and \
+             `--within`."
         );
+        assert_eq!(
+            err("!deploy catalog v1.2.3 --within 2h"),
+            "Option `--within` only works together with `--when-idle`, e.g. `!deploy catalog \
+             v1.2.3 --when-idle --within 6h`."
+        );
+        for bad in ["soon", "30s", "8d", "0m", "-1h"] {
+            assert_eq!(
+                err(&format!("!deploy catalog v1.2.3 --when-idle --within {bad}")),
+                format!(
+                    "`{bad}` is not a waiting time: use a duration from 1m to 7d such as 30m, 6h \
+                     or 2d, e.g. `!deploy catalog v1.2.3 --when-idle --within 6h`."
+                ),
+                "{bad}"
+            );
+        }
         assert_eq!(
             err("!dags new --day=3"),
             "Unknown option `--day` for `!dags new`; it accepts `--days`."

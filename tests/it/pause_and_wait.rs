@@ -13,7 +13,7 @@
 //!
 //! The same pause story runs against real Airflow 2.9.3 and 3 in `airflow_real.rs`.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
