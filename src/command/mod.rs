@@ -44,7 +44,9 @@ impl Within {
     pub const DEFAULT: Within = Within { secs: 6 * 3600 };
     pub const MIN: Within = Within { secs: 60 };
     /// A week: data refreshes run for days, but a lock held longer is forgotten, not waiting.
-    pub const MAX: Within = Within { secs: 7 * 24 * 3600 };
+    pub const MAX: Within = Within {
+        secs: 7 * 24 * 3600,
+    };
 
     /// `6h`, `90m`, `1h30m`, `2d`: a humantime duration within the bounds.
     pub fn parse(typed: &str) -> Option<Within> {

@@ -330,12 +330,10 @@ impl<'c, 't> Parser<'c, 't> {
                         "{} {} {}",
                         form.example(),
                         needs.usage(),
-                        option
-                            .value
-                            .map_or(option.long.to_owned(), |v| format!(
-                                "{} {}",
-                                option.long, v.example
-                            ))
+                        option.value.map_or(option.long.to_owned(), |v| format!(
+                            "{} {}",
+                            option.long, v.example
+                        ))
                     ),
                 });
             }
@@ -1095,7 +1093,9 @@ mod tests {
         );
         for bad in ["soon", "30s", "8d", "0m", "-1h"] {
             assert_eq!(
-                err(&format!("!deploy catalog v1.2.3 --when-idle --within {bad}")),
+                err(&format!(
+                    "!deploy catalog v1.2.3 --when-idle --within {bad}"
+                )),
                 format!(
                     "`{bad}` is not a waiting time: use a duration from 1m to 7d such as 30m, 6h \
                      or 2d, e.g. `!deploy catalog v1.2.3 --when-idle --within 6h`."
@@ -1335,15 +1335,17 @@ mod tests {
                 any::<bool>(),
                 prop::option::of(60u64..=7 * 86_400)
             )
-                .prop_map(|(target, version, force, when_idle, within)| Command::Deploy {
-                    target,
-                    version,
-                    force,
-                    when_idle,
-                    // `--within` only comes with `--when-idle`.
-                    within: within
-                        .filter(|_| when_idle)
-                        .and_then(|s| super::super::Within::parse(&format!("{s}s"))),
+                .prop_map(|(target, version, force, when_idle, within)| {
+                    Command::Deploy {
+                        target,
+                        version,
+                        force,
+                        when_idle,
+                        // `--within` only comes with `--when-idle`.
+                        within: within
+                            .filter(|_| when_idle)
+                            .and_then(|s| super::super::Within::parse(&format!("{s}s"))),
+                    }
                 }),
             (target.clone(), version_strategy())
                 .prop_map(|(target, version)| Command::DeployCheck { target, version }),

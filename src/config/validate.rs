@@ -91,7 +91,11 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace", "when_idle_poll"]);
+    let deploy_t = c.section(
+        doc,
+        "deploy",
+        &["lease", "shutdown_grace", "when_idle_poll"],
+    );
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),

@@ -26,9 +26,7 @@ use super::workflow::{Flow, Workflow};
 fn busy_refreshes(gate: &Gate, target: &TargetConfig) -> Vec<String> {
     gate.runs
         .iter()
-        .filter(|j| {
-            j.run.state == "running" && target.pause_during_deploy.contains(&j.run.dag_id)
-        })
+        .filter(|j| j.run.state == "running" && target.pause_during_deploy.contains(&j.run.dag_id))
         .filter_map(|j| match &j.standing {
             Standing::Blocks { reason } => Some(format!(
                 "`{}` run {}{}",

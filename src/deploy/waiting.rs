@@ -197,12 +197,8 @@ impl Workflow<'_> {
         }
         d.state = DeployState::Locked;
         d.step = Some(crate::deploy::step::Step::Lock.as_str().to_string());
-        let _beat = super::runner::heartbeat(
-            &self.ctx.store,
-            self.ctx.config.deploy.lease,
-            d.id,
-            &owner,
-        );
+        let _beat =
+            super::runner::heartbeat(&self.ctx.store, self.ctx.config.deploy.lease, d.id, &owner);
         let report_json = serde_json::to_value(report).unwrap_or_default();
         self.ctx
             .store
@@ -233,7 +229,12 @@ impl Workflow<'_> {
     /// frees its lock; false when it had moved on meanwhile.
     async fn give_up(&self, d: &Deploy, reason: &str) -> Flow<bool> {
         if !self
-            .transition(d, &[DeployState::WaitingForDags], Event::GaveUp, Some(reason))
+            .transition(
+                d,
+                &[DeployState::WaitingForDags],
+                Event::GaveUp,
+                Some(reason),
+            )
             .await?
         {
             return Ok(false);
@@ -390,10 +391,7 @@ async fn check_one(ctx: &Ctx, conv: Arc<dyn Conversation>, d: Deploy, wait: &Wai
                 .split(" (could not be checked: ")
                 .next()
                 .unwrap_or(&wait.waiting_for);
-            format!(
-                "{before} (could not be checked: {})",
-                unknown.join("; ")
-            )
+            format!("{before} (could not be checked: {})", unknown.join("; "))
         }
     };
     if what != wait.waiting_for {

@@ -65,7 +65,10 @@ impl Workflow<'_> {
         force: bool,
         when_idle: Option<Duration>,
     ) -> Reply {
-        match self.start_inner(target_name, version, force, when_idle).await {
+        match self
+            .start_inner(target_name, version, force, when_idle)
+            .await
+        {
             Ok(r) | Err(r) => r,
         }
     }
@@ -97,7 +100,9 @@ impl Workflow<'_> {
             && !report.passed(force)
             && super::waiting::only_runs_block(&report)
         {
-            return self.wait_for_dags(target_name, target, &report, within).await;
+            return self
+                .wait_for_dags(target_name, target, &report, within)
+                .await;
         }
         if !report.passed(force) {
             let blockers = report.blockers(force).join(", ");

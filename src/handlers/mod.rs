@@ -35,8 +35,11 @@ pub async fn dispatch(ctx: &Ctx, actor: &Actor, cmd: &Command, conv: &dyn Conver
             when_idle,
             within,
         } => {
-            let wait = when_idle
-                .then(|| within.unwrap_or(crate::command::Within::DEFAULT).as_duration());
+            let wait = when_idle.then(|| {
+                within
+                    .unwrap_or(crate::command::Within::DEFAULT)
+                    .as_duration()
+            });
             Ok(flow.start(target, version, *force, wait).await)
         }
         Command::DeployApprove { id } => Ok(flow.approve(*id).await),

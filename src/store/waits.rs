@@ -309,12 +309,14 @@ impl Store {
 
     /// Records what the latest check of a waiting deploy found.
     pub async fn update_wait(&self, id: i64, waiting_for: &str) -> Result<()> {
-        sqlx::query("UPDATE deploy_waits SET waiting_for = $1, checked_ms = $2 WHERE deploy_id = $3")
-            .bind(waiting_for)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE deploy_waits SET waiting_for = $1, checked_ms = $2 WHERE deploy_id = $3",
+        )
+        .bind(waiting_for)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

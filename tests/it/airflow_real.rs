@@ -511,7 +511,12 @@ impl Bot {
         )
     }
 
-    async fn exec(&self, fakes: &sandbox::SandboxHandle, user: &str, text: &str) -> (Value, String) {
+    async fn exec(
+        &self,
+        fakes: &sandbox::SandboxHandle,
+        user: &str,
+        text: &str,
+    ) -> (Value, String) {
         let out = self
             .exec_cmd(fakes, user, text)
             .output()
@@ -827,7 +832,7 @@ async fn story(major: Major, venv: &Path) {
     deploys_around_the_sensor(&af, &fakes, &bot, &client).await;
     when_idle_waits_for_a_real_run(&af, &fakes, &bot, &client).await;
     // A deploy planned while the sensor waits, approved after the copy started: see below.
-    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.1").await;
+    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.0").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let late = r["deploy_id"].as_i64().expect("deploy id");
 
@@ -1023,37 +1028,46 @@ async fn deploys_around_the_sensor(
         (bot.state(1).await == Some(DeployState::Apply)).then_some(())
     })
     .await;
-    assert!(is_paused(client, "refresh_dag").await, "paused during apply");
+    assert!(
+        is_paused(client, "refresh_dag").await,
+        "paused during apply"
+    );
     let (r, text) = json_result(&approve.wait_with_output().await.expect("approve"));
     assert_eq!(r["outcome"], "ok", "{r}\n{text}");
     assert!(
         text.contains("▶️ Deploy #1 ended: unpaused `refresh_dag`"),
         "{text}"
     );
-    assert!(!is_paused(client, "refresh_dag").await, "unpaused after success");
+    assert!(
+        !is_paused(client, "refresh_dag").await,
+        "unpaused after success"
+    );
 
     // A failed apply (the plan drifted since approval: answered no).
-    std::fs::write(bot.infra_state().join("drift"), "").expect("drift");
-    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.2").await;
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    std::fs::write(bot.infra_state().join("drift"), "").expect("drift");
     let (r, text) = bot.exec(fakes, "bob", "!deploy approve 2").await;
     assert_eq!(r["outcome"], "failed", "{r}");
     assert!(
         text.contains("paused `refresh_dag`") && text.contains("unpaused `refresh_dag`"),
         "{text}"
     );
-    assert!(!is_paused(client, "refresh_dag").await, "unpaused after a failed apply");
+    assert!(
+        !is_paused(client, "refresh_dag").await,
+        "unpaused after a failed apply"
+    );
     std::fs::remove_file(bot.infra_state().join("drift")).expect("no drift");
 
     // Cancelled before apply: never paused.
-    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.2").await;
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let (r, _) = bot.exec(fakes, "alice", "!deploy cancel 3").await;
     assert_eq!(r["outcome"], "ok", "{r}");
     assert!(!is_paused(client, "refresh_dag").await);
 
     // The bot is SIGKILLed during apply; the restarted bot unpauses by itself.
-    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.2").await;
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let mut approve = bot
         .exec_cmd(fakes, "bob", "!deploy approve 4")
@@ -1073,11 +1087,17 @@ async fn deploys_around_the_sensor(
     )
     .expect("kill the bot");
     approve.wait().await.expect("reaped");
-    assert!(is_paused(client, "refresh_dag").await, "nobody recovered yet");
+    assert!(
+        is_paused(client, "refresh_dag").await,
+        "nobody recovered yet"
+    );
     let (mut serve, _) = support::spawn_listening(bot.cmd(fakes, &[]), "serve").await;
-    eventually(af, "the restarted bot to unpause the refresh", 120, || async {
-        (!is_paused(client, "refresh_dag").await).then_some(())
-    })
+    eventually(
+        af,
+        "the restarted bot to unpause the refresh",
+        120,
+        || async { (!is_paused(client, "refresh_dag").await).then_some(()) },
+    )
     .await;
     serve.kill().await.ok();
     assert_eq!(bot.state(4).await, Some(DeployState::Interrupted));
@@ -1106,7 +1126,11 @@ async fn when_idle_waits_for_a_real_run(
     })
     .await;
     let (r, _) = bot
-        .exec(fakes, "alice", "!deploy catalog v1.5.3 --when-idle --within 30m")
+        .exec(
+            fakes,
+            "alice",
+            "!deploy catalog v1.5.3 --when-idle --within 30m",
+        )
         .await;
     assert_eq!(r["outcome"], "waiting", "{r}");
     let id = r["deploy_id"].as_i64().expect("deploy id");
@@ -1116,9 +1140,12 @@ async fn when_idle_waits_for_a_real_run(
         "{msg}"
     );
     let (mut serve, _) = support::spawn_listening(bot.cmd(fakes, &[]), "serve").await;
-    eventually(af, "the waiting deploy started and planned", 240, || async {
-        (bot.state(id).await == Some(DeployState::AwaitingApproval)).then_some(())
-    })
+    eventually(
+        af,
+        "the waiting deploy started and planned",
+        240,
+        || async { (bot.state(id).await == Some(DeployState::AwaitingApproval)).then_some(()) },
+    )
     .await;
     serve.kill().await.ok();
     let runs = client.active_runs().await.expect("runs");

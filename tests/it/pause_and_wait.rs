@@ -55,7 +55,10 @@ impl Sbx {
                     format!("[\"{REFRESH}\"]"),
                 ),
                 // verify asks Airflow's health every 5 s; the fake is healthy at once.
-                ("CATALOG_CHATOPS__DEPLOY__WHEN_IDLE_POLL".into(), "1s".into()),
+                (
+                    "CATALOG_CHATOPS__DEPLOY__WHEN_IDLE_POLL".into(),
+                    "1s".into(),
+                ),
                 ("CATALOG_CHATOPS__DEPLOY__LEASE".into(), "3s".into()),
             ],
         }
@@ -286,9 +289,9 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
     );
 
     // 2. A failed apply (the plan drifted: answered no) unpauses too.
-    std::fs::write(s.state_dir().join("drift"), "").expect("drift");
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.2").await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    std::fs::write(s.state_dir().join("drift"), "").expect("drift");
     let (r, text) = s.exec(BOB, "!deploy approve 2").await;
     assert_eq!(r["outcome"], "failed", "{r}");
     assert!(text.contains(&format!("paused `{REFRESH}`")), "{text}");
@@ -300,7 +303,7 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
     std::fs::remove_file(s.state_dir().join("drift")).expect("no drift");
 
     // 3. Cancelled while waiting for approval: nothing was ever paused.
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.2").await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let (r, _) = s.exec(ALICE, "!deploy cancel 3").await;
     assert_eq!(r["outcome"], "ok", "{r}");
@@ -309,7 +312,7 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
 
     // 4. The bot is SIGKILLed during apply; the restarted bot (`serve`) unpauses by itself.
     s.set("SANDBOX_APPLY_SECONDS", "30");
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.2").await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let mut approve = s
         .exec_cmd(BOB, "!deploy approve 4")
@@ -346,7 +349,7 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
 
     // 5. The refresh left its sensor after preflight: the deploy stops before apply.
     s.set("SANDBOX_APPLY_SECONDS", "0");
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.2").await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     s.refresh_copies(&run);
     let (r, text) = s.exec(BOB, "!deploy approve 5").await;
@@ -469,8 +472,8 @@ async fn when_idle_waits_with_the_lock_and_a_running_bot_starts_it_when_the_run_
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let steps = std::fs::read_to_string(s.dir.path().join("infra/state/steps.log"))
-        .unwrap_or_default();
+    let steps =
+        std::fs::read_to_string(s.dir.path().join("infra/state/steps.log")).unwrap_or_default();
     assert_eq!(steps.matches("bump start").count(), 1, "{steps}");
     assert_eq!(steps.matches("plan start").count(), 1, "{steps}");
     let journal = store.deploy_steps(1).await.expect("journal");
@@ -525,9 +528,7 @@ async fn a_waiting_deploy_ends_blocked_at_its_deadline_and_cancel_ends_the_wait(
     assert!(store.list_locks().await.expect("locks").is_empty());
 
     // Cancel ends a wait at once and frees the lock; nothing starts it afterwards.
-    let (r, _) = s
-        .exec(ALICE, "!deploy catalog v1.5.3 --when-idle")
-        .await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.3 --when-idle").await;
     assert_eq!(r["outcome"], "waiting", "{r}");
     let (r, _) = s.exec(BOB, "!deploy cancel 2").await;
     assert_eq!(r["outcome"], "ok", "{r}");
@@ -565,24 +566,21 @@ async fn a_verify_command_must_print_the_deployed_tag() {
         "CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY",
         r#"["echo", "ghcr.io/wordpress/openverse-catalog:v1.4.0"]"#,
     );
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.2").await;
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let (r, _) = s.exec(BOB, "!deploy approve 2").await;
     assert_eq!(r["outcome"], "failed", "{r}");
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
         msg.contains("failed at verify")
-            && msg.contains("does not contain the deployed image tag `v1.5.2`")
+            && msg.contains("does not contain the deployed image tag `v1.5.1`")
             && msg.contains("openverse-catalog:v1.4.0"),
         "{msg}"
     );
 
     // A verify command that fails is a failure too.
-    s.set(
-        "CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY",
-        r#"["false"]"#,
-    );
-    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
+    s.set("CATALOG_CHATOPS__TARGETS__CATALOG__VERIFY", r#"["false"]"#);
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.0").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let (r, _) = s.exec(BOB, "!deploy approve 3").await;
     assert_eq!(r["outcome"], "failed", "{r}");
