@@ -52,7 +52,7 @@ impl Within {
     pub fn parse(typed: &str) -> Option<Within> {
         let d = humantime::parse_duration(typed).ok()?;
         (d.subsec_nanos() == 0 && (Self::MIN.secs..=Self::MAX.secs).contains(&d.as_secs()))
-            .then(|| Within { secs: d.as_secs() })
+            .then_some(Within { secs: d.as_secs() })
     }
 
     pub fn as_duration(self) -> std::time::Duration {
@@ -64,7 +64,7 @@ impl std::fmt::Display for Within {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // One token, so the rendered command parses back to itself.
         for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if self.secs % size == 0 {
+            if self.secs.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.secs / size);
             }
         }

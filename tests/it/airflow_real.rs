@@ -525,6 +525,13 @@ impl Bot {
         json_result(&out)
     }
 
+    async fn deploy(&self, id: i64) -> Option<catalog_chatops::store::Deploy> {
+        let store = Store::open(&self.store_url).await.ok()?;
+        let d = store.get_deploy(id).await.ok()?;
+        store.close().await;
+        d
+    }
+
     async fn state(&self, id: i64) -> Option<DeployState> {
         let store = Store::open(&self.store_url).await.ok()?;
         let d = store.get_deploy(id).await.ok()??;
@@ -832,7 +839,7 @@ async fn story(major: Major, venv: &Path) {
     deploys_around_the_sensor(&af, &fakes, &bot, &client).await;
     when_idle_waits_for_a_real_run(&af, &fakes, &bot, &client).await;
     // A deploy planned while the sensor waits, approved after the copy started: see below.
-    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.0").await;
+    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let late = r["deploy_id"].as_i64().expect("deploy id");
 
@@ -1129,7 +1136,8 @@ async fn when_idle_waits_for_a_real_run(
         .exec(
             fakes,
             "alice",
-            "!deploy catalog v1.5.3 --when-idle --within 30m",
+            // Not v1.5.3: it is deployed already, so its plan would have nothing to apply.
+            "!deploy catalog v1.5.0 --when-idle --within 30m",
         )
         .await;
     assert_eq!(r["outcome"], "waiting", "{r}");
@@ -1140,13 +1148,23 @@ async fn when_idle_waits_for_a_real_run(
         "{msg}"
     );
     let (mut serve, _) = support::spawn_listening(bot.cmd(fakes, &[]), "serve").await;
-    eventually(
+    let rested = eventually(
         af,
         "the waiting deploy started and planned",
         240,
-        || async { (bot.state(id).await == Some(DeployState::AwaitingApproval)).then_some(()) },
+        || async {
+            let d = bot.deploy(id).await?;
+            let moving = [
+                DeployState::WaitingForDags,
+                DeployState::Locked,
+                DeployState::Bump,
+                DeployState::Plan,
+            ];
+            (!moving.contains(&d.state)).then_some(d)
+        },
     )
     .await;
+    assert_eq!(rested.state, DeployState::AwaitingApproval, "{rested:?}");
     serve.kill().await.ok();
     let runs = client.active_runs().await.expect("runs");
     assert!(

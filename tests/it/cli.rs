@@ -260,7 +260,7 @@ fn migrate_reports_what_it_applied() {
     let first = env.run(&["migrate"]);
     assert_eq!(first.status.code(), Some(0));
     assert!(
-        stdout(&first).starts_with("Applied migrations 1, 2, 3, 4, 5, 6 to "),
+        stdout(&first).starts_with("Applied migrations 1, 2, 3, 4, 5, 6, 10 to "),
         "{}",
         stdout(&first)
     );
