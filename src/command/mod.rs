@@ -274,3 +274,26 @@ impl<'c> Parts<'c> {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Within;
+
+    #[test]
+    fn a_waiting_time_is_one_token_in_its_largest_whole_unit() {
+        for (typed, shown) in [
+            ("6h", "6h"),
+            ("1h30m", "90m"),
+            ("2days", "2d"),
+            ("61s", "61s"),
+        ] {
+            let w = Within::parse(typed).expect(typed);
+            assert_eq!(w.to_string(), shown);
+            assert_eq!(Within::parse(shown), Some(w));
+        }
+        for bad in ["59s", "8d", "1.5s", "soon", ""] {
+            assert_eq!(Within::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Within::DEFAULT.as_duration().as_secs(), 6 * 3600);
+    }
+}

@@ -172,10 +172,17 @@ impl Workflow<'_> {
         let owner = Owner::current();
         // The lease first, while the deploy still waits (nobody sweeps a waiting deploy): once
         // it is `locked` it must have a live owner, or recovery would call it orphaned.
+        // A starter that died between its lease and its transition left its lease on a deploy
+        // that still waits: taken over once that owner is gone, never while it may be alive.
+        let expected = match &d.owner {
+            None => None,
+            Some(o) if starter_gone(o, d.heartbeat_ms, self.ctx.config.deploy.lease) => Some(o),
+            Some(_) => return Ok(None),
+        };
         if !self
             .ctx
             .store
-            .take_lease(d.id, &owner, None)
+            .take_lease(d.id, &owner, expected)
             .await
             .map_err(|e| self.store_error(e))?
         {
@@ -248,6 +255,17 @@ impl Workflow<'_> {
             ))
             .await;
         Ok(true)
+    }
+}
+
+/// Whether the process that took a waiting deploy's lease (to start it) is gone: its pid is
+/// dead on this host, or elsewhere its heartbeat is older than the lease.
+fn starter_gone(o: &Owner, heartbeat_ms: Option<i64>, lease: Duration) -> bool {
+    let me = Owner::current();
+    if o.host == me.host {
+        !super::recovery::pid_alive(o.pid)
+    } else {
+        now_ms() - heartbeat_ms.unwrap_or(0) > i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
     }
 }
 
@@ -401,4 +419,63 @@ async fn check_one(ctx: &Ctx, conv: Arc<dyn Conversation>, d: Deploy, wait: &Wai
         super::pauses::redraw_card(ctx, conv.as_ref(), id).await;
     }
     Look::Waiting(id, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(dag: &str, since: Option<&str>) -> BlockingRun {
+        BlockingRun {
+            dag_id: dag.into(),
+            run_id: format!("scheduled__{dag}"),
+            state: "running".into(),
+            since: since.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn what_a_deploy_waits_for_reads_as_the_card_shows_it() {
+        let now = parse_rfc3339_ms("2026-12-01T12:00:00+00:00").expect("time");
+        let two_h = Some("2026-12-01T10:00:00+00:00");
+        assert_eq!(
+            describe_runs(&[run("flickr_workflow", two_h)], now),
+            "flickr_workflow run scheduled__flickr_workflow, running for 2 h"
+        );
+        let many: Vec<BlockingRun> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|d| run(d, None))
+            .collect();
+        assert_eq!(
+            describe_runs(&many, now),
+            "a run scheduled__a, running; b run scheduled__b, running; c run scheduled__c, \
+             running; and 2 more"
+        );
+        assert_eq!(describe_runs(&[], now), "DAG runs");
+    }
+
+    #[test]
+    fn a_starter_on_this_host_is_gone_only_when_its_pid_is() {
+        let me = Owner::current();
+        assert!(!starter_gone(&me, None, Duration::from_secs(30)));
+        let dead = Owner {
+            host: me.host.clone(),
+            pid: 999_999_999,
+        };
+        assert!(starter_gone(&dead, Some(now_ms()), Duration::from_secs(30)));
+        let remote = Owner {
+            host: "replica-b".into(),
+            pid: 1,
+        };
+        assert!(!starter_gone(
+            &remote,
+            Some(now_ms()),
+            Duration::from_secs(30)
+        ));
+        assert!(starter_gone(
+            &remote,
+            Some(now_ms() - 31_000),
+            Duration::from_secs(30)
+        ));
+    }
 }
