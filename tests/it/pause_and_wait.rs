@@ -3,7 +3,7 @@
 //!
 //! - `pause_during_deploy`: the data refresh whose run waits on its sensor is paused right before
 //!   apply and unpaused when the deploy ends — after success, after a failed apply, after the bot
-//!   was SIGKILLed during apply (by the restarted process, without a command); a refresh that
+//!   killed at its step timeout, after the bot was SIGKILLed during apply (by the restarted process, without a command); a refresh that
 //!   left its sensor stops the deploy before apply; a cancelled deploy never paused anything.
 //! - `--when-idle`: waits with the lock (outcome `waiting`), a `serve` started later starts it as
 //!   soon as the run is over; the deadline ends it `blocked` and frees the lock; cancel ends the
@@ -302,25 +302,40 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
     assert!(!s.paused(REFRESH), "unpaused after a failed apply");
     std::fs::remove_file(s.state_dir().join("drift")).expect("no drift");
 
+    // 2b. An apply killed at its step timeout unpauses too.
+    s.set("CATALOG_CHATOPS__TARGETS__CATALOG__STEP_TIMEOUT", "3s");
+    s.set("SANDBOX_APPLY_SECONDS", "20");
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.0").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let (r, text) = s.exec(BOB, "!deploy approve 3").await;
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert!(
+        text.contains("▶️ Deploy #3 ended: unpaused `image_data_refresh`"),
+        "{text}"
+    );
+    assert!(!s.paused(REFRESH), "unpaused after the apply timed out");
+    s.set("CATALOG_CHATOPS__TARGETS__CATALOG__STEP_TIMEOUT", "5m");
+    s.set("SANDBOX_APPLY_SECONDS", "2");
+
     // 3. Cancelled while waiting for approval: nothing was ever paused.
     let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
-    let (r, _) = s.exec(ALICE, "!deploy cancel 3").await;
+    let (r, _) = s.exec(ALICE, "!deploy cancel 4").await;
     assert_eq!(r["outcome"], "ok", "{r}");
     assert!(!s.paused(REFRESH));
-    assert!(store.paused_dags(3).await.expect("paused").is_empty());
+    assert!(store.paused_dags(4).await.expect("paused").is_empty());
 
     // 4. The bot is SIGKILLed during apply; the restarted bot (`serve`) unpauses by itself.
     s.set("SANDBOX_APPLY_SECONDS", "30");
     let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let mut approve = s
-        .exec_cmd(BOB, "!deploy approve 4")
+        .exec_cmd(BOB, "!deploy approve 5")
         .stdout(Stdio::null())
         .spawn()
         .expect("approve");
     eventually("apply running", 20, || async {
-        (state_of(&store, 4).await == DeployState::Apply).then_some(())
+        (state_of(&store, 5).await == DeployState::Apply).then_some(())
     })
     .await;
     assert!(s.paused(REFRESH));
@@ -340,11 +355,11 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
         (!s.paused(REFRESH)).then_some(())
     })
     .await;
-    assert_eq!(state_of(&store, 4).await, DeployState::Interrupted);
-    let rows = store.paused_dags(4).await.expect("paused");
+    assert_eq!(state_of(&store, 5).await, DeployState::Interrupted);
+    let rows = store.paused_dags(5).await.expect("paused");
     assert!(rows[0].unpaused_ms.is_some(), "{rows:?}");
     serve.kill().await.ok();
-    let (r, _) = s.exec(BOB, "!deploy resolve 4 failed").await;
+    let (r, _) = s.exec(BOB, "!deploy resolve 5 failed").await;
     assert_eq!(r["outcome"], "ok", "{r}");
 
     // 5. The refresh left its sensor after preflight: the deploy stops before apply.
@@ -352,7 +367,7 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
     let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.1").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     s.refresh_copies(&run);
-    let (r, text) = s.exec(BOB, "!deploy approve 5").await;
+    let (r, text) = s.exec(BOB, "!deploy approve 6").await;
     assert_eq!(r["outcome"], "failed", "{r}");
     assert!(
         r["message"].as_str().unwrap_or("").contains(&format!(
@@ -367,8 +382,8 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
     let steps = std::fs::read_to_string(s.state_dir().join("steps.log")).unwrap_or_default();
     assert_eq!(
         steps.matches("apply start").count(),
-        3,
-        "deploys 1, 2 and 4 applied; 5 did not: {steps}"
+        4,
+        "deploys 1, 2, 3 and 5 started apply; 6 did not: {steps}"
     );
     let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
     assert_eq!(out.status.code(), Some(0));
