@@ -73,7 +73,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
     assert!(
         status
             .message
-            .contains("Bot store (sqlite): 6 migrations applied, none pending."),
+            .contains("Bot store (sqlite): 7 migrations applied, none pending."),
         "{}",
         status.message
     );
