@@ -116,6 +116,7 @@ fn parse_and_authorize() {
         prefix: "!",
         bot_user_id: None,
         targets: &targets,
+        version_tags: &[],
     };
     let policy =
         catalog_chatops::policy::Policy::new(shipped_config("sqlite::memory:").permissions);

@@ -98,10 +98,23 @@ impl Engine {
         conv: &dyn Conversation,
     ) -> Option<Reply> {
         let targets = self.ctx.config.target_names();
+        let version_tags: Vec<(String, Vec<String>)> = self
+            .ctx
+            .config
+            .targets
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    vec![t.release_tag.clone(), t.image_tag.clone()],
+                )
+            })
+            .collect();
         let parse_ctx = ParseContext {
             prefix: &self.ctx.config.chat.prefix,
             bot_user_id: self.bot_user_id,
             targets: &targets,
+            version_tags: &version_tags,
         };
         let parsed = match command::parse(text, &parse_ctx) {
             Ok(None) => return None,

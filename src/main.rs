@@ -45,6 +45,16 @@ enum Chat {
     Slack,
 }
 
+/// Which infra process the sandbox simulates (`sandbox --flow`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SandboxFlow {
+    /// The Terraform era: Terraform-shaped plan and apply; needs only `just`.
+    Terraform,
+    /// Today's process: monorepo releases, a real Ansible playbook's dry run and apply (needs
+    /// ansible-playbook: `bash scripts/ansible-venv.sh`).
+    Ansible,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Human,
@@ -102,6 +112,11 @@ enum Cmd {
         /// until interrupted; talk to it with `exec --config config/sandbox.toml …`.
         #[arg(long)]
         serve: bool,
+        /// The infra process to simulate: `terraform` (config/sandbox.toml, the default) or
+        /// `ansible` (config/sandbox-ansible.toml: today's monorepo releases and a real
+        /// playbook; needs ansible-playbook).
+        #[arg(long, value_enum)]
+        flow: Option<SandboxFlow>,
     },
     /// Run the new-DAG announcer: poll Airflow every `[watch] poll_interval` and print each new
     /// paused DAG once (`--once`: poll once and exit, for cron and scripts).
@@ -178,6 +193,10 @@ fn init_tracing(format: LogFormat) {
 async fn run(cli: Cli) -> ExitCode {
     let config_path = cli.config.clone().unwrap_or_else(|| {
         PathBuf::from(match cli.command {
+            Cmd::Sandbox {
+                flow: Some(SandboxFlow::Ansible),
+                ..
+            } => "config/sandbox-ansible.toml",
             Cmd::Sandbox { .. } => "config/sandbox.toml",
             _ => "config/catalog-chatops.toml",
         })
@@ -372,7 +391,29 @@ async fn run(cli: Cli) -> ExitCode {
             store.close().await;
             code
         }
-        Cmd::Sandbox { user, roles, serve } => {
+        Cmd::Sandbox {
+            user,
+            roles,
+            serve,
+            flow,
+        } => {
+            let wanted = match flow {
+                Some(SandboxFlow::Ansible) => Some(config::Flow::Ansible),
+                Some(SandboxFlow::Terraform) => Some(config::Flow::Terraform),
+                None => None,
+            };
+            if let Some(wanted) = wanted
+                && let Some((name, t)) = config.targets.iter().find(|(_, t)| t.flow != wanted)
+            {
+                eprintln!(
+                    "error: --flow {} but target {name} in {} uses flow = \"{}\"; drop --config \
+                     to use the sandbox's own config for that flow",
+                    wanted.as_str(),
+                    config_path.display(),
+                    t.flow.as_str()
+                );
+                return ExitCode::from(EXIT_SETUP);
+            }
             // The console keeps the infra stand-in's state in a temp dir; `--serve` uses the
             // configured workdir, because the `exec` processes that run the steps need it.
             let infra = match tempfile::tempdir() {
@@ -407,9 +448,18 @@ async fn run(cli: Cli) -> ExitCode {
             let actor = local_actor(user, roles);
             let banner = format!(
                 "catalog-chatops sandbox · {urls} · store {}\n\
-                 Two DAG runs are active for the first minutes, so `!deploy check catalog v1.5.3` \
+                 Two DAG runs are active for the first minutes, so `!deploy check catalog {}` \
                  is blocked until they finish. Switch user with `:as NAME [ROLE...]`.",
-                redact_url(&config.store.url)
+                redact_url(&config.store.url),
+                if config
+                    .targets
+                    .values()
+                    .any(|t| t.flow == config::Flow::Ansible)
+                {
+                    "latest"
+                } else {
+                    "v1.5.3"
+                }
             );
             let engine = match Engine::new(config, store.clone()) {
                 Ok(e) => e,

@@ -49,6 +49,40 @@ impl Version {
         check_semver(s).map(|()| Version::Semver(s.to_owned()))
     }
 
+    /// Like [`Version::parse`], and also accepts the version typed as one of its tags: with
+    /// `templates` `catalog-{version}` and `rel-{version}` (a target's `release_tag` and
+    /// `image_tag`), `catalog-2026.11.30.10.00.00` and `rel-2026.11.30.10.00.00` are the
+    /// version `2026.11.30.10.00.00` (interface.md, "Versions typed as tags"). The result is the
+    /// bare version, as the templates expect it.
+    pub fn parse_tagged(s: &str, templates: &[&str]) -> Result<Version, String> {
+        let plain = Version::parse(s);
+        if plain.is_ok() {
+            return plain;
+        }
+        for template in templates {
+            let Some(inner) = version_in_tag(template, s) else {
+                continue;
+            };
+            return match Version::parse(inner) {
+                // `catalog-latest` is no release's tag.
+                Ok(Version::Latest) => plain,
+                other => other,
+            };
+        }
+        let forms: Vec<String> = templates
+            .iter()
+            .filter(|t| **t != "{version}")
+            .map(|t| crate::command::code(&t.replace("{version}", "<version>")))
+            .collect();
+        match (plain, forms.is_empty()) {
+            (Err(e), false) => Err(format!(
+                "{e} A version may also be typed as its tag: {}.",
+                forms.join(" or ")
+            )),
+            (other, _) => other,
+        }
+    }
+
     /// The version exactly as typed (`latest` for [`Version::Latest`]).
     pub fn as_str(&self) -> &str {
         match self {
@@ -62,6 +96,18 @@ impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The `{version}` part of `tag` under `template` (`catalog-{version}`), when the template has
+/// a prefix or suffix and `tag` carries both.
+fn version_in_tag<'a>(template: &str, tag: &'a str) -> Option<&'a str> {
+    let (prefix, suffix) = template.split_once("{version}")?;
+    if prefix.is_empty() && suffix.is_empty() {
+        return None;
+    }
+    tag.strip_prefix(prefix)?
+        .strip_suffix(suffix)
+        .filter(|v| !v.is_empty())
 }
 
 fn not_a_version(s: &str) -> String {
@@ -239,6 +285,53 @@ mod tests {
         // Not the timestamp shape, and not semver either.
         assert!(Version::parse("2023.7.3.17.52.0").is_err());
         assert!(Version::parse("2023.07.03").is_err());
+    }
+
+    #[test]
+    fn a_version_may_be_typed_as_its_release_or_image_tag() {
+        let monorepo = ["catalog-{version}", "rel-{version}"];
+        let bare = Version::Timestamp("2026.11.30.10.00.00".into());
+        for typed in [
+            "2026.11.30.10.00.00",
+            "catalog-2026.11.30.10.00.00",
+            "rel-2026.11.30.10.00.00",
+        ] {
+            assert_eq!(
+                Version::parse_tagged(typed, &monorepo),
+                Ok(bare.clone()),
+                "{typed}"
+            );
+        }
+        assert_eq!(
+            Version::parse_tagged("latest", &monorepo),
+            Ok(Version::Latest)
+        );
+        // The inner version is checked like any other.
+        assert_eq!(
+            Version::parse_tagged("rel-2026.13.30.10.00.00", &monorepo).unwrap_err(),
+            "`2026.13.30.10.00.00` is not a monorepo release version: the month is 13, \
+             expected 01 to 12 (as in `2023.07.03.17.52.00`)."
+        );
+        assert!(Version::parse_tagged("catalog-latest", &monorepo).is_err());
+        assert!(Version::parse_tagged("api-2026.11.30.10.00.00", &monorepo).is_err());
+        assert!(Version::parse_tagged("rel-", &monorepo).is_err());
+        assert!(Version::parse_tagged("rel-2026.11.30.10.00.00;id", &monorepo).is_err());
+        assert_eq!(
+            Version::parse_tagged("frontend-1", &monorepo).unwrap_err(),
+            "`frontend-1` is not a release version: use `v1.2.3` (semver, `v` optional), \
+             `2023.07.03.17.52.00` (monorepo release) or `latest`. A version may also be typed \
+             as its tag: `catalog-<version>` or `rel-<version>`."
+        );
+        // Semver tags without a prefix: nothing more to strip, the sentence stays the same.
+        let semver = ["{version}", "{version}"];
+        assert_eq!(
+            Version::parse_tagged("v1.5.3", &semver),
+            Ok(Version::Semver("v1.5.3".into()))
+        );
+        assert_eq!(
+            Version::parse_tagged("v1.2", &semver).unwrap_err(),
+            Version::parse("v1.2").unwrap_err()
+        );
     }
 
     #[test]

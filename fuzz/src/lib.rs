@@ -36,11 +36,17 @@ pub fn grammar(data: &[u8]) {
         ("¡", Some(BOT)),
         ("", Some(BOT)),
     ];
+    // The monorepo's tags, so that versions typed as tags are fuzzed too.
+    let version_tags = [(
+        "catalog".to_string(),
+        vec!["catalog-{version}".to_string(), "rel-{version}".to_string()],
+    )];
     for (prefix, bot_user_id) in contexts {
         let ctx = ParseContext {
             prefix,
             bot_user_id,
             targets: &targets,
+            version_tags: &version_tags,
         };
         check_message(&text, &ctx);
         // The same text addressed to the bot both ways, so that most inputs reach the grammar

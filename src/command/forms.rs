@@ -641,6 +641,7 @@ mod tests {
             prefix: "!",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         for form in FORMS {
             let text = format!("!{}", form.example());

@@ -34,6 +34,9 @@ pub struct ParseContext<'a> {
     pub bot_user_id: Option<u64>,
     /// The configured deploy targets, matched case-sensitively.
     pub targets: &'a [String],
+    /// Per target, the tag templates a version may also be typed as (its `release_tag` and
+    /// `image_tag`); a target not listed takes bare versions only.
+    pub version_tags: &'a [(String, Vec<String>)],
 }
 
 /// Control characters other than tab and line breaks, and the invisible ones that can make a
@@ -187,6 +190,7 @@ impl<'c, 't> Parser<'c, 't> {
             rest: self.tokens.positionals.get(used..).unwrap_or_default(),
             next: 0,
             options,
+            target: None,
         };
         let command = (form.build)(&mut args)?;
         args.finish()?;
@@ -361,6 +365,8 @@ pub(crate) struct Args<'c, 't> {
     /// The index of the next positional (and of its declaration in `form.args`).
     next: usize,
     options: Vec<(&'static Opt, Option<&'t str>)>,
+    /// The target read so far: a version after it may be typed as that target's tag.
+    target: Option<String>,
 }
 
 impl<'t> Args<'_, 't> {
@@ -416,7 +422,9 @@ impl<'t> Args<'_, 't> {
 
     pub(crate) fn target(&mut self) -> Result<String, ParseError> {
         let typed = self.required(ArgKind::Target)?;
-        self.check_target(typed)
+        let target = self.check_target(typed)?;
+        self.target = Some(target.clone());
+        Ok(target)
     }
 
     pub(crate) fn optional_target(&mut self) -> Result<Option<String>, ParseError> {
@@ -435,7 +443,15 @@ impl<'t> Args<'_, 't> {
 
     pub(crate) fn version(&mut self) -> Result<Version, ParseError> {
         let typed = self.required(ArgKind::Version)?;
-        Version::parse(typed).map_err(|message| ParseError::InvalidVersion { message })
+        let templates: Vec<&str> = self
+            .ctx
+            .version_tags
+            .iter()
+            .filter(|(t, _)| Some(t) == self.target.as_ref())
+            .flat_map(|(_, templates)| templates.iter().map(String::as_str))
+            .collect();
+        Version::parse_tagged(typed, &templates)
+            .map_err(|message| ParseError::InvalidVersion { message })
     }
 
     pub(crate) fn id(&mut self) -> Result<i64, ParseError> {
@@ -622,6 +638,7 @@ mod tests {
             prefix: "!",
             bot_user_id: Some(BOT),
             targets: &targets,
+            version_tags: &[],
         };
         parse(text, &ctx)
     }
@@ -795,6 +812,7 @@ mod tests {
             prefix: "",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(parse("locks", &no_prefix), Ok(None));
         assert_eq!(parse("<@123> locks", &no_prefix), Ok(None));
@@ -818,6 +836,7 @@ mod tests {
             prefix: "",
             bot_user_id: Some(BOT),
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(
             parse("<@123> locks", &mention_only),
@@ -832,6 +851,7 @@ mod tests {
             prefix: "cc ",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(parse("cc locks", &ctx), Ok(Some(Command::Locks)));
         assert_eq!(parse("!locks", &ctx), Ok(None));
@@ -839,6 +859,7 @@ mod tests {
             prefix: "é",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(parse("élocks", &ctx), Ok(Some(Command::Locks)));
         assert_eq!(
@@ -953,6 +974,7 @@ mod tests {
             prefix: "!",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(
             parse("!deploy ingestoin v1.2.3", &ctx).map_err(|e| e.to_string()),
@@ -966,6 +988,7 @@ mod tests {
             prefix: "!",
             bot_user_id: None,
             targets: &[],
+            version_tags: &[],
         };
         assert_eq!(
             parse("!deploy catalog v1.2.3", &ctx).map_err(|e| e.to_string()),
@@ -980,6 +1003,7 @@ mod tests {
             prefix: "!",
             bot_user_id: None,
             targets: &targets,
+            version_tags: &[],
         };
         assert_eq!(
             parse("!deploy status", &ctx),
@@ -1425,7 +1449,7 @@ mod tests {
         fn parse_never_panics_on_any_string(text in any::<String>()) {
             let targets = prop_targets();
             for prefix in ["!", "", "é", "cc "] {
-                let ctx = ParseContext { prefix, bot_user_id: Some(BOT), targets: &targets };
+                let ctx = ParseContext { prefix, bot_user_id: Some(BOT), targets: &targets, version_tags: &[] };
                 let _ = parse(&text, &ctx);
                 let _ = parse(&format!("!{text}"), &ctx);
                 if let Err(e) = parse(&format!("<@123> {text}"), &ctx) {
@@ -1446,7 +1470,7 @@ mod tests {
                 text.push_str(sep);
             }
             let targets = prop_targets();
-            let ctx = ParseContext { prefix: "!", bot_user_id: Some(BOT), targets: &targets };
+            let ctx = ParseContext { prefix: "!", bot_user_id: Some(BOT), targets: &targets, version_tags: &[] };
             match parse(&text, &ctx) {
                 Ok(Some(command)) => {
                     // Whatever parses renders back to itself.
@@ -1460,7 +1484,7 @@ mod tests {
         #[test]
         fn rendering_then_parsing_is_identity(command in command_strategy()) {
             let targets = prop_targets();
-            let ctx = ParseContext { prefix: "!", bot_user_id: Some(BOT), targets: &targets };
+            let ctx = ParseContext { prefix: "!", bot_user_id: Some(BOT), targets: &targets, version_tags: &[] };
             prop_assert_eq!(parse(&command.to_string(), &ctx), Ok(Some(command.clone())));
             let mention = format!("<@{BOT}> {}", command.to_text(""));
             prop_assert_eq!(parse(&mention, &ctx), Ok(Some(command.clone())));

@@ -228,6 +228,8 @@ mod tests {
 
     const REAL: &str = include_str!("../../config/catalog-chatops.toml");
     const SANDBOX: &str = include_str!("../../config/sandbox.toml");
+    const SANDBOX_ANSIBLE: &str = include_str!("../../config/sandbox-ansible.toml");
+    const SEED_ERA: &str = include_str!("../../config/examples/openverse-catalog-2022.toml");
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -255,27 +257,111 @@ apply = ["just", "apply", "prod", "catalog-airflow"]
 "#;
 
     #[test]
-    fn shipped_real_config_is_valid_and_matches_the_contract() {
+    fn shipped_real_config_is_todays_openverse() {
         let c = load_from_str(REAL, &[]).unwrap();
         assert_eq!(c.store.url, "sqlite://data/catalog-chatops.db");
         assert_eq!(c.chat.prefix, "!");
-        assert_eq!(c.airflow.api, crate::config::AirflowApi::Auto);
+        // Production runs Airflow 2.9.3.
+        assert_eq!(c.airflow.api, crate::config::AirflowApi::V1);
         assert_eq!(c.permissions["deploy.start"], vec!["core-maintainer"]);
         assert_eq!(c.permissions.len(), 8);
         let t = &c.targets["catalog"];
-        assert_eq!(t.repo, "WordPress/openverse-catalog");
+        assert_eq!(t.repo, "WordPress/openverse");
         assert_eq!(t.image, "wordpress/openverse-catalog");
-        assert_eq!(t.release_tag, "{version}");
+        assert_eq!(t.release_tag, "catalog-{version}");
+        assert_eq!(t.image_tag, "rel-{version}");
+        assert_eq!(t.environment, "production");
+        assert_eq!(t.flow, crate::config::Flow::Ansible);
+        // The runbook's commands.
+        assert_eq!(t.bump, ["just", "bump", "production", "airflow"]);
         assert_eq!(
-            t.bump,
-            ["just", "bump", "prod", "catalog-airflow", "{version}"]
+            t.plan,
+            [
+                "just",
+                "ansible/playbook",
+                "production",
+                "airflow.yml",
+                "-t",
+                "airflow",
+                "--check",
+                "--diff"
+            ]
         );
-        assert_eq!(t.apply, ["just", "apply", "prod", "catalog-airflow"]);
+        assert_eq!(
+            t.apply,
+            [
+                "just",
+                "ansible/playbook",
+                "production",
+                "airflow.yml",
+                "-t",
+                "airflow",
+                "--diff",
+                "-e",
+                "airflow_apply=true"
+            ]
+        );
         assert_eq!(t.step_timeout, std::time::Duration::from_secs(30 * 60));
-        assert_eq!(t.env_passthrough, ["AWS_*", "TF_*"]);
+        assert_eq!(t.env_passthrough, ["AWS_*", "ANSIBLE_*", "SSH_AUTH_SOCK"]);
         assert_eq!(c.limits.commands_per_minute, 30);
         assert_eq!(c.limits.burst, 10);
         assert!(c.local.allowed_roles.is_none());
+    }
+
+    #[test]
+    fn the_seed_era_example_is_the_terraform_flow() {
+        let c = load_from_str(SEED_ERA, &[]).unwrap();
+        let t = &c.targets["catalog"];
+        assert_eq!(t.repo, "WordPress/openverse-catalog");
+        assert_eq!(t.release_tag, "{version}");
+        assert_eq!(t.image_tag, "{version}");
+        assert_eq!(t.environment, "prod");
+        assert_eq!(t.flow, crate::config::Flow::Terraform);
+        assert_eq!(t.bump, ["just", "bump", "prod", "catalog-airflow"]);
+        assert_eq!(t.plan, ["just", "plan", "prod", "catalog-airflow"]);
+        assert_eq!(t.apply, ["just", "apply", "prod", "catalog-airflow"]);
+        assert_eq!(t.env_passthrough, ["AWS_*", "TF_*"]);
+    }
+
+    #[test]
+    fn the_ansible_sandbox_config_is_valid() {
+        let c = load_from_str(SANDBOX_ANSIBLE, &[]).unwrap();
+        assert_eq!(c.store.url, "sqlite://data/sandbox-ansible.db");
+        assert_eq!(c.airflow.api, crate::config::AirflowApi::V1);
+        let t = &c.targets["catalog"];
+        assert_eq!(t.flow, crate::config::Flow::Ansible);
+        assert_eq!(t.repo, "WordPress/openverse");
+        assert_eq!(t.workdir, "data/sandbox-ansible-infra");
+    }
+
+    #[test]
+    fn flow_is_checked() {
+        let bad = format!("{MINIMAL}flow = \"pulumi\"\n");
+        assert_eq!(
+            problems(&bad, &[]),
+            [
+                "targets.catalog.flow: must be \"terraform\" (a Terraform plan, apply answers its \
+              prompt) or \"ansible\" (a playbook's dry run as the plan), got \"pulumi\""
+            ]
+        );
+        let same = r#"
+[targets.catalog]
+repo = "WordPress/openverse"
+image = "wordpress/openverse-catalog"
+workdir = "/srv/infra"
+flow = "ansible"
+bump = ["just", "bump", "production", "airflow"]
+plan = ["just", "ansible/playbook", "production", "airflow.yml", "--check"]
+apply = ["just", "ansible/playbook", "production", "airflow.yml", "--check"]
+"#;
+        let p = problems(same, &[]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("targets.catalog.apply: is the same command as plan"),
+            "{p:?}"
+        );
+        let c = load_from_str(MINIMAL, &[]).unwrap();
+        assert_eq!(c.targets["catalog"].flow, crate::config::Flow::Terraform);
     }
 
     #[test]

@@ -221,6 +221,33 @@ pub struct LocalConfig {
     pub allowed_roles: Option<Vec<String>>,
 }
 
+/// How a target's `plan` and `apply` speak (interface.md, "Step flows").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// `plan` prints a Terraform plan; `apply` re-plans and asks `Enter a value:`, answered `yes`
+    /// only for the approved fingerprint.
+    #[default]
+    Terraform,
+    /// `plan` is an Ansible playbook's dry run (`--check --diff`); after approval it runs again
+    /// and `apply` (non-interactive) runs only when that dry run has the approved fingerprint.
+    Ansible,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Terraform => "terraform",
+            Flow::Ansible => "ansible",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Flow> {
+        [Flow::Terraform, Flow::Ansible]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub repo: String,
@@ -241,6 +268,8 @@ pub struct TargetConfig {
     /// After verify's health check, this argv (e.g. `docker inspect` over ssh) must succeed and
     /// print the deployed image tag; `None`: only health is checked, and the card says so.
     pub verify: Option<Vec<String>>,
+    /// What `plan` and `apply` print and how the approved plan is enforced.
+    pub flow: Flow,
     pub step_timeout: Duration,
     /// How long after apply Airflow has to report itself healthy.
     pub verify_timeout: Duration,

@@ -13,7 +13,7 @@ use figment::value::{Dict, Num, Value};
 use super::load::Origins;
 use super::{
     AirflowApi, AirflowConfig, CatalogDbConfig, ChatConfig, CommitSource, Config, DagSyncConfig,
-    DeployConfig, DiscordConfig, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
+    DeployConfig, DiscordConfig, Flow, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
     RegistryConfig, Secrets, ServerConfig, SlackConfig, StoreConfig, TargetConfig, WatchConfig,
 };
 use crate::command;
@@ -40,8 +40,9 @@ const SECTIONS: [&str; 17] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 18] = [
+const TARGET_KEYS: [&str; 19] = [
     "verify",
+    "flow",
     "verify_timeout",
     "pause_during_deploy",
     "repo",
@@ -811,7 +812,7 @@ impl Checker<'_> {
         self.keys(t, key, &TARGET_KEYS);
         let k = |name: &str| format!("{key}.{name}");
         let ignore_dags = self.ignore_dags(&k("ignore_dags"), t.get("ignore_dags"));
-        TargetConfig {
+        let target = TargetConfig {
             repo: self.repo(&k("repo"), t.get("repo")),
             release_tag: self.tag_template(
                 &k("release_tag"),
@@ -871,6 +872,7 @@ impl Checker<'_> {
                     r#"["ssh", "airflow-host", "docker", "inspect", "--format", "{{.Config.Image}}", "airflow-scheduler"]"#,
                 )
             }),
+            flow: self.flow(&k("flow"), t.get("flow")),
             step_timeout: self.step_timeout(&k("step_timeout"), t.get("step_timeout")),
             verify_timeout: self.duration(
                 &k("verify_timeout"),
@@ -879,6 +881,36 @@ impl Checker<'_> {
             ),
             env_passthrough: self.env_passthrough(&k("env_passthrough"), t.get("env_passthrough")),
             env: self.step_env(&k("env"), t.get("env")),
+        };
+        // The Ansible flow runs `plan` again after approval and then `apply`: were they the same
+        // command, the "apply" would be one more dry run and the deploy would claim success.
+        if target.flow == Flow::Ansible && !target.plan.is_empty() && target.plan == target.apply {
+            self.report(
+                &k("apply"),
+                "is the same command as plan; with flow = \"ansible\" plan is the dry run \
+                 (`--check --diff`) and apply must really apply (e.g. `-e airflow_apply=true`)",
+            );
+        }
+        target
+    }
+
+    fn flow(&mut self, key: &str, v: Option<&Value>) -> Flow {
+        let Some(v) = v else {
+            return Flow::Terraform;
+        };
+        match self.text(key, v).as_deref().and_then(Flow::parse) {
+            Some(f) => f,
+            None => {
+                self.report(
+                    key,
+                    format!(
+                        "must be \"terraform\" (a Terraform plan, apply answers its prompt) or \
+                         \"ansible\" (a playbook's dry run as the plan), got {}",
+                        show(v)
+                    ),
+                );
+                Flow::Terraform
+            }
         }
     }
 

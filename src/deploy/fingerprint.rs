@@ -31,7 +31,7 @@
 mod applied;
 mod body;
 mod headers;
-mod text;
+pub(crate) mod text;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -6,12 +6,14 @@
 //! [`state`] and [`step`] are pure and import nothing from the crate: they stand on the ground
 //! floor, so the store below can persist them.
 
+pub mod ansible;
 pub mod approval;
 pub mod card;
 pub mod dag_runs;
 pub mod fingerprint;
 mod journal;
 pub mod pauses;
+mod planned;
 pub mod preflight;
 pub mod recovery;
 mod runner;

@@ -166,6 +166,8 @@ impl DeployState {
             Step::Bump => Some(DeployState::Bump),
             Step::Plan => Some(DeployState::Plan),
             Step::Approval => Some(DeployState::AwaitingApproval),
+            // Runs once approved, before apply starts.
+            Step::DryRun => Some(DeployState::Approved),
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
             Step::Wait => Some(DeployState::WaitingForDags),

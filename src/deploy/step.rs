@@ -26,6 +26,9 @@ pub enum Step {
     /// Pausing the `pause_during_deploy` DAGs right before apply, and unpausing them when the
     /// deploy ends (journal rows `paused` / `unpaused`; the deploy never rests in it).
     Pause,
+    /// The Ansible flow's dry run again after approval (the target's `plan` template): apply
+    /// runs only when it still has the approved fingerprint.
+    DryRun,
     /// The target's `apply` template, whose prompt is answered `yes` only for the approved plan.
     Apply,
     /// Airflow must report healthy after apply.
@@ -38,13 +41,14 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Wait,
         Step::Lock,
         Step::Bump,
         Step::Plan,
         Step::Approval,
         Step::Pause,
+        Step::DryRun,
         Step::Apply,
         Step::Verify,
         Step::Resolve,
@@ -60,6 +64,7 @@ impl Step {
             Step::Plan => "plan",
             Step::Approval => "approval",
             Step::Pause => "pause",
+            Step::DryRun => "dry_run",
             Step::Apply => "apply",
             Step::Verify => "verify",
             Step::Resolve => "resolve",

@@ -10,11 +10,14 @@
 
 use std::time::Duration;
 
-use crate::config::TargetConfig;
+// `Flow` is this file's name for a step's result; the config's flow is `StepFlow` here.
+use crate::config::{Flow as StepFlow, TargetConfig};
 use crate::context::Ctx;
 use crate::conversation::Conversation;
+use crate::deploy::ansible::DryRun;
 use crate::deploy::approval::{self, ApplyGate};
-use crate::deploy::fingerprint::{ApplyCheck, Plan};
+use crate::deploy::fingerprint::ApplyCheck;
+use crate::deploy::planned::Planned;
 use crate::deploy::preflight;
 use crate::deploy::runner::{self, Runner, failure_reason};
 use crate::deploy::state::{DeployState, Event};
@@ -223,20 +226,22 @@ impl Workflow<'_> {
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
-            Ok(o) if !o.success() => return Ok(self.fail(&d, &failure_reason(&o), owner).await),
+            Ok(o) if !o.success() => {
+                let reason =
+                    ansible_failure(target, &o.output).unwrap_or_else(|| failure_reason(&o));
+                return Ok(self.fail(&d, &reason, owner).await);
+            }
             Ok(o) => o,
         };
         if outcome.output_truncated {
             let reason = "the plan output is too long to fingerprint safely";
             return Ok(self.fail(&d, reason, owner).await);
         }
-        let plan = Plan::parse(&outcome.output);
-        if !plan.is_recognised() {
-            let reason = "the plan output has no `Plan:` line the bot can read, no changes to \
-                          outputs only and no \"No changes.\": nothing to approve";
-            return Ok(self.fail(&d, reason, owner).await);
+        let plan = Planned::parse(target.flow, &outcome.output);
+        if let Some(reason) = plan.problem() {
+            return Ok(self.fail(&d, &reason, owner).await);
         }
-        if plan.no_changes {
+        if plan.no_changes() {
             let reason = "the plan has no changes: nothing to apply";
             self.advance(&mut d, Event::NothingToApply, Some(reason), owner)
                 .await?;
@@ -423,25 +428,29 @@ impl Workflow<'_> {
         owner: &Owner,
         approved: &str,
     ) -> Flow<Reply> {
-        // pause_during_deploy: re-checked and paused here, unpaused by the ending path.
+        if target.flow == StepFlow::Ansible {
+            self.dry_run_again(&d, target, owner, approved).await?;
+        }
+        // pause_during_deploy: re-checked and paused here, closest to apply; unpaused by the
+        // ending path.
         self.pause_before_apply(&d, target, owner).await?;
         self.advance(&mut d, Event::ApplyStarted, None, owner)
             .await?;
         let gate = ApplyGate::new(approved);
+        // Ansible's apply asks nothing: the dry run above was its check.
+        let prompt = (target.flow == StepFlow::Terraform).then(|| gate.prompt_handler());
         let outcome = match self
             .runner()
-            .run(
-                &d,
-                Step::Apply,
-                &target.apply,
-                target,
-                Some(gate.prompt_handler()),
-            )
+            .run(&d, Step::Apply, &target.apply, target, prompt)
             .await
         {
             Err(e) => return Ok(self.step_error(&d, e, owner).await),
             Ok(o) => o,
         };
+        if target.flow == StepFlow::Ansible {
+            self.ansible_recap(&d, &outcome, owner).await?;
+            return self.verify_and_finish(d, target, owner).await;
+        }
         if outcome.answers.contains(&PromptAnswer::No) {
             let reason = format!(
                 "plan changed since approval (approved `{}`, apply showed `{}`); answered no",
@@ -475,7 +484,16 @@ impl Workflow<'_> {
                 ))
                 .await;
         }
+        self.verify_and_finish(d, target, owner).await
+    }
 
+    /// apply → verify (Airflow healthy within `verify_timeout`) → succeeded, lock released.
+    async fn verify_and_finish(
+        &self,
+        mut d: Deploy,
+        target: &TargetConfig,
+        owner: &Owner,
+    ) -> Flow<Reply> {
         self.advance(&mut d, Event::Applied, None, owner).await?;
         self.conv
             .post(&format!(
@@ -508,6 +526,116 @@ impl Workflow<'_> {
             timefmt::duration(took)
         ))
         .with_deploy(d.id))
+    }
+
+    /// The Ansible flow's guard before apply: the dry run again, which must have the approved
+    /// fingerprint (a variable, a template or a host changed since approval makes it differ).
+    /// Anything else fails the deploy with nothing applied.
+    async fn dry_run_again(
+        &self,
+        d: &Deploy,
+        target: &TargetConfig,
+        owner: &Owner,
+        approved: &str,
+    ) -> Flow<()> {
+        let outcome = match self
+            .runner()
+            .run(d, Step::DryRun, &target.plan, target, None)
+            .await
+        {
+            Err(e) => return Err(self.step_error(d, e, owner).await),
+            Ok(o) => o,
+        };
+        let nothing = "nothing was applied";
+        if !outcome.success() {
+            let reason = ansible_failure(target, &outcome.output)
+                .unwrap_or_else(|| failure_reason(&outcome));
+            let reason = format!("the dry run after approval failed ({nothing}): {reason}");
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        if outcome.output_truncated {
+            let reason =
+                format!("the dry run after approval is too long to fingerprint safely; {nothing}");
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        let run = DryRun::parse(&outcome.output);
+        if let Some(problem) = run.problem() {
+            let reason =
+                format!("the dry run after approval cannot be checked: {problem}; {nothing}");
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        let seen = run.fingerprint();
+        if seen != approved {
+            let reason = format!(
+                "plan changed since approval (approved `{}`, the dry run now shows `{}`: {}); {nothing}",
+                short(approved),
+                short(&seen),
+                run.counts()
+            );
+            self.conv
+                .post_long(
+                    &format!(
+                        "🛑 Deploy #{}: the dry run after approval differs from the approved one:\n{}",
+                        d.id,
+                        run.human_summary()
+                    ),
+                    &format!("deploy-{}-dry-run.txt", d.id),
+                    &outcome.output,
+                )
+                .await;
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        self.conv
+            .post(&format!(
+                "🔁 Deploy #{}: the dry run again has the approved fingerprint `{}`; applying.",
+                d.id,
+                short(approved)
+            ))
+            .await;
+        Ok(())
+    }
+
+    /// The Ansible apply's end: its recap decides (a failed or unreachable host fails the
+    /// deploy, naming the task); without a recap what it did is not known, and it fails too.
+    async fn ansible_recap(
+        &self,
+        d: &Deploy,
+        outcome: &crate::integrations::infra::StepOutcome,
+        owner: &Owner,
+    ) -> Flow<()> {
+        let run = DryRun::parse(&outcome.output);
+        let reason = if let Some(f) = run.failures.first() {
+            Some(f.sentence())
+        } else if !outcome.success() {
+            Some(failure_reason(outcome))
+        } else if run.recap.is_empty() {
+            Some(
+                "apply printed no `PLAY RECAP` the bot can read, so whether it applied is not \
+                 known; check the hosts"
+                    .to_string(),
+            )
+        } else {
+            run.recap
+                .iter()
+                .find(|h| h.failed > 0 || h.unreachable > 0)
+                .map(|h| {
+                    format!(
+                        "the recap reports {} failed and {} unreachable on {}",
+                        h.failed, h.unreachable, h.host
+                    )
+                })
+        };
+        if let Some(reason) = reason {
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        self.conv
+            .post(&format!(
+                "📦 Deploy #{}: the playbook applied ({}).",
+                d.id,
+                run.recap_line()
+            ))
+            .await;
+        Ok(())
     }
 
     /// `!deploy rollback <target>`: deploys the version before the newest successful one.
@@ -590,4 +718,11 @@ impl Workflow<'_> {
         }
         Ok(format!("{health}; the running image is `{tag}` (verify)"))
     }
+}
+
+/// For an Ansible target, the failed task a playbook's output names, as a sentence.
+fn ansible_failure(target: &TargetConfig, output: &str) -> Option<String> {
+    (target.flow == StepFlow::Ansible)
+        .then(|| DryRun::parse(output).failures.first().map(|f| f.sentence()))
+        .flatten()
 }

@@ -4,6 +4,9 @@
 //!
 //! Deliberate gaps for trying the bot: release `v1.5.2` has no image, `v1.6.0` is only a draft,
 //! and the monorepo's newest release is a frontend one (so GitHub's "latest" is not the catalog's).
+//! The monorepo as it is today: `catalog-2026.11.30.10.00.00` is the newest published catalog
+//! release (image `rel-2026.11.30.10.00.00`, also tagged `latest`), `catalog-2026.12.01.09.00.00`
+//! a newer draft, and `catalog-2026.11.16.12.00.00` was published without its `rel-` image.
 
 use serde::Deserialize;
 
@@ -68,12 +71,21 @@ fn releases() -> Vec<SimRelease> {
         ("api-2023.07.01.10.14.22", "2023-07-01T10:14:22Z"),
         ("catalog-2023.07.03.17.52.00", "2023-07-03T17:52:00Z"),
         ("frontend-2023.07.05.09.31.40", "2023-07-05T09:31:40Z"),
+        ("catalog-2026.11.16.12.00.00", "2026-11-16T12:00:00Z"),
+        ("catalog-2026.11.30.10.00.00", "2026-11-30T10:00:00Z"),
+        ("frontend-2026.11.30.15.20.00", "2026-11-30T15:20:00Z"),
     ];
     out.extend(
         mono.iter()
             .enumerate()
             .map(|(i, (tag, at))| SimRelease::published(MONOREPO, 110_000_000 + i as u64, tag, at)),
     );
+    out.push(SimRelease::draft(
+        MONOREPO,
+        110_000_100,
+        "catalog-2026.12.01.09.00.00",
+        "2026-12-01T09:00:00Z",
+    ));
     out
 }
 
@@ -99,15 +111,24 @@ fn registry() -> RegistryWorld {
         ],
         "2023.06.29.21.05.08",
     );
-    // The monorepo era retags `latest` as `rel-…`: one image, three names.
     r.push_image(
         IMAGE,
         &[
-            "latest",
             "rel-2023.07.03.17.52.00",
             &commit_sha("2023.07.03.17.52.00"),
         ],
         "2023.07.03.17.52.00",
+    );
+    // The monorepo era retags `latest` as `rel-…`: one image, three names. (No image for
+    // catalog-2026.11.16.12.00.00, none yet for the draft.)
+    r.push_image(
+        IMAGE,
+        &[
+            "latest",
+            "rel-2026.11.30.10.00.00",
+            &commit_sha("2026.11.30.10.00.00"),
+        ],
+        "2026.11.30.10.00.00",
     );
     r
 }

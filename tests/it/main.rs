@@ -12,6 +12,7 @@ mod support;
 
 mod airflow_ops;
 mod airflow_real;
+mod ansible_flow;
 mod card;
 mod cli;
 mod dag_sync_announcer;

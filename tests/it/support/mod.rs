@@ -141,12 +141,15 @@ pub async fn all_backends() -> Vec<TestStore> {
 /// machine.
 pub const CLOSED: &str = "http://127.0.0.1:9";
 
-/// The shipped Openverse config, pointed at `store_url`, with every upstream service pointed at
-/// a closed loopback port (tests never reach the internet).
+/// The shipped seed-era Openverse config (`config/examples/openverse-catalog-2022.toml`: semver
+/// releases of WordPress/openverse-catalog, the Terraform flow, the sandbox's `v1.5.3`), pointed
+/// at `store_url`, with every upstream service pointed at a closed loopback port (tests never
+/// reach the internet). Today's config, `config/catalog-chatops.toml`, has its own end-to-end
+/// test (tests/it/ansible_flow.rs).
 pub fn config_with_store(store_url: &str) -> Config {
     let toml = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/config/catalog-chatops.toml"
+        "/config/examples/openverse-catalog-2022.toml"
     ))
     .expect("read shipped config");
     let env = vec![
