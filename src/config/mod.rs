@@ -276,6 +276,27 @@ pub struct TargetConfig {
     pub env_passthrough: Vec<String>,
     /// Extra environment for the steps (fixed values, not secrets of the bot).
     pub env: BTreeMap<String, String>,
+    /// The folder of `repo` whose commits the plan card lists as what ships (`catalog` in the
+    /// monorepo); empty lists every commit between the two releases.
+    pub changes_path: String,
+    /// After a successful deploy, the bump goes to the infra repository as a pull request.
+    pub infra_pr: Option<InfraPrConfig>,
+}
+
+/// `[targets.X] infra_pr`: where the bump of a successful deploy is proposed, as the runbook's
+/// last step does by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraPrConfig {
+    /// `owner/name` on GitHub that the pull request is opened in.
+    pub repo: String,
+    /// The branch the pull request targets.
+    pub base: String,
+    /// The git remote of the workdir's checkout that the branch is pushed to.
+    pub remote: String,
+}
+
+impl InfraPrConfig {
+    pub const DEFAULT_REMOTE: &'static str = "origin";
 }
 
 /// Secrets come from the environment only and never from the file.

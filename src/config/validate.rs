@@ -13,8 +13,9 @@ use figment::value::{Dict, Num, Value};
 use super::load::Origins;
 use super::{
     AirflowApi, AirflowConfig, CatalogDbConfig, ChatConfig, CommitSource, Config, DagSyncConfig,
-    DeployConfig, DiscordConfig, Flow, GithubConfig, LimitsConfig, LocalConfig, MigrationsConfig,
-    RegistryConfig, Secrets, ServerConfig, SlackConfig, StoreConfig, TargetConfig, WatchConfig,
+    DeployConfig, DiscordConfig, Flow, GithubConfig, InfraPrConfig, LimitsConfig, LocalConfig,
+    MigrationsConfig, RegistryConfig, Secrets, ServerConfig, SlackConfig, StoreConfig,
+    TargetConfig, WatchConfig,
 };
 use crate::command;
 use crate::policy::Permission;
@@ -40,9 +41,11 @@ const SECTIONS: [&str; 17] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 19] = [
+const TARGET_KEYS: [&str; 21] = [
     "verify",
+    "changes_path",
     "flow",
+    "infra_pr",
     "verify_timeout",
     "pause_during_deploy",
     "repo",
@@ -881,6 +884,8 @@ impl Checker<'_> {
             ),
             env_passthrough: self.env_passthrough(&k("env_passthrough"), t.get("env_passthrough")),
             env: self.step_env(&k("env"), t.get("env")),
+            changes_path: self.changes_path(&k("changes_path"), t.get("changes_path")),
+            infra_pr: self.infra_pr(&k("infra_pr"), t.get("infra_pr")),
         };
         // The Ansible flow runs `plan` again after approval and then `apply`: were they the same
         // command, the "apply" would be one more dry run and the deploy would claim success.
@@ -912,6 +917,104 @@ impl Checker<'_> {
                 Flow::Terraform
             }
         }
+    }
+
+    /// A folder of the release repository, as GitHub's commit list takes it in `path`: no
+    /// leading or trailing `/`, no `..`; `""` means the whole repository.
+    fn changes_path(&mut self, key: &str, v: Option<&Value>) -> String {
+        const DEFAULT: &str = "catalog";
+        let Some(v) = v else {
+            return DEFAULT.to_string();
+        };
+        let Some(text) = self.text(key, v) else {
+            self.report(
+                key,
+                format!(
+                    "must be a folder of the release repository such as \"catalog\" (or \"\" for \
+                     every commit), got {}",
+                    show(v)
+                ),
+            );
+            return DEFAULT.to_string();
+        };
+        let folder = text.trim().trim_matches('/').to_string();
+        let bad_part = folder
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+        if !folder.is_empty()
+            && (bad_part
+                || !folder
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-')))
+        {
+            self.report(
+                key,
+                format!(
+                    "must be a folder of the release repository such as \"catalog\" (letters, \
+                     digits, \".\", \"_\", \"-\" and \"/\" between names), got {text:?}"
+                ),
+            );
+        }
+        folder
+    }
+
+    /// `infra_pr = { repo = "owner/name", base = "main", remote = "origin" }`.
+    fn infra_pr(&mut self, key: &str, v: Option<&Value>) -> Option<InfraPrConfig> {
+        const EXAMPLE: &str = "{ repo = \"WordPress/openverse-infrastructure\", base = \"main\" }";
+        let v = v?;
+        let Value::Dict(_, t) = v else {
+            self.report(
+                key,
+                format!("must be a table such as {EXAMPLE}, got {}", show(v)),
+            );
+            return None;
+        };
+        self.keys(t, key, &["repo", "base", "remote"]);
+        let repo = match t.get("repo") {
+            None => {
+                self.report(
+                    &format!("{key}.repo"),
+                    format!(
+                        "is required: the GitHub repository the pull request is opened in, such \
+                         as {EXAMPLE}"
+                    ),
+                );
+                String::new()
+            }
+            some => self.repo(&format!("{key}.repo"), some),
+        };
+        let base = self.git_branch(t, &format!("{key}.base"), "base", Some("main"));
+        let remote = self.git_branch(
+            t,
+            &format!("{key}.remote"),
+            "remote",
+            Some(InfraPrConfig::DEFAULT_REMOTE),
+        );
+        Some(InfraPrConfig { repo, base, remote })
+    }
+
+    /// A branch or remote name that git accepts and that cannot be read as an option.
+    fn git_branch(&mut self, t: &Dict, key: &str, name: &str, default: Option<&str>) -> String {
+        let text = self.plain_text(t, key, name, default);
+        let ok = !text.starts_with(['-', '/', '.'])
+            && !text.ends_with(['/', '.'])
+            && !text.contains("..")
+            && !text.ends_with(".lock")
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+        if !text.is_empty() && !ok {
+            self.report(
+                key,
+                format!(
+                    "must be a git {} name such as \"{}\" (letters, digits, \".\", \"_\", \"-\" \
+                     and \"/\"; not starting with \"-\"), got {text:?}",
+                    if name == "remote" { "remote" } else { "branch" },
+                    default.unwrap_or("main")
+                ),
+            );
+        }
+        text
     }
 
     fn boolean(&mut self, t: Option<&Dict>, key: &str, name: &str, default: bool) -> bool {
@@ -1708,6 +1811,72 @@ apply = ["just", "apply", "prod", "catalog-airflow"]
         let p = problems(toml);
         assert_eq!(p.len(), 1, "{p:#?}");
         p[0].clone()
+    }
+
+    #[test]
+    fn infra_pr_and_changes_path_are_checked() {
+        let c = load_from_str(TARGET, &[]).expect("valid");
+        let t = &c.targets["catalog"];
+        assert_eq!(
+            (t.changes_path.as_str(), t.infra_pr.as_ref()),
+            ("catalog", None)
+        );
+
+        let c = load_from_str(
+            &format!(
+                "{}\nchanges_path = \"/catalog/dags/\"\n\
+                 infra_pr = {{ repo = \"WordPress/openverse-infrastructure\", base = \"main\" }}",
+                TARGET.trim_end()
+            ),
+            &[],
+        )
+        .expect("valid");
+        let t = &c.targets["catalog"];
+        assert_eq!(t.changes_path, "catalog/dags");
+        assert_eq!(
+            t.infra_pr,
+            Some(InfraPrConfig {
+                repo: "WordPress/openverse-infrastructure".into(),
+                base: "main".into(),
+                remote: "origin".into(),
+            })
+        );
+        let all = load_from_str(&with("changes_path = \"\""), &[]).expect("valid");
+        assert_eq!(all.targets["catalog"].changes_path, "");
+
+        assert_eq!(
+            only(&with("infra_pr = \"WordPress/openverse-infrastructure\"")),
+            "targets.catalog.infra_pr: must be a table such as { repo = \
+             \"WordPress/openverse-infrastructure\", base = \"main\" }, got \
+             \"WordPress/openverse-infrastructure\""
+        );
+        assert_eq!(
+            only(&with("infra_pr = { base = \"main\" }")),
+            "targets.catalog.infra_pr.repo: is required: the GitHub repository the pull request \
+             is opened in, such as { repo = \"WordPress/openverse-infrastructure\", base = \
+             \"main\" }"
+        );
+        let p = problems(&with(
+            "infra_pr = { repo = \"nope\", base = \"-f\", remote = \"a..b\", branch = \"x\" }",
+        ));
+        let text = p.join("\n");
+        for needle in [
+            "unknown key targets.catalog.infra_pr.branch; known: repo, base, remote",
+            "targets.catalog.infra_pr.repo: must be a GitHub repository as \"owner/name\"",
+            "targets.catalog.infra_pr.base: must be a git branch name such as \"main\"",
+            "targets.catalog.infra_pr.remote: must be a git remote name such as \"origin\"",
+        ] {
+            assert!(text.contains(needle), "{needle}:\n{text}");
+        }
+        assert_eq!(
+            only(&with("changes_path = \"../secrets\"")),
+            "targets.catalog.changes_path: must be a folder of the release repository such as \
+             \"catalog\" (letters, digits, \".\", \"_\", \"-\" and \"/\" between names), got \
+             \"../secrets\""
+        );
+        assert!(only(&with("changes_path = 3")).starts_with(
+            "targets.catalog.changes_path: must be a folder of the release repository"
+        ));
     }
 
     #[test]

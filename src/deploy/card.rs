@@ -97,6 +97,10 @@ pub async fn build(
                 if let Some(summary) = &d.plan_summary {
                     line.push_str(&format!(": {summary}"));
                 }
+                lines.push(line);
+                // What ships (the release's commits), under the plan it belongs to.
+                lines.extend(changes_lines(&journal));
+                continue;
             }
             Step::Approval if approvers.is_empty() => line.push_str(&format!(
                 " (needs {needed_approvals} from someone other than {})",
@@ -138,6 +142,9 @@ pub async fn build(
         s => format!("state: {s}"),
     };
     lines.push(end);
+    if let Some(pr) = infra_pr_line(&journal) {
+        lines.push(pr);
+    }
     let buttons = if d.state == DeployState::WaitingForDags {
         vec![Button {
             id: format!("deploy:cancel:{id}"),
@@ -212,6 +219,40 @@ fn pause_line(p: &PausedDag) -> String {
             "⏸️ `{id}`: pause asked, Airflow's answer not recorded (unpaused when the deploy ends)"
         ),
     }
+}
+
+/// The lines of what the deploy ships, as the plan step recorded them.
+fn changes_lines(journal: &[StepRecord]) -> Vec<String> {
+    journal
+        .iter()
+        .rev()
+        .find(|s| s.step == Step::Plan.as_str() && s.state == crate::deploy::changes::JOURNAL_STATE)
+        .and_then(|s| s.detail.get("changes")?.as_array().cloned())
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The infra pull request's link, or why it was not opened (the deploy's outcome above it
+/// stands either way).
+fn infra_pr_line(journal: &[StepRecord]) -> Option<String> {
+    let s = journal
+        .iter()
+        .rev()
+        .find(|s| s.step == Step::InfraPr.as_str())?;
+    Some(match s.state.as_str() {
+        "opened" => format!(
+            "🔀 infra pull request: {}",
+            s.detail["url"].as_str().unwrap_or("(no link)")
+        ),
+        _ => format!(
+            "⚠️ infra pull request not opened: {}",
+            s.detail["reason"].as_str().unwrap_or("unknown reason")
+        ),
+    })
 }
 
 fn reason(d: &Deploy) -> String {

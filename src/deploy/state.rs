@@ -171,7 +171,7 @@ impl DeployState {
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
             Step::Wait => Some(DeployState::WaitingForDags),
-            Step::Resolve | Step::Unknown | Step::Pause => None,
+            Step::InfraPr | Step::Resolve | Step::Unknown | Step::Pause => None,
         }
     }
 }

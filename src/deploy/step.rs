@@ -33,6 +33,10 @@ pub enum Step {
     Apply,
     /// Airflow must report healthy after apply.
     Verify,
+    /// After a successful deploy: the bump committed on a branch, pushed, and proposed to the
+    /// infra repository as a pull request (`infra_pr`). Runs in no state of its own: the deploy
+    /// has succeeded, and this step's failure never changes that.
+    InfraPr,
     /// A maintainer settled an interrupted deploy after checking reality.
     Resolve,
     /// The process running the deploy died: what its step did is unknown. (The audit event of
@@ -41,7 +45,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 12] = [
         Step::Wait,
         Step::Lock,
         Step::Bump,
@@ -51,6 +55,7 @@ impl Step {
         Step::DryRun,
         Step::Apply,
         Step::Verify,
+        Step::InfraPr,
         Step::Resolve,
         Step::Unknown,
     ];
@@ -67,6 +72,7 @@ impl Step {
             Step::DryRun => "dry_run",
             Step::Apply => "apply",
             Step::Verify => "verify",
+            Step::InfraPr => "infra_pr",
             Step::Resolve => "resolve",
             Step::Unknown => "unknown",
         }

@@ -218,6 +218,11 @@ impl Workflow<'_> {
             Ok(o) if !o.success() => return Ok(self.fail(&d, &failure_reason(&o), owner).await),
             Ok(_) => {}
         }
+        // The recipe may pick its own version: what it wrote is checked before anything is
+        // planned under the requested version's name.
+        if let Err(reply) = self.verify_bump(&d, target, owner).await {
+            return Ok(reply);
+        }
 
         self.advance(&mut d, Event::Bumped, None, owner).await?;
         let outcome = match self
@@ -260,6 +265,8 @@ impl Workflow<'_> {
             .set_deploy_facts(d.id, None, None, Some((&fingerprint, &summary)))
             .await
             .map_err(|e| self.store_error(e))?;
+        // What ships, on the card before anyone is asked to approve.
+        self.record_changes(&d, target).await;
 
         self.advance(&mut d, Event::Planned, None, owner).await?;
         // Resting: nobody owns a deploy that waits for people.
@@ -515,10 +522,20 @@ impl Workflow<'_> {
         };
         self.advance(&mut d, Event::Verified, Some(&health), owner)
             .await?;
+        // The bump is committed while the lock still keeps other deploys out of the checkout;
+        // the push and the pull request (network, slow) come after the lock is released.
+        let prepared = self.prepare_infra_pr(&d, target).await;
         self.release(&d, owner).await;
         let took = now_ms() - d.created_ms;
+        let pr = match self.open_infra_pr(&d, prepared).await {
+            None => String::new(),
+            Some(Ok(url)) => format!(" Infra pull request: {url}"),
+            Some(Err(_)) => " The infra pull request was not opened (said above); the deploy \
+                             itself succeeded."
+                .to_string(),
+        };
         Ok(Reply::ok(format!(
-            "🚀 Deploy #{} succeeded: {} {} is live in {} ({health}; {} in all). The lock is released.",
+            "🚀 Deploy #{} succeeded: {} {} is live in {} ({health}; {} in all). The lock is released.{pr}",
             d.id,
             d.target,
             d.version,

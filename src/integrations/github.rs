@@ -1,5 +1,6 @@
 //! GitHub releases (the release behind a tag, and the newest published one) and, for dag-sync,
-//! commits: how far a branch is ahead of a deployed commit, and which commits touch a folder.
+//! commits: how far a branch is ahead of a deployed commit, and which commits touch a folder;
+//! what a release brings (`changes`) and the infra pull request (`pulls`).
 //!
 //! octocrab builds the client (base URL, token, headers) and supplies the typed `Release` model;
 //! the calls go through octocrab's raw `_get` rather than its typed helpers because those hide the
@@ -19,6 +20,12 @@ use super::http::{
 };
 use super::{HttpPolicy, Service, UpstreamError};
 use crate::config::Config;
+
+mod changes;
+mod pulls;
+
+pub use changes::Changes;
+pub use pulls::{NewPullRequest, PullRequest};
 
 const SERVICE: Service = Service::Github;
 /// GitHub serves at most 100 releases per page.

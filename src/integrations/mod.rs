@@ -1,6 +1,6 @@
 //! Clients for the outside world the bot acts on: GitHub (releases), the container registry
-//! (image manifests and tags), Airflow (DAG runs, DAGs, health) and the infrastructure steps
-//! (`infra`, the argv runner).
+//! (image manifests and tags), Airflow (DAG runs, DAGs, health), the infrastructure steps
+//! (`infra`, the argv runner) and the infrastructure checkout (`git`).
 //!
 //! Every call goes through one [`HttpPolicy`] (timeout, bounded retries with backoff honouring
 //! `Retry-After`) and fails with an [`UpstreamError`]: one sentence naming the service and the cause,
@@ -8,6 +8,7 @@
 
 pub mod airflow;
 pub mod checkout;
+pub mod git;
 pub mod github;
 mod http;
 pub mod infra;

@@ -1,12 +1,13 @@
 //! The fake GitHub REST API: a repository's releases by tag, the latest one, and the paginated
 //! list (drafts only for authenticated callers, as GitHub shows them only to people with push
-//! access), with GitHub's rate-limit headers.
+//! access), with GitHub's rate-limit headers; commits, tags and compare (in the shape of GitHub's
+//! "Compare two commits", paginated); and opening pull requests (authenticated callers only).
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::faults::Faults;
@@ -17,9 +18,32 @@ pub struct GithubWorld {
     pub releases: Vec<SimRelease>,
     /// The history of each repository's default branch (`main`), oldest first.
     pub commits: Vec<SimCommit>,
+    /// Tags of each repository, naming commits of `commits`.
+    pub tags: Vec<SimTag>,
+    /// Pull requests opened through the API, oldest first.
+    pub pulls: Vec<SimPull>,
     /// `None`: unlimited; otherwise counted down per request, `403` at zero.
     pub rate_limit: Option<RateLimit>,
     pub faults: Faults,
+}
+
+/// A git tag (a release's, say) on one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTag {
+    pub repo: String,
+    pub name: String,
+    pub sha: String,
+}
+
+/// A pull request opened through `POST /repos/{owner}/{repo}/pulls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPull {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub head: String,
+    pub base: String,
+    pub body: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,39 +158,73 @@ impl SimCommit {
     }
 }
 
-fn repo_commits(ctx: &Ctx, owner: &str, repo: &str) -> Vec<SimCommit> {
+fn repo_commits(ctx: &Ctx, owner: &str, repo: &str) -> (Vec<SimCommit>, Vec<SimTag>) {
     let full = format!("{owner}/{repo}");
-    ctx.world
-        .lock()
-        .github
-        .commits
-        .iter()
-        .filter(|c| c.repo.eq_ignore_ascii_case(&full))
-        .cloned()
-        .collect()
+    let w = ctx.world.lock();
+    let mine = |r: &str| r.eq_ignore_ascii_case(&full);
+    (
+        w.github
+            .commits
+            .iter()
+            .filter(|c| mine(&c.repo))
+            .cloned()
+            .collect(),
+        w.github
+            .tags
+            .iter()
+            .filter(|t| mine(&t.repo))
+            .cloned()
+            .collect(),
+    )
 }
 
-/// Where `rev` (a branch name for the tip, or a full or abbreviated sha) is in `history`.
-fn position(history: &[SimCommit], rev: &str) -> Option<usize> {
+/// Where `rev` (a branch name for the tip, a tag, or a full or abbreviated sha) is in `history`.
+fn position(history: &[SimCommit], tags: &[SimTag], rev: &str) -> Option<usize> {
     if rev == "main" || rev == "HEAD" {
         return history.len().checked_sub(1);
     }
+    let rev = tags
+        .iter()
+        .find(|t| t.name == rev)
+        .map_or(rev, |t| t.sha.as_str());
     history
         .iter()
         .position(|c| rev.len() >= 7 && c.sha.starts_with(rev))
 }
 
+/// The files a commit changed, as a compare's `files` lists them (a plausible one-line edit).
+fn file_json(repo: &str, sha: &str, path: &str) -> Value {
+    json!({
+        "sha": super::sha256_digest(format!("{sha}:{path}").as_bytes()).trim_start_matches("sha256:")[..40].to_string(),
+        "filename": path,
+        "status": "modified",
+        "additions": 1,
+        "deletions": 1,
+        "changes": 2,
+        "blob_url": format!("https://github.com/{repo}/blob/{sha}/{path}"),
+        "raw_url": format!("https://github.com/{repo}/raw/{sha}/{path}"),
+        "contents_url": format!("https://api.github.com/repos/{repo}/contents/{path}?ref={sha}"),
+        "patch": "@@ -1 +1 @@\n-old\n+new",
+    })
+}
+
 /// `GET /repos/{owner}/{repo}/compare/{base}...{head}`: the commits after `base` up to `head`,
-/// oldest first, like GitHub.
+/// oldest first, like GitHub: without `per_page` at most 250 of them; with `per_page` (at most
+/// 100) and `page` one page of them. `total_commits`, `files`, `html_url` and the base and merge
+/// base commits as GitHub shows them.
 async fn compare(
     State(ctx): State<Ctx>,
     Path((owner, repo, basehead)): Path<(String, String, String)>,
+    query: QueryPairs,
 ) -> Response {
-    let history = repo_commits(&ctx, &owner, &repo);
+    let (history, tags) = repo_commits(&ctx, &owner, &repo);
     let Some((base, head)) = basehead.split_once("...") else {
         return answer(&ctx, 404, not_found());
     };
-    let (Some(b), Some(h)) = (position(&history, base), position(&history, head)) else {
+    let (Some(b), Some(h)) = (
+        position(&history, &tags, base),
+        position(&history, &tags, head),
+    ) else {
         return answer(&ctx, 404, json!({"message": "Not Found", "status": "404"}));
     };
     let (status, ahead, behind) = match b.cmp(&h) {
@@ -174,24 +232,139 @@ async fn compare(
         std::cmp::Ordering::Less => ("ahead", h - b, 0),
         std::cmp::Ordering::Greater => ("behind", 0, b - h),
     };
-    let commits: Vec<Value> = if b < h {
-        history[b + 1..=h]
-            .iter()
-            .map(|c| c.to_json(&ctx.base))
-            .collect()
-    } else {
-        Vec::new()
+    let range: &[SimCommit] = if b < h { &history[b + 1..=h] } else { &[] };
+    let (skip, take) = match query_value(&query, "per_page").and_then(|v| v.parse::<usize>().ok()) {
+        Some(per_page) => {
+            let per_page = per_page.clamp(1, 100);
+            let page = query_value(&query, "page")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            ((page - 1) * per_page, per_page)
+        }
+        None => (0, 250),
     };
+    let commits: Vec<Value> = range
+        .iter()
+        .skip(skip)
+        .take(take)
+        .map(|c| c.to_json(&ctx.base))
+        .collect();
+    let full = format!("{owner}/{repo}");
+    let mut files: Vec<Value> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in range {
+        for f in &c.files {
+            if seen.insert(f.clone()) {
+                files.push(file_json(&full, &c.sha, f));
+            }
+        }
+    }
+    let base_commit = history[b].to_json(&ctx.base);
     answer(
         &ctx,
         200,
         json!({
+            "url": format!("{}/repos/{full}/compare/{basehead}", ctx.base),
+            "html_url": format!("https://github.com/{full}/compare/{basehead}"),
+            "permalink_url": format!(
+                "https://github.com/{full}/compare/{}:{}...{}:{}",
+                owner, history[b].sha, owner, history[h].sha
+            ),
+            "diff_url": format!("https://github.com/{full}/compare/{basehead}.diff"),
+            "patch_url": format!("https://github.com/{full}/compare/{basehead}.patch"),
+            "base_commit": base_commit,
+            "merge_base_commit": history[b.min(h)].to_json(&ctx.base),
             "status": status,
             "ahead_by": ahead,
             "behind_by": behind,
             "total_commits": ahead,
             "commits": commits,
-            "files": [],
+            "files": files,
+        }),
+    )
+}
+
+/// `POST /repos/{owner}/{repo}/pulls`: opens a pull request for an authenticated caller; `422`
+/// (as GitHub) when one is already open for the same head and base, or a field is missing.
+async fn open_pull(
+    State(ctx): State<Ctx>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authenticated(&headers) {
+        return answer(
+            &ctx,
+            401,
+            json!({"message": "Requires authentication", "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request", "status": "401"}),
+        );
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let (title, head, base) = (field("title"), field("head"), field("base"));
+    let invalid = |message: String| {
+        json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "PullRequest", "code": "custom", "message": message}],
+            "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+            "status": "422",
+        })
+    };
+    if title.is_empty() || head.is_empty() || base.is_empty() {
+        return answer(
+            &ctx,
+            422,
+            invalid("title, head and base are required".into()),
+        );
+    }
+    let full = format!("{owner}/{repo}");
+    let number = {
+        let mut w = ctx.world.lock();
+        let pulls = &mut w.github.pulls;
+        if pulls
+            .iter()
+            .any(|p| p.repo.eq_ignore_ascii_case(&full) && p.head == head && p.base == base)
+        {
+            None
+        } else {
+            let number = 4200 + pulls.len() as u64 + 1;
+            pulls.push(SimPull {
+                repo: full.clone(),
+                number,
+                title: title.clone(),
+                head: head.clone(),
+                base: base.clone(),
+                body: field("body"),
+            });
+            Some(number)
+        }
+    };
+    let Some(number) = number else {
+        return answer(
+            &ctx,
+            422,
+            invalid(format!("A pull request already exists for {owner}:{head}.")),
+        );
+    };
+    answer(
+        &ctx,
+        201,
+        json!({
+            "url": format!("{}/repos/{full}/pulls/{number}", ctx.base),
+            "id": 1_900_000_000u64 + number,
+            "node_id": format!("PR_kwDO{number:08}"),
+            "html_url": format!("https://github.com/{full}/pull/{number}"),
+            "number": number,
+            "state": "open",
+            "locked": false,
+            "title": title,
+            "body": field("body"),
+            "draft": false,
+            "head": {"label": format!("{owner}:{head}"), "ref": head},
+            "base": {"label": format!("{owner}:{base}"), "ref": base},
+            "user": {"login": "catalog-chatops[bot]", "type": "Bot"},
+            "created_at": crate::timefmt::rfc3339(super::now_ms()),
         }),
     )
 }
@@ -202,9 +375,9 @@ async fn commits(
     Path((owner, repo)): Path<(String, String)>,
     query: QueryPairs,
 ) -> Response {
-    let history = repo_commits(&ctx, &owner, &repo);
+    let (history, tags) = repo_commits(&ctx, &owner, &repo);
     let rev = query_value(&query, "sha").unwrap_or("main");
-    let Some(tip) = position(&history, rev) else {
+    let Some(tip) = position(&history, &tags, rev) else {
         return answer(&ctx, 404, not_found());
     };
     let path = query_value(&query, "path").map(|p| p.trim_matches('/').to_string());
@@ -237,6 +410,7 @@ pub(super) fn routes() -> Router<Ctx> {
     Router::new()
         .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
         .route("/repos/{owner}/{repo}/commits", get(commits))
+        .route("/repos/{owner}/{repo}/pulls", post(open_pull))
         .route("/repos/{owner}/{repo}/releases", get(list))
         .route("/repos/{owner}/{repo}/releases/latest", get(latest))
         .route("/repos/{owner}/{repo}/releases/tags/{tag}", get(by_tag))

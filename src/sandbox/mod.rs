@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use airflow::{AirflowWorld, SimDag, SimImportError, SimRun, SimTask};
 pub use faults::{Faults, Forced};
-pub use github::{GithubWorld, RateLimit, SimCommit, SimRelease};
+pub use github::{GithubWorld, RateLimit, SimCommit, SimPull, SimRelease, SimTag};
 pub use registry::{
     DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, OciImage, RegistryWorld, SimBlob, SimRepo, oci_image,
     sha256_digest,

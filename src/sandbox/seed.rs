@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::WorldState;
 use super::airflow::{AirflowWorld, SimDag, SimRun};
-use super::github::{GithubWorld, SimCommit, SimRelease};
+use super::github::{GithubWorld, SimCommit, SimRelease, SimTag};
 use super::now_ms;
 use super::registry::{RegistryWorld, sha256_digest};
 use crate::timefmt::rfc3339;
@@ -209,6 +209,7 @@ pub(super) fn openverse(active: bool) -> WorldState {
         github: GithubWorld {
             releases: releases(),
             commits: monorepo_commits(now),
+            tags: monorepo_tags(),
             ..GithubWorld::default()
         },
         registry: registry(),
@@ -227,6 +228,24 @@ pub fn sim_sha(n: usize) -> String {
         .chars()
         .take(40)
         .collect()
+}
+
+/// The catalog releases' tags on `main`, so that a deploy's card can say what ships: from
+/// `catalog-2023.07.03…` (the oldest commit) to `catalog-2026.11.30…` (the tip), five of the
+/// seven commits touch `catalog/`.
+fn monorepo_tags() -> Vec<SimTag> {
+    [
+        ("catalog-2023.07.03.17.52.00", 0),
+        ("catalog-2026.11.16.12.00.00", 3),
+        ("catalog-2026.11.30.10.00.00", 7),
+    ]
+    .into_iter()
+    .map(|(name, n)| SimTag {
+        repo: MONOREPO.to_string(),
+        name: name.to_string(),
+        sha: sim_sha(n),
+    })
+    .collect()
 }
 
 /// `main` of the monorepo, oldest first: some commits touch the DAG folder, some do not.

@@ -385,12 +385,35 @@ async fn the_ansible_sandbox_config_deploys_a_version_typed_as_its_tag() {
         )),
         "{text}"
     );
+    assert!(
+        text.contains("📦 ships: unknown — no earlier successful deploy"),
+        "{text}"
+    );
     let (r, text, code) = o.exec(BOB, "!deploy approve 1").await;
     assert_eq!((outcome(&r), code), ("ok", 0), "{r}\n{text}");
     assert!(
         o.read("state/host/airflow.env")
             .contains(&format!(":rel-{NEWEST}"))
     );
+
+    // Back to the 2023 release, then forward again: the card says what the new release ships,
+    // from the sandbox's tags and history (five catalog commits, not the frontend ones).
+    let (r, text, _) = o.exec(ALICE, "!deploy catalog 2023.07.03.17.52.00").await;
+    assert_eq!(outcome(&r), "awaiting_approval", "{r}\n{text}");
+    assert!(text.contains("📦 ships: nothing new"), "{text}");
+    let (r, text, _) = o.exec(BOB, "!deploy approve 2").await;
+    assert_eq!(outcome(&r), "ok", "{r}\n{text}");
+    let (r, text, _) = o.exec(ALICE, &format!("!deploy catalog {NEWEST}")).await;
+    assert_eq!(outcome(&r), "awaiting_approval", "{r}\n{text}");
+    assert!(
+        text.contains("📦 ships: 5 commits touching `catalog/` since `catalog-2023.07.03.17.52.00` (7 commits in all):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Retry iNaturalist downloads on 503 (#4106)"),
+        "{text}"
+    );
+    assert!(!text.contains("Frontend: fix header overlap"), "{text}");
 }
 
 /// Versions typed as tags, `latest`, a draft and a missing image, with today's config: preflight

@@ -22,6 +22,7 @@ mod discord;
 mod engine;
 mod faults;
 mod fuzz_corpus;
+mod infra_git;
 mod injection;
 mod integrations_airflow;
 mod integrations_github;
