@@ -13,7 +13,7 @@ use catalog_chatops::integrations::infra::detached;
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, Ports};
 use catalog_chatops::store::{Store, redact_url};
-use catalog_chatops::watch::{Announcer, DagSyncAnnouncer, announcer, dag_sync};
+use catalog_chatops::watch::{Announcer, DagSyncAnnouncer, announcer, dag_sync, waits};
 use catalog_chatops::{Engine, timefmt};
 use tokio_util::sync::CancellationToken;
 
@@ -537,7 +537,8 @@ fn spawn_announcer(engine: &Engine) -> CancellationToken {
     let conv: std::sync::Arc<dyn catalog_chatops::chat::Conversation> =
         std::sync::Arc::new(exec::StdoutConversation { json: false });
     announcer::spawn(engine.ctx().clone(), conv.clone(), cancel.clone());
-    dag_sync::spawn(engine.ctx().clone(), conv, cancel.clone());
+    dag_sync::spawn(engine.ctx().clone(), conv.clone(), cancel.clone());
+    waits::spawn(engine.ctx().clone(), conv, cancel.clone());
     cancel
 }
 

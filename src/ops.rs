@@ -15,7 +15,7 @@ use catalog_chatops::config::Config;
 use catalog_chatops::leader::Leadership;
 use catalog_chatops::server::{self, AppState, Readiness};
 use catalog_chatops::store::Store;
-use catalog_chatops::watch::{announcer, dag_sync};
+use catalog_chatops::watch::{announcer, dag_sync, waits};
 
 /// The advisory-lock name the watchers' leader holds.
 pub const WATCHERS_KEY: &str = "catalog-chatops/watchers";
@@ -226,10 +226,13 @@ async fn services(
         move |lead: CancellationToken| {
             let task = announcer::spawn(ctx.clone(), announce.clone(), lead.clone());
             let sync = dag_sync::spawn(ctx.clone(), announce.clone(), lead.clone());
+            // --when-idle deploys start here, and recovery unpauses what crashed deploys paused.
+            let waits = waits::spawn(ctx.clone(), announce.clone(), lead.clone());
             async move {
                 lead.cancelled().await;
                 let _ = task.await;
                 let _ = sync.await;
+                let _ = waits.await;
             }
         },
         shutdown.clone(),

@@ -8,6 +8,8 @@ use serde::Serialize;
 pub enum Outcome {
     Ok,
     AwaitingApproval,
+    /// `--when-idle`: the deploy holds the lock and waits for DAG runs; a running bot starts it.
+    Waiting,
     Denied,
     Blocked,
     Failed,
@@ -16,9 +18,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::AwaitingApproval,
+        Outcome::Waiting,
         Outcome::Denied,
         Outcome::Blocked,
         Outcome::Failed,
@@ -30,6 +33,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::AwaitingApproval => "awaiting_approval",
+            Outcome::Waiting => "waiting",
             Outcome::Denied => "denied",
             Outcome::Blocked => "blocked",
             Outcome::Failed => "failed",
@@ -41,7 +45,7 @@ impl Outcome {
     /// The process exit code `exec` uses for this outcome.
     pub fn exit_code(self) -> i32 {
         match self {
-            Outcome::Ok | Outcome::AwaitingApproval => 0,
+            Outcome::Ok | Outcome::AwaitingApproval | Outcome::Waiting => 0,
             Outcome::Denied | Outcome::Blocked | Outcome::Failed | Outcome::RateLimited => 1,
             Outcome::Invalid => 2,
         }

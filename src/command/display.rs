@@ -75,14 +75,28 @@ mod tests {
                     target: "catalog".into(),
                     version: semver("v1.2.3"),
                     force: true,
+                    when_idle: false,
+                    within: None,
                 },
                 "!deploy catalog v1.2.3 --force",
             ),
             (
                 Command::Deploy {
                     target: "catalog".into(),
+                    version: semver("v1.2.3"),
+                    force: false,
+                    when_idle: true,
+                    within: crate::command::Within::parse("2h"),
+                },
+                "!deploy catalog v1.2.3 --when-idle --within 2h",
+            ),
+            (
+                Command::Deploy {
+                    target: "catalog".into(),
                     version: Version::Latest,
                     force: false,
+                    when_idle: false,
+                    within: None,
                 },
                 "!deploy catalog latest",
             ),

@@ -98,6 +98,15 @@ pub enum ParseError {
     InvalidResolution { prefix: String, value: String },
     /// `--days` outside 1..=365.
     InvalidDays { prefix: String, value: String },
+    /// `--within` that is not a duration from a minute to a week.
+    InvalidWithin { prefix: String, value: String },
+    /// An option given without the one it works with (`--within` without `--when-idle`).
+    OptionNeeds {
+        prefix: String,
+        option: &'static str,
+        needs: &'static str,
+        example: String,
+    },
     /// `audit <n>` outside 1..=500.
     InvalidAuditLimit { prefix: String, value: String },
     /// A DAG id outside `[A-Za-z0-9_.-]{1,250}`; `reason` completes the sentence.
@@ -282,6 +291,21 @@ impl fmt::Display for ParseError {
                 "{} is not a number of days: use a whole number from 1 to {MAX_DAYS}, \
                  e.g. `{prefix}dags new --days 7`.",
                 code(value)
+            ),
+            ParseError::InvalidWithin { prefix, value } => write!(
+                f,
+                "{} is not a waiting time: use a duration from 1m to 7d such as 30m, 6h or 2d, \
+                 e.g. `{prefix}deploy catalog v1.2.3 --when-idle --within 6h`.",
+                code(value)
+            ),
+            ParseError::OptionNeeds {
+                prefix,
+                option,
+                needs,
+                example,
+            } => write!(
+                f,
+                "Option `{option}` only works together with `{needs}`, e.g. `{prefix}{example}`."
             ),
             ParseError::InvalidAuditLimit { prefix, value } => write!(
                 f,

@@ -113,6 +113,9 @@ pub struct Opt {
     /// What it does when it deserves its own `!help` line; otherwise it is shown in brackets on
     /// its form's line.
     pub help: Option<&'static str>,
+    /// The option it only makes sense with (`--within` needs `--when-idle`): shown in brackets
+    /// on that option's help line, and refused without it.
+    pub requires: Option<&'static Opt>,
 }
 
 impl Opt {
@@ -169,8 +172,27 @@ impl Form {
 
     /// The full usage line, every option in brackets: `deploy <target> <version> [--force]`.
     pub fn usage(&self) -> String {
-        let options = self.options.iter().map(|o| format!("[{}]", o.usage()));
+        // An option that needs another sits inside that one's brackets:
+        // `[--when-idle [--within <duration>]]`.
+        let options = self
+            .options
+            .iter()
+            .filter(|o| o.requires.is_none())
+            .map(|o| match self.dependents(o) {
+                d if d.is_empty() => format!("[{}]", o.usage()),
+                d => format!("[{} {d}]", o.usage()),
+            });
         self.line(options)
+    }
+
+    /// `[--within <duration>]`: the options that only work with `option`, in brackets.
+    fn dependents(&self, option: &Opt) -> String {
+        self.options
+            .iter()
+            .filter(|o| o.requires.is_some_and(|r| r.long == option.long))
+            .map(|o| format!("[{}]", o.usage()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The usage line of `!help`: options with a line of their own are left out.
@@ -178,7 +200,7 @@ impl Form {
         let options = self
             .options
             .iter()
-            .filter(|o| o.help.is_none())
+            .filter(|o| o.help.is_none() && o.requires.is_none())
             .map(|o| format!("[{}]", o.usage()));
         self.line(options)
     }
@@ -202,9 +224,14 @@ impl Form {
 
     /// The form with `option` given a valid value (`dags new --days 7`).
     pub fn option_example(&self, option: &Opt) -> String {
+        // An option that needs another is shown with it (`--when-idle --within 6h`).
+        let base = match option.requires {
+            Some(needed) => format!("{} {}", self.example(), needed.long),
+            None => self.example(),
+        };
         match option.value {
-            Some(v) => format!("{} {} {}", self.example(), option.long, v.example),
-            None => format!("{} {}", self.example(), option.long),
+            Some(v) => format!("{base} {} {}", option.long, v.example),
+            None => format!("{base} {}", option.long),
         }
     }
 }
@@ -227,6 +254,29 @@ pub const FORCE: Opt = Opt {
     value: None,
     permission: Some(Permission::DeployForce),
     help: Some("proceed despite active DAG runs (named in the audit)"),
+    requires: None,
+};
+
+pub const WHEN_IDLE: Opt = Opt {
+    long: "--when-idle",
+    value: None,
+    permission: None,
+    help: Some(
+        "when only DAG runs block, take the lock and wait (default up to 6h); a running bot \
+         starts the deploy as soon as the runs are over",
+    ),
+    requires: None,
+};
+
+pub const WITHIN: Opt = Opt {
+    long: "--within",
+    value: Some(OptValue {
+        placeholder: "<duration>",
+        example: "6h",
+    }),
+    permission: None,
+    help: None,
+    requires: Some(&WHEN_IDLE),
 };
 
 pub const CONFIRM: Opt = Opt {
@@ -234,6 +284,7 @@ pub const CONFIRM: Opt = Opt {
     value: None,
     permission: None,
     help: None,
+    requires: None,
 };
 
 pub const DAYS: Opt = Opt {
@@ -244,6 +295,7 @@ pub const DAYS: Opt = Opt {
     }),
     permission: None,
     help: None,
+    requires: None,
 };
 
 pub static HELP: Form = Form {
@@ -262,7 +314,7 @@ pub static HELP: Form = Form {
 pub static DEPLOY: Form = Form {
     name: "deploy",
     args: &[required(ArgKind::Target), required(ArgKind::Version)],
-    options: &[FORCE],
+    options: &[FORCE, WHEN_IDLE, WITHIN],
     permission: Permission::DeployStart,
     summary: "full workflow: preflight, bump, plan, wait for approval",
     build: |a| {
@@ -270,6 +322,8 @@ pub static DEPLOY: Form = Form {
             target: a.target()?,
             version: a.version()?,
             force: a.flag(&FORCE),
+            when_idle: a.flag(&WHEN_IDLE),
+            within: a.within(&WITHIN)?,
         })
     },
 };
@@ -527,9 +581,12 @@ pub fn help_lines() -> Vec<HelpLine> {
         for option in form.options {
             if let Some(summary) = option.help {
                 let args = form.args.iter().map(Arg::usage);
+                // Options that only work with this one follow it in brackets.
+                let dependents = Some(form.dependents(option)).filter(|d| !d.is_empty());
                 let usage = std::iter::once(form.typed_words())
                     .chain(args)
                     .chain(std::iter::once(option.usage()))
+                    .chain(dependents)
                     .collect::<Vec<_>>()
                     .join(" ");
                 lines.push(HelpLine {
@@ -644,7 +701,10 @@ mod tests {
 
     #[test]
     fn usage_lines_show_arguments_and_options() {
-        assert_eq!(DEPLOY.usage(), "deploy <target> <version> [--force]");
+        assert_eq!(
+            DEPLOY.usage(),
+            "deploy <target> <version> [--force] [--when-idle [--within <duration>]]"
+        );
         assert_eq!(DEPLOY.help_usage(), "deploy <target> <version>");
         assert_eq!(DEPLOY_STATUS.usage(), "deploy status [<id>]");
         assert_eq!(

@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn overview_has_one_line_per_form() {
         let text = help_overview("!");
-        assert_eq!(text.lines().count(), 18);
+        assert_eq!(text.lines().count(), 19);
         assert!(text.lines().any(|l| l
             == "`!deploy <target> <version>` — full workflow: preflight, bump, plan, wait for approval"));
         assert!(help_overview("?").starts_with("`?help [command]`"));
@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn help_for_lists_the_forms_of_a_word() {
         let text = help_for("deploy", "!").unwrap();
-        assert_eq!(text.lines().count(), 9);
+        assert_eq!(text.lines().count(), 10);
         assert!(text.contains("`!deploy approve <id>` — approve the plan of a deploy waiting for approval · permission `deploy.approve`"));
         assert!(text.contains("· permission `deploy.force`"));
         assert!(!text.contains("dag-sync"));

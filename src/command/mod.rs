@@ -32,16 +32,60 @@ pub enum Resolution {
     Failed,
 }
 
+/// How long a `--when-idle` deploy may wait for the DAG runs: whole seconds within
+/// [`Within::MIN`]..=[`Within::MAX`], shown in the largest unit that divides it (`90m`, `6h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Within {
+    secs: u64,
+}
+
+impl Within {
+    /// The contract's default: six hours.
+    pub const DEFAULT: Within = Within { secs: 6 * 3600 };
+    pub const MIN: Within = Within { secs: 60 };
+    /// A week: data refreshes run for days, but a lock held longer is forgotten, not waiting.
+    pub const MAX: Within = Within {
+        secs: 7 * 24 * 3600,
+    };
+
+    /// `6h`, `90m`, `1h30m`, `2d`: a humantime duration within the bounds.
+    pub fn parse(typed: &str) -> Option<Within> {
+        let d = humantime::parse_duration(typed).ok()?;
+        (d.subsec_nanos() == 0 && (Self::MIN.secs..=Self::MAX.secs).contains(&d.as_secs()))
+            .then_some(Within { secs: d.as_secs() })
+    }
+
+    pub fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.secs)
+    }
+}
+
+impl std::fmt::Display for Within {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // One token, so the rendered command parses back to itself.
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+            if self.secs.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.secs / size);
+            }
+        }
+        write!(f, "{}s", self.secs)
+    }
+}
+
 /// One chat command, fully parsed and validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Command {
     /// `!help [command]`: the command list, or one command's usage.
     Help { topic: Option<String> },
-    /// `!deploy <target> <version> [--force]`: the full deploy workflow.
+    /// `!deploy <target> <version> [--force] [--when-idle [--within <duration>]]`: the full
+    /// deploy workflow; `--when-idle` waits with the lock while only DAG runs block.
     Deploy {
         target: String,
         version: Version,
         force: bool,
+        when_idle: bool,
+        /// How long `--when-idle` may wait (default [`Within::DEFAULT`]).
+        within: Option<Within>,
     },
     /// `!deploy check <target> <version>`: preflight only, changes nothing.
     DeployCheck { target: String, version: Version },
@@ -88,10 +132,14 @@ impl Command {
                 target,
                 version,
                 force,
+                when_idle,
+                within,
             } => Parts::of(&DEPLOY)
                 .arg(Text(target))
                 .arg(Value::Version(version))
-                .flag(&FORCE, *force),
+                .flag(&FORCE, *force)
+                .flag(&WHEN_IDLE, *when_idle)
+                .value(&WITHIN, within.map(Value::Within)),
             Command::DeployCheck { target, version } => Parts::of(&DEPLOY_CHECK)
                 .arg(Text(target))
                 .arg(Value::Version(version)),
@@ -165,6 +213,7 @@ pub(crate) enum Value<'c> {
     Number(i64),
     Version(&'c Version),
     Resolution(Resolution),
+    Within(Within),
 }
 
 impl std::fmt::Display for Value<'_> {
@@ -174,6 +223,7 @@ impl std::fmt::Display for Value<'_> {
             Value::Number(n) => write!(f, "{n}"),
             Value::Version(v) => write!(f, "{v}"),
             Value::Resolution(r) => write!(f, "{r}"),
+            Value::Within(w) => write!(f, "{w}"),
         }
     }
 }
@@ -222,5 +272,28 @@ impl<'c> Parts<'c> {
             self.options.push((option, None));
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Within;
+
+    #[test]
+    fn a_waiting_time_is_one_token_in_its_largest_whole_unit() {
+        for (typed, shown) in [
+            ("6h", "6h"),
+            ("1h30m", "90m"),
+            ("2days", "2d"),
+            ("61s", "61s"),
+        ] {
+            let w = Within::parse(typed).expect(typed);
+            assert_eq!(w.to_string(), shown);
+            assert_eq!(Within::parse(shown), Some(w));
+        }
+        for bad in ["59s", "8d", "1.5s", "soon", ""] {
+            assert_eq!(Within::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Within::DEFAULT.as_duration().as_secs(), 6 * 3600);
     }
 }

@@ -322,6 +322,26 @@ impl<'c, 't> Parser<'c, 't> {
             }
             given.push((option, raw.value));
         }
+        for (option, _) in &given {
+            if let Some(needs) = option.requires
+                && !given.iter().any(|(o, _)| o.long == needs.long)
+            {
+                return Err(ParseError::OptionNeeds {
+                    prefix: self.prefix(),
+                    option: option.long,
+                    needs: needs.long,
+                    example: format!(
+                        "{} {} {}",
+                        form.example(),
+                        needs.usage(),
+                        option.value.map_or(option.long.to_owned(), |v| format!(
+                            "{} {}",
+                            option.long, v.example
+                        ))
+                    ),
+                });
+            }
+        }
         Ok(given)
     }
 }
@@ -510,6 +530,19 @@ impl<'t> Args<'_, 't> {
             .transpose()
     }
 
+    /// `--within <duration>`: how long a `--when-idle` deploy may wait.
+    pub(crate) fn within(&self, option: &Opt) -> Result<Option<super::Within>, ParseError> {
+        self.value_of(option)
+            .flatten()
+            .map(|w| {
+                super::Within::parse(w).ok_or_else(|| ParseError::InvalidWithin {
+                    prefix: self.prefix(),
+                    value: w.to_owned(),
+                })
+            })
+            .transpose()
+    }
+
     /// `--days N`: a whole number of days in `1..=365`.
     pub(crate) fn days(&self, option: &Opt) -> Result<Option<u32>, ParseError> {
         self.value_of(option)
@@ -629,6 +662,8 @@ mod tests {
             target: "catalog".into(),
             version: Version::Semver(version.into()),
             force,
+            when_idle: false,
+            within: None,
         }
     }
 
@@ -656,6 +691,18 @@ mod tests {
                     target: "catalog".into(),
                     version: Version::Latest,
                     force: false,
+                    when_idle: false,
+                    within: None,
+                },
+            ),
+            (
+                "!deploy catalog v1.2.3 --when-idle --within 90m",
+                Command::Deploy {
+                    target: "catalog".into(),
+                    version: Version::Semver("v1.2.3".into()),
+                    force: false,
+                    when_idle: true,
+                    within: super::super::Within::parse("1h30m"),
                 },
             ),
             (
@@ -995,15 +1042,18 @@ mod tests {
     fn missing_and_extra_arguments_show_the_usage() {
         assert_eq!(
             err("!deploy catalog"),
-            "Usage: !deploy <target> <version> [--force] — missing `<version>`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             missing `<version>`."
         );
         assert_eq!(
             err("!deploy"),
-            "Usage: !deploy <target> <version> [--force] — missing `<target>`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             missing `<target>`."
         );
         assert_eq!(
             err("!deploy catalog v1.2.3 now"),
-            "Usage: !deploy <target> <version> [--force] — unexpected `now`."
+            "Usage: !deploy <target> <version> [--force] [--when-idle [--within <duration>]] — \
+             unexpected `now`."
         );
         assert_eq!(
             err("!deploy check catalog"),
@@ -1057,8 +1107,26 @@ mod tests {
     fn option_errors() {
         assert_eq!(
             err("!deploy catalog v1.2.3 --forse"),
-            "Unknown option `--forse` for `!deploy`; it accepts `--force`."
+            "Unknown option `--forse` for `!deploy`; it accepts `--force`, `--when-idle` and \
+             `--within`."
         );
+        assert_eq!(
+            err("!deploy catalog v1.2.3 --within 2h"),
+            "Option `--within` only works together with `--when-idle`, e.g. `!deploy catalog \
+             v1.2.3 --when-idle --within 6h`."
+        );
+        for bad in ["soon", "30s", "8d", "0m", "-1h"] {
+            assert_eq!(
+                err(&format!(
+                    "!deploy catalog v1.2.3 --when-idle --within {bad}"
+                )),
+                format!(
+                    "`{bad}` is not a waiting time: use a duration from 1m to 7d such as 30m, 6h \
+                     or 2d, e.g. `!deploy catalog v1.2.3 --when-idle --within 6h`."
+                ),
+                "{bad}"
+            );
+        }
         assert_eq!(
             err("!dags new --day=3"),
             "Unknown option `--day` for `!dags new`; it accepts `--days`."
@@ -1284,13 +1352,25 @@ mod tests {
         prop_oneof![
             prop::option::of(prop::sample::select(forms::command_words()).prop_map(str::to_owned))
                 .prop_map(|topic| Command::Help { topic }),
-            (target.clone(), version_strategy(), any::<bool>()).prop_map(
-                |(target, version, force)| Command::Deploy {
-                    target,
-                    version,
-                    force
-                }
-            ),
+            (
+                target.clone(),
+                version_strategy(),
+                any::<bool>(),
+                any::<bool>(),
+                prop::option::of(60u64..=7 * 86_400)
+            )
+                .prop_map(|(target, version, force, when_idle, within)| {
+                    Command::Deploy {
+                        target,
+                        version,
+                        force,
+                        when_idle,
+                        // `--within` only comes with `--when-idle`.
+                        within: within
+                            .filter(|_| when_idle)
+                            .and_then(|s| super::super::Within::parse(&format!("{s}s"))),
+                    }
+                }),
             (target.clone(), version_strategy())
                 .prop_map(|(target, version)| Command::DeployCheck { target, version }),
             id.clone().prop_map(|id| Command::DeployApprove { id }),

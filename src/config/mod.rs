@@ -117,6 +117,9 @@ pub struct DeployConfig {
     /// answers and exit status). Relative paths are taken from the working directory, like the
     /// SQLite store's; every process on the host must use the same one to re-attach.
     pub journal_dir: std::path::PathBuf,
+    /// How often a long-running process checks the DAG runs a `--when-idle` deploy waits for
+    /// (and settles DAGs that ended deploys left paused).
+    pub when_idle_poll: Duration,
 }
 
 /// The HTTP server (health, metrics, pages).
@@ -266,6 +269,9 @@ pub struct TargetConfig {
     pub bump: Vec<String>,
     pub plan: Vec<String>,
     pub apply: Vec<String>,
+    /// After verify's health check, this argv (e.g. `docker inspect` over ssh) must succeed and
+    /// print the deployed image tag; `None`: only health is checked, and the card says so.
+    pub verify: Option<Vec<String>>,
     /// What `plan` and `apply` print and how the approved plan is enforced.
     pub flow: Flow,
     pub step_timeout: Duration,

@@ -41,7 +41,8 @@ const SECTIONS: [&str; 17] = [
     "targets",
 ];
 
-const TARGET_KEYS: [&str; 20] = [
+const TARGET_KEYS: [&str; 21] = [
+    "verify",
     "changes_path",
     "flow",
     "infra_pr",
@@ -94,7 +95,11 @@ pub(super) fn validate(
     let store = c.section(doc, "store", &["url"]);
     let url = c.store_url(store);
 
-    let deploy_t = c.section(doc, "deploy", &["lease", "shutdown_grace", "journal_dir"]);
+    let deploy_t = c.section(
+        doc,
+        "deploy",
+        &["lease", "shutdown_grace", "journal_dir", "when_idle_poll"],
+    );
     let lease = c.duration(
         "deploy.lease",
         deploy_t.and_then(|t| t.get("lease")),
@@ -106,6 +111,11 @@ pub(super) fn validate(
         Duration::from_secs(30),
     );
     let journal_dir = c.journal_dir(deploy_t.and_then(|t| t.get("journal_dir")));
+    let when_idle_poll = c.duration(
+        "deploy.when_idle_poll",
+        deploy_t.and_then(|t| t.get("when_idle_poll")),
+        Duration::from_secs(30),
+    );
 
     let server_t = c.section(doc, "server", &["bind", "public_url"]);
     let server = c.server(server_t, &secrets);
@@ -181,6 +191,7 @@ pub(super) fn validate(
             lease,
             shutdown_grace,
             journal_dir,
+            when_idle_poll,
         },
         server,
         chat: ChatConfig { prefix },
@@ -859,6 +870,13 @@ impl Checker<'_> {
                 t.get("apply"),
                 r#"["just", "apply", "prod", "catalog-airflow"]"#,
             ),
+            verify: t.get("verify").map(|v| {
+                self.argv(
+                    &k("verify"),
+                    Some(v),
+                    r#"["ssh", "airflow-host", "docker", "inspect", "--format", "{{.Config.Image}}", "airflow-scheduler"]"#,
+                )
+            }),
             flow: self.flow(&k("flow"), t.get("flow")),
             step_timeout: self.step_timeout(&k("step_timeout"), t.get("step_timeout")),
             verify_timeout: self.duration(

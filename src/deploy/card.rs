@@ -4,7 +4,7 @@
 use crate::conversation::{Button, DeployCard};
 use crate::deploy::state::DeployState;
 use crate::deploy::step::Step;
-use crate::store::{Deploy, StepRecord, Store};
+use crate::store::{Deploy, PausedDag, StepRecord, Store};
 
 /// The thread / card title of a deploy.
 pub fn title(d: &Deploy) -> String {
@@ -71,8 +71,19 @@ pub async fn build(
         }
         lines.push(parts.join(" · "));
     }
+    if let Some(w) = store.wait_of(id).await?
+        && d.state == DeployState::WaitingForDags
+    {
+        lines.push(format!(
+            "⏳ waiting for DAG runs (--when-idle) until {}: {} (checked {})",
+            crate::timefmt::utc(w.deadline_ms),
+            w.waiting_for,
+            crate::timefmt::ago(w.checked_ms, crate::store::now_ms())
+        ));
+    }
     let approvers: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
     let journal = store.deploy_steps(id).await?;
+    let paused = store.paused_dags(id).await?;
     for step in shown_steps() {
         let Some(i) = DeployState::running(step).map(pos) else {
             continue;
@@ -96,7 +107,24 @@ pub async fn build(
                 d.requested_by
             )),
             Step::Approval => line.push_str(&format!(" by {}", approvers.join(", "))),
-            Step::Apply => line = apply_line(line, &journal),
+            Step::Apply => {
+                // pause_during_deploy: what was paused for the apply, and whether it is back.
+                for p in &paused {
+                    lines.push(pause_line(p));
+                }
+                line = apply_line(line, &journal)
+            }
+            Step::Verify => {
+                if let Some(said) = journal
+                    .iter()
+                    .rev()
+                    .find(|s| s.step == Step::Verify.as_str() && s.state == "succeeded")
+                    .and_then(|s| s.detail.get("reason"))
+                    .and_then(|r| r.as_str())
+                {
+                    line.push_str(&format!(": {said}"));
+                }
+            }
             _ => {}
         }
         lines.push(line);
@@ -105,6 +133,7 @@ pub async fn build(
         DeployState::Succeeded => "🚀 succeeded".to_string(),
         DeployState::Failed => format!("❌ failed{}", reason(&d)),
         DeployState::Cancelled => format!("🛑 cancelled{}", reason(&d)),
+        DeployState::Blocked => format!("⌛ blocked{}", reason(&d)),
         DeployState::Interrupted => format!(
             "⚠️ interrupted{} — settle with `!deploy resolve {} succeeded|failed`",
             reason(&d),
@@ -116,7 +145,13 @@ pub async fn build(
     if let Some(pr) = infra_pr_line(&journal) {
         lines.push(pr);
     }
-    let buttons = if d.state == DeployState::AwaitingApproval {
+    let buttons = if d.state == DeployState::WaitingForDags {
+        vec![Button {
+            id: format!("deploy:cancel:{id}"),
+            label: "Cancel".into(),
+            style: "danger",
+        }]
+    } else if d.state == DeployState::AwaitingApproval {
         vec![
             Button {
                 id: format!("deploy:approve:{id}"),
@@ -168,6 +203,21 @@ fn apply_line(line: String, journal: &[StepRecord]) -> String {
     } else {
         let rest = line.split_once(' ').map_or("apply", |(_, r)| r);
         format!("🚨 {rest}: {said}")
+    }
+}
+
+/// One DAG paused for the apply: `⏸️ paused \`image_data_refresh\` for the apply · unpaused`.
+fn pause_line(p: &PausedDag) -> String {
+    let id = &p.dag_id;
+    match (p.paused_ms, p.unpaused_ms, &p.last_error) {
+        (_, Some(_), _) => format!("⏸️ `{id}` paused for the apply · ▶️ unpaused"),
+        (_, None, Some(e)) => format!("🚨 `{id}` is still paused: {e}"),
+        (Some(_), None, None) => {
+            format!("⏸️ `{id}` paused for the apply (unpaused when the deploy ends)")
+        }
+        (None, None, None) => format!(
+            "⏸️ `{id}`: pause asked, Airflow's answer not recorded (unpaused when the deploy ends)"
+        ),
     }
 }
 

@@ -61,6 +61,8 @@ impl Workflow<'_> {
                 ))
                 .await;
         }
+        // What ended or interrupted deploys left paused (pause_during_deploy) is unpaused.
+        super::pauses::settle_leftovers(self.ctx, Some(self.conv)).await;
         Ok(())
     }
 
@@ -293,6 +295,12 @@ impl Workflow<'_> {
             if let Err(e) = self.ctx.store.release_lock(&key, Some(now.id)).await {
                 tracing::error!(error = %e, deploy_id = d.id, "cannot release the lock");
             }
+        }
+        // Whatever the deploy paused for its apply (pause_during_deploy) is unpaused once it
+        // has stopped for good, or stopped with an unknown outcome (interrupted): a deploy left
+        // running for the next process keeps its pauses.
+        if now.state.is_final() || now.state == DeployState::Interrupted {
+            super::pauses::unpause_after(self.ctx, &now, Some(self.conv)).await;
         }
     }
 

@@ -17,6 +17,7 @@ pub mod dag_runs;
 pub mod fingerprint;
 pub mod infra_pr;
 mod journal;
+pub mod pauses;
 mod planned;
 pub mod preflight;
 pub mod recovery;
@@ -25,6 +26,7 @@ mod settle;
 pub mod state;
 pub mod step;
 mod verify;
+pub mod waiting;
 pub mod workflow;
 
 pub use state::{DeployState, Event};

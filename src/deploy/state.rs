@@ -16,9 +16,13 @@
 //! read them.
 //!
 //! Pure and free of the rest of the crate (besides [`Step`]), so the store below the workflow can
-//! name it. A new state (`waiting_for_dags` for `--when-idle`, or pausing the
-//! `pause_during_deploy` DAGs before apply) is a variant, its name, its place in
-//! [`DeployState::PATH`] when the card shows it, and its rows in [`next`]; the sets follow.
+//! name it. A new state is a variant, its name, its place in [`DeployState::PATH`] when the card
+//! shows it, and its rows in [`next`]; the sets follow.
+//!
+//! `--when-idle` adds a side entrance: a deploy whose preflight is blocked only by DAG runs is
+//! recorded `waiting_for_dags` with the lock (nobody owns it: whichever long-running process
+//! finds the runs over takes it on, `LockTaken` → `locked`); its deadline or a precondition that
+//! no longer holds ends it `blocked` (final), and `!deploy cancel` ends the wait.
 
 use std::fmt;
 
@@ -34,6 +38,9 @@ pub enum DeployState {
     /// records the deploy together with its lock: a deploy that does not pass preflight does not
     /// exist.)
     Requested,
+    /// `--when-idle`: preflight was blocked only by DAG runs; the deploy holds the lock and waits
+    /// (resting: no process owns it) until the runs are over or its deadline passes.
+    WaitingForDags,
     /// The target's lock is held; the bump is next.
     Locked,
     /// The bump step runs.
@@ -51,14 +58,18 @@ pub enum DeployState {
     Succeeded,
     Failed,
     Cancelled,
+    /// A waiting deploy that could not start: its deadline passed with DAG runs still active, or
+    /// a precondition (release, image) no longer held when the runs were over. Nothing ran.
+    Blocked,
     /// A step's outcome is unknown (its process died, or was killed at shutdown). The lock stays
     /// held until a maintainer checks reality and resolves it.
     Interrupted,
 }
 
 impl DeployState {
-    pub const ALL: [DeployState; 12] = [
+    pub const ALL: [DeployState; 14] = [
         DeployState::Requested,
+        DeployState::WaitingForDags,
         DeployState::Locked,
         DeployState::Bump,
         DeployState::Plan,
@@ -69,6 +80,7 @@ impl DeployState {
         DeployState::Succeeded,
         DeployState::Failed,
         DeployState::Cancelled,
+        DeployState::Blocked,
         DeployState::Interrupted,
     ];
 
@@ -89,6 +101,7 @@ impl DeployState {
     pub fn as_str(self) -> &'static str {
         match self {
             DeployState::Requested => "requested",
+            DeployState::WaitingForDags => "waiting_for_dags",
             DeployState::Locked => "locked",
             DeployState::Bump => "bump",
             DeployState::Plan => "plan",
@@ -99,6 +112,7 @@ impl DeployState {
             DeployState::Succeeded => "succeeded",
             DeployState::Failed => "failed",
             DeployState::Cancelled => "cancelled",
+            DeployState::Blocked => "blocked",
             DeployState::Interrupted => "interrupted",
         }
     }
@@ -128,6 +142,7 @@ impl DeployState {
     /// after the end, whose step is the one they stopped at.
     pub fn step(self) -> Option<Step> {
         match self {
+            DeployState::WaitingForDags => Some(Step::Wait),
             DeployState::Locked => Some(Step::Lock),
             DeployState::Bump => Some(Step::Bump),
             DeployState::Plan => Some(Step::Plan),
@@ -138,6 +153,7 @@ impl DeployState {
             | DeployState::Succeeded
             | DeployState::Failed
             | DeployState::Cancelled
+            | DeployState::Blocked
             | DeployState::Interrupted => None,
         }
     }
@@ -154,7 +170,8 @@ impl DeployState {
             Step::DryRun => Some(DeployState::Approved),
             Step::Apply => Some(DeployState::Apply),
             Step::Verify => Some(DeployState::Verify),
-            Step::InfraPr | Step::Resolve | Step::Unknown => None,
+            Step::Wait => Some(DeployState::WaitingForDags),
+            Step::InfraPr | Step::Resolve | Step::Unknown | Step::Pause => None,
         }
     }
 }
@@ -168,7 +185,8 @@ impl fmt::Display for DeployState {
 /// What happens to a deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
-    /// Preflight passed and the target's lock was taken.
+    /// Preflight passed and the target's lock was taken (for a deploy waiting with the lock:
+    /// the DAG runs are over and preflight passed again).
     LockTaken,
     /// The bump step starts.
     BumpStarted,
@@ -190,6 +208,8 @@ pub enum Event {
     Failed,
     /// Someone cancelled it before apply.
     Cancelled,
+    /// A waiting deploy gives up: its deadline passed, or a precondition no longer holds.
+    GaveUp,
     /// The process working on it is gone (its pid died, or its lease ran out): what its step did
     /// is unknown.
     OwnerLost,
@@ -202,7 +222,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 16] = [
         Event::LockTaken,
         Event::BumpStarted,
         Event::Bumped,
@@ -214,6 +234,7 @@ impl Event {
         Event::Verified,
         Event::Failed,
         Event::Cancelled,
+        Event::GaveUp,
         Event::OwnerLost,
         Event::ShutDown,
         Event::ResolvedSucceeded,
@@ -234,6 +255,7 @@ impl Event {
             Event::Verified | Event::ResolvedSucceeded => DeployState::Succeeded,
             Event::Failed | Event::ResolvedFailed => DeployState::Failed,
             Event::OwnerLost | Event::ShutDown => DeployState::Interrupted,
+            Event::GaveUp => DeployState::Blocked,
         }
     }
 
@@ -253,7 +275,7 @@ pub fn next(state: DeployState, event: Event) -> Option<DeployState> {
     use DeployState as S;
     use Event as E;
     let happens = match event {
-        E::LockTaken => state == S::Requested,
+        E::LockTaken => matches!(state, S::Requested | S::WaitingForDags),
         E::BumpStarted => state == S::Locked,
         E::Bumped => state == S::Bump,
         E::Planned | E::NothingToApply => state == S::Plan,
@@ -264,8 +286,9 @@ pub fn next(state: DeployState, event: Event) -> Option<DeployState> {
         // Once apply has started it runs to its end: nobody can stop it half-way.
         E::Cancelled => matches!(
             state,
-            S::Requested | S::Locked | S::Bump | S::Plan | S::AwaitingApproval
+            S::Requested | S::WaitingForDags | S::Locked | S::Bump | S::Plan | S::AwaitingApproval
         ),
+        E::GaveUp => state == S::WaitingForDags,
         E::Failed => matches!(
             state,
             S::Requested | S::Locked | S::Bump | S::Plan | S::Approved | S::Apply | S::Verify
@@ -309,6 +332,9 @@ mod tests {
         (S::Requested, E::LockTaken, S::Locked),
         (S::Requested, E::Failed, S::Failed),
         (S::Requested, E::Cancelled, S::Cancelled),
+        (S::WaitingForDags, E::LockTaken, S::Locked),
+        (S::WaitingForDags, E::Cancelled, S::Cancelled),
+        (S::WaitingForDags, E::GaveUp, S::Blocked),
         (S::Locked, E::BumpStarted, S::Bump),
         (S::Locked, E::Failed, S::Failed),
         (S::Locked, E::Cancelled, S::Cancelled),
@@ -373,7 +399,7 @@ mod tests {
         };
         assert_eq!(
             set(DeployState::is_final),
-            [S::Succeeded, S::Failed, S::Cancelled]
+            [S::Succeeded, S::Failed, S::Cancelled, S::Blocked]
         );
         assert_eq!(
             set(DeployState::is_working),
@@ -390,6 +416,7 @@ mod tests {
             set(DeployState::is_cancellable),
             [
                 S::Requested,
+                S::WaitingForDags,
                 S::Locked,
                 S::Bump,
                 S::Plan,
@@ -453,6 +480,9 @@ mod tests {
             (S::AwaitingApproval, E::Cancelled, Some(Step::Approval)),
             (S::Requested, E::Cancelled, None),
             (S::Interrupted, E::ResolvedFailed, Some(Step::Resolve)),
+            (S::WaitingForDags, E::LockTaken, Some(Step::Lock)),
+            (S::WaitingForDags, E::GaveUp, Some(Step::Wait)),
+            (S::WaitingForDags, E::Cancelled, Some(Step::Wait)),
             (S::Succeeded, E::Failed, None),
         ];
         for (from, event, step) in cases {

@@ -9,11 +9,12 @@ use std::fmt;
 /// One step of the deploy workflow, or one point of its journal that is not a step of its own
 /// (the lock, a resolution, an unknown outcome).
 ///
-/// New steps (pausing `pause_during_deploy` DAGs before apply, an Ansible dry run, the infra pull
-/// request) are new variants here with their names; [`super::state::DeployState::step`] says in
-/// which state each one runs.
+/// New steps (an Ansible dry run, the infra pull request) are new variants here with their
+/// names; [`super::state::DeployState::step`] says in which state each one runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
+    /// `--when-idle`: the deploy holds the lock and waits for the DAG runs to be over.
+    Wait,
     /// The target's lock was taken with the deploy (preflight ran before the deploy existed).
     Lock,
     /// The target's `bump` template: the new version is written into the infrastructure repo.
@@ -22,6 +23,9 @@ pub enum Step {
     Plan,
     /// The plan waits for, and gets, the approvals of people other than the requester.
     Approval,
+    /// Pausing the `pause_during_deploy` DAGs right before apply, and unpausing them when the
+    /// deploy ends (journal rows `paused` / `unpaused`; the deploy never rests in it).
+    Pause,
     /// The Ansible flow's dry run again after approval (the target's `plan` template): apply
     /// runs only when it still has the approved fingerprint.
     DryRun,
@@ -41,11 +45,13 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 12] = [
+        Step::Wait,
         Step::Lock,
         Step::Bump,
         Step::Plan,
         Step::Approval,
+        Step::Pause,
         Step::DryRun,
         Step::Apply,
         Step::Verify,
@@ -57,10 +63,12 @@ impl Step {
     /// The name in the journal, the metrics and chat (`[plan] …`).
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::Wait => "wait",
             Step::Lock => "lock",
             Step::Bump => "bump",
             Step::Plan => "plan",
             Step::Approval => "approval",
+            Step::Pause => "pause",
             Step::DryRun => "dry_run",
             Step::Apply => "apply",
             Step::Verify => "verify",

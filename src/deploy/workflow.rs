@@ -8,6 +8,8 @@
 //! lease; the workflow rests (and gives the lease up) while it waits for approval, so a later
 //! process — another `exec`, a restarted bot, a replica — continues from the store.
 
+use std::time::Duration;
+
 // `Flow` is this file's name for a step's result; the config's flow is `StepFlow` here.
 use crate::config::{Flow as StepFlow, TargetConfig};
 use crate::context::Ctx;
@@ -57,15 +59,31 @@ impl Workflow<'_> {
         runner::heartbeat(&self.ctx.store, self.ctx.config.deploy.lease, id, owner)
     }
 
-    /// `!deploy <target> <version> [--force]`.
-    pub async fn start(&self, target_name: &str, version: &Version, force: bool) -> Reply {
-        match self.start_inner(target_name, version, force).await {
+    /// `!deploy <target> <version> [--force] [--when-idle [--within <duration>]]`; `when_idle`
+    /// is how long the deploy may wait for DAG runs.
+    pub async fn start(
+        &self,
+        target_name: &str,
+        version: &Version,
+        force: bool,
+        when_idle: Option<Duration>,
+    ) -> Reply {
+        match self
+            .start_inner(target_name, version, force, when_idle)
+            .await
+        {
             Ok(r) | Err(r) => r,
         }
     }
 
-    /// preflight → locked.
-    async fn start_inner(&self, target_name: &str, version: &Version, force: bool) -> Flow<Reply> {
+    /// preflight → locked (or → waiting for DAG runs, with `--when-idle`).
+    async fn start_inner(
+        &self,
+        target_name: &str,
+        version: &Version,
+        force: bool,
+        when_idle: Option<Duration>,
+    ) -> Flow<Reply> {
         self.sweep().await?;
         let target = self.target(target_name)?;
         let key = lock_key(target_name, &target.environment);
@@ -81,11 +99,23 @@ impl Workflow<'_> {
         }
         let report = preflight::run(&self.ctx.integrations, target_name, target, version).await;
         self.conv.post(&report.render()).await;
+        if let Some(within) = when_idle
+            && !report.passed(force)
+            && super::waiting::only_runs_block(&report)
+        {
+            return self
+                .wait_for_dags(target_name, target, &report, within)
+                .await;
+        }
         if !report.passed(force) {
             let blockers = report.blockers(force).join(", ");
             let hint = if report.dag_runs.status == preflight::Status::Fail && !force {
                 format!(
-                    " Wait for the runs to finish, or (with `deploy.force`) `{}deploy {target_name} {} --force`.",
+                    " Wait for the runs to finish, or (with `deploy.force`) `{}deploy {target_name} {} --force`. \
+                     `{}deploy {target_name} {} --when-idle` takes the lock and starts the deploy by \
+                     itself when they are over.",
+                    self.prefix(),
+                    version,
                     self.prefix(),
                     version
                 )
@@ -160,8 +190,11 @@ impl Workflow<'_> {
         self.refresh_card(d.id).await;
         self.conv
             .post(&format!(
-                "🔒 Deploy #{} of {target_name} {concrete} to {} by {}: preflight passed, lock `{key}` taken.{forced}",
-                d.id, target.environment, self.actor.name
+                "🔒 Deploy #{} of {target_name} {concrete} to {} by {}: preflight passed, lock `{key}` taken.{forced}{}",
+                d.id,
+                target.environment,
+                self.actor.name,
+                super::waiting::pause_notice(&report.dags_to_pause())
             ))
             .await;
         self.bump_and_plan(d, target, &owner, None).await
@@ -205,7 +238,7 @@ impl Workflow<'_> {
 
     /// locked → bump → plan → awaiting approval (or → cancelled when the plan has no changes);
     /// entered at any of the three (a deploy carried on after its process died).
-    async fn bump_and_plan(
+    pub(super) async fn bump_and_plan(
         &self,
         mut d: Deploy,
         target: &TargetConfig,
@@ -452,6 +485,9 @@ impl Workflow<'_> {
             if target.flow == StepFlow::Ansible {
                 self.dry_run_again(&d, target, owner, approved).await?;
             }
+            // pause_during_deploy: re-checked and paused here, closest to apply; unpaused by the
+            // ending path.
+            self.pause_before_apply(&d, target, owner).await?;
             self.advance(&mut d, Event::ApplyStarted, None, owner)
                 .await?;
         }
@@ -535,6 +571,10 @@ impl Workflow<'_> {
                 Err(reason) => return Ok(self.fail(&d, &reason, owner).await),
                 Ok(health) => health,
             };
+        let health = match self.verify_image(&d, target, owner, health).await {
+            Ok(said) => said,
+            Err(reply) => return Ok(reply),
+        };
         self.advance(&mut d, Event::Verified, Some(&health), owner)
             .await?;
         // The bump is committed while the lock still keeps other deploys out of the checkout;
@@ -708,7 +748,51 @@ impl Workflow<'_> {
                 current.version, current.id, previous.version, previous.id
             ))
             .await;
-        self.start(target_name, &version, false).await
+        self.start(target_name, &version, false, None).await
+    }
+
+    /// Verify, after health: the target's `verify` argv must succeed and print the deployed
+    /// image tag. Returns what the card and the success message say was checked; `Err` is the
+    /// reply of a deploy failed here.
+    async fn verify_image(
+        &self,
+        d: &Deploy,
+        target: &TargetConfig,
+        owner: &Owner,
+        health: String,
+    ) -> Result<String, Reply> {
+        let Some(argv) = &target.verify else {
+            return Ok(format!(
+                "{health}; only health was checked (no `verify` command is configured to confirm \
+                 the running image)"
+            ));
+        };
+        let tag = target.image_tag.replace("{version}", &d.version);
+        let outcome = match self
+            .runner()
+            .run(d, Step::Verify, argv, target, None, None)
+            .await
+        {
+            Err(e) => return Err(self.step_error(d, e, owner).await),
+            Ok(o) => o,
+        };
+        if !outcome.success() {
+            let reason = format!(
+                "the verify command did not succeed, so the running image is not confirmed: {}",
+                failure_reason(&outcome)
+            );
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        if !outcome.output.contains(&tag) {
+            let tail: Vec<&str> = outcome.output_tail.lines().collect();
+            let tail = tail[tail.len().saturating_sub(5)..].join("\n");
+            let reason = format!(
+                "the verify command's output does not contain the deployed image tag `{tag}`, so \
+                 the new image is not what runs; it printed:\n```\n{tail}\n```"
+            );
+            return Err(self.fail(d, &reason, owner).await);
+        }
+        Ok(format!("{health}; the running image is `{tag}` (verify)"))
     }
 }
 

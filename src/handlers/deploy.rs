@@ -33,11 +33,35 @@ pub async fn status(ctx: &Ctx, id: Option<i64>) -> Result<Reply> {
     let p = &ctx.config.chat.prefix;
     // A deploy whose owner died is reported as interrupted, not as still running.
     recovery::sweep(&ctx.store, ctx.config.deploy.lease).await?;
+    // … and what such a deploy had paused for its apply is unpaused (pause_during_deploy).
+    crate::deploy::pauses::settle_leftovers(ctx, None).await;
     let now = now_ms();
     if let Some(id) = id {
         return Ok(match ctx.store.get_deploy(id).await? {
             Some(d) => {
                 let mut text = detail(&d, now);
+                if d.state == crate::deploy::DeployState::WaitingForDags
+                    && let Some(w) = ctx.store.wait_of(id).await?
+                {
+                    text.push_str(&format!(
+                        "\nWaits (--when-idle) until {} for: {} (checked {}). `{p}deploy cancel {id}` \
+                         ends the wait.",
+                        timefmt::utc(w.deadline_ms),
+                        w.waiting_for,
+                        timefmt::ago(w.checked_ms, now)
+                    ));
+                }
+                for paused in ctx.store.paused_dags(id).await? {
+                    let state = match (paused.unpaused_ms, &paused.last_error) {
+                        (Some(ms), _) => format!("unpaused {}", timefmt::utc(ms)),
+                        (None, Some(e)) => format!("STILL PAUSED: {e}"),
+                        (None, None) => "paused until the deploy ends".to_string(),
+                    };
+                    text.push_str(&format!(
+                        "\nPaused for the apply: `{}` ({state}).",
+                        paused.dag_id
+                    ));
+                }
                 let approvals = ctx.store.approvals(id).await?;
                 if !approvals.is_empty() {
                     let names: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();

@@ -32,7 +32,16 @@ pub async fn dispatch(ctx: &Ctx, actor: &Actor, cmd: &Command, conv: &dyn Conver
             target,
             version,
             force,
-        } => Ok(flow.start(target, version, *force).await),
+            when_idle,
+            within,
+        } => {
+            let wait = when_idle.then(|| {
+                within
+                    .unwrap_or(crate::command::Within::DEFAULT)
+                    .as_duration()
+            });
+            Ok(flow.start(target, version, *force, wait).await)
+        }
         Command::DeployApprove { id } => Ok(flow.approve(*id).await),
         Command::DeployCancel { id } => Ok(flow.cancel(*id).await),
         Command::DeployResolve { id, resolution } => Ok(flow.resolve(*id, *resolution).await),

@@ -15,6 +15,7 @@ mod locks;
 mod registry_auth;
 mod seen;
 mod step_runs;
+mod waits;
 
 /// The store persists deploy states; the type and its transitions live in the deploy's state
 /// machine (pure, on the ground floor), re-exported here for the store's callers.
@@ -25,6 +26,7 @@ pub use deploys::{Approval, Deploy, NewDeploy, Owner, StepRecord};
 pub use locks::{Lock, NewLock};
 pub use seen::{MigrationRequest, SeenDag};
 pub use step_runs::StepRun;
+pub use waits::{NewWait, PausedDag, Wait};
 
 use std::path::Path;
 use std::str::FromStr;

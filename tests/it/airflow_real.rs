@@ -13,7 +13,13 @@
 //!   task runs, it blocks;
 //! - a DAG file added to the folder is announced once as new and paused; `!dags new` lists it;
 //!   a typo gets the nearest id; a running run and a queued run of an active DAG block;
-//! - a broken DAG file shows as an import error.
+//! - a broken DAG file shows as an import error;
+//! - the data-refresh exception through whole deploys run by the binary (`exec`, `serve`): the
+//!   refresh is paused during apply and unpaused after success, after a failed apply, never
+//!   paused by a cancelled deploy, unpaused by the restarted bot after the bot was SIGKILLed
+//!   during apply; a deploy approved after the copy task started stops before apply;
+//! - `--when-idle`: a deploy waits for a real running run and a running `serve` starts it when
+//!   the run ends.
 //!
 //! GitHub and the registry are the sandbox's fakes. Without a venv the test panics in CI
 //! (`CI=true`) and skips elsewhere, saying why. Start-up takes 30–140 s depending on the load:
@@ -36,9 +42,11 @@ use catalog_chatops::integrations::HttpPolicy;
 use catalog_chatops::integrations::airflow::{AirflowClient, PauseChange, TaskInstance};
 use catalog_chatops::policy::Actor;
 use catalog_chatops::sandbox::{self, World};
+use catalog_chatops::store::{DeployState, Store};
 use catalog_chatops::watch::Announcer;
 use catalog_chatops::{Engine, Outcome};
 use secrecy::SecretString;
+use serde_json::Value;
 
 const USER: &str = "chatops";
 const PASSWORD: &str = "real-airflow-test-pw";
@@ -424,6 +432,147 @@ fn refresh_dag(major: Major) -> String {
     )
 }
 
+/// A provider-like DAG whose run keeps a plain task busy for half a minute.
+fn busy_dag(major: Major) -> String {
+    format!(
+        "from datetime import datetime\n{}\
+         with DAG(\"busy_dag\", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):\n\
+         \x20   BashOperator(task_id=\"pull\", bash_command=\"sleep 30\")\n",
+        major.imports()
+    )
+}
+
+/// The binary as an operator runs it against this Airflow: `exec` and `serve` with the sandbox's
+/// GitHub and registry, the infra stand-in run by a real `just`, and a store of its own.
+struct Bot {
+    dir: tempfile::TempDir,
+    store_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Bot {
+    async fn new(major: Major, af: &Airflow) -> Bot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        sandbox::session::write_infra(&dir.path().join("infra")).expect("infra justfile");
+        let store_url = support::store_url(dir.path()).await;
+        let api = match major {
+            Major::Two => "v1",
+            Major::Three => "v2",
+        };
+        let env = [
+            ("CATALOG_CHATOPS__AIRFLOW__URL", af.url.as_str()),
+            ("CATALOG_CHATOPS__AIRFLOW__API", api),
+            ("CATALOG_CHATOPS__AIRFLOW__USERNAME", USER),
+            (
+                "CATALOG_CHATOPS__TARGETS__CATALOG__PAUSE_DURING_DEPLOY",
+                "[\"refresh_dag\"]",
+            ),
+            ("CATALOG_CHATOPS__SERVER__BIND", "127.0.0.1:0"),
+            ("CATALOG_CHATOPS__DEPLOY__WHEN_IDLE_POLL", "2s"),
+            ("CATALOG_CHATOPS__DEPLOY__LEASE", "10s"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Bot {
+            dir,
+            store_url,
+            env,
+        }
+    }
+
+    fn cmd(&self, fakes: &sandbox::SandboxHandle, args: &[&str]) -> tokio::process::Command {
+        let mut c = support::sandbox_command(fakes, &self.store_url, self.dir.path(), PASSWORD);
+        // After the sandbox's settings, so these win.
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.args(args);
+        c
+    }
+
+    fn exec_cmd(
+        &self,
+        fakes: &sandbox::SandboxHandle,
+        user: &str,
+        text: &str,
+    ) -> tokio::process::Command {
+        self.cmd(
+            fakes,
+            &[
+                "exec",
+                "--json",
+                "--user",
+                user,
+                "--role",
+                "core-maintainer",
+                text,
+            ],
+        )
+    }
+
+    async fn exec(
+        &self,
+        fakes: &sandbox::SandboxHandle,
+        user: &str,
+        text: &str,
+    ) -> (Value, String) {
+        let out = self
+            .exec_cmd(fakes, user, text)
+            .output()
+            .await
+            .expect("exec");
+        json_result(&out)
+    }
+
+    async fn deploy(&self, id: i64) -> Option<catalog_chatops::store::Deploy> {
+        let store = Store::open(&self.store_url).await.ok()?;
+        let d = store.get_deploy(id).await.ok()?;
+        store.close().await;
+        d
+    }
+
+    async fn state(&self, id: i64) -> Option<DeployState> {
+        let store = Store::open(&self.store_url).await.ok()?;
+        let d = store.get_deploy(id).await.ok()??;
+        store.close().await;
+        Some(d.state)
+    }
+
+    fn infra_state(&self) -> PathBuf {
+        self.dir.path().join("infra/state")
+    }
+}
+
+fn json_result(out: &std::process::Output) -> (Value, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let result = lines.last().cloned().unwrap_or_else(|| {
+        panic!(
+            "no output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let text = lines
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    (result, text)
+}
+
+async fn is_paused(client: &AirflowClient, dag_id: &str) -> bool {
+    client
+        .dag_details(dag_id)
+        .await
+        .expect("details")
+        .expect("known")
+        .is_paused
+}
+
 fn new_dag(major: Major) -> String {
     format!(
         "from datetime import datetime\n{}\
@@ -522,6 +671,7 @@ async fn story(major: Major, venv: &Path) {
         &[
             ("existing_dag.py", existing_dag(major)),
             ("refresh_dag.py", refresh_dag(major)),
+            ("busy_dag.py", busy_dag(major)),
         ],
     )
     .await;
@@ -559,10 +709,10 @@ async fn story(major: Major, venv: &Path) {
     if major == Major::Two {
         af.create_user().await;
     }
-    eventually(&af, "both DAGs parsed", 180, || async {
+    eventually(&af, "the DAGs parsed", 180, || async {
         let dags = client.list_dags().await.ok()?;
         let has = |id: &str| dags.iter().any(|d| d.dag_id == id);
-        (has("existing_dag") && has("refresh_dag")).then_some(())
+        (has("existing_dag") && has("refresh_dag") && has("busy_dag")).then_some(())
     })
     .await;
 
@@ -684,6 +834,15 @@ async fn story(major: Major, venv: &Path) {
     let details = client.dag_details("refresh_dag").await.expect("details");
     assert!(!details.expect("known").is_paused);
 
+    // The same through whole deploys, as the binary runs them.
+    let bot = Bot::new(major, &af).await;
+    deploys_around_the_sensor(&af, &fakes, &bot, &client).await;
+    when_idle_waits_for_a_real_run(&af, &fakes, &bot, &client).await;
+    // A deploy planned while the sensor waits, approved after the copy started: see below.
+    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.1").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let late = r["deploy_id"].as_i64().expect("deploy id");
+
     // Released: the copy runs, and now the run blocks.
     std::fs::write(af.home.path().join("refresh.go"), "go").expect("release the sensor");
     eventually(&af, "copy_data running", 240, || async {
@@ -705,6 +864,21 @@ async fn story(major: Major, venv: &Path) {
         "!deploy check catalog v1.5.3 (copy running)\n{}\n\n",
         check.message
     ));
+    // The deploy approved now stops before apply: the run left its sensor.
+    let (r, _) = bot
+        .exec(&fakes, "bob", &format!("!deploy approve {late}"))
+        .await;
+    assert_eq!(r["outcome"], "failed", "{r}");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("`refresh_dag` run manual__")
+            && msg.contains("task copy_data (BashOperator) is running")
+            && msg.contains("left its sensor before apply")
+            && msg.contains("nothing was applied"),
+        "{msg}"
+    );
+    assert!(!is_paused(&client, "refresh_dag").await, "never paused");
+    transcript.push_str(&format!("!deploy approve {late} (copy running)\n{msg}\n\n"));
 
     // A DAG file arrives (dag-sync would do this): announced once, paused.
     std::fs::write(af.dags().join("justtakeitfree.py"), new_dag(major)).expect("write");
@@ -833,4 +1007,172 @@ async fn story(major: Major, venv: &Path) {
     println!("{transcript}");
     fakes.shutdown().await;
     drop(af);
+}
+
+/// The refresh's run waits on its sensor: deploys pause it for apply and unpause it however they
+/// end (success, failed apply, a cancel that never paused it, the bot killed during apply).
+async fn deploys_around_the_sensor(
+    af: &Airflow,
+    fakes: &sandbox::SandboxHandle,
+    bot: &Bot,
+    client: &AirflowClient,
+) {
+    // Success, with the DAG paused while apply runs.
+    let (r, text) = bot.exec(fakes, "alice", "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}\n{text}");
+    assert!(
+        text.contains("`refresh_dag` will be paused right before apply"),
+        "{text}"
+    );
+    assert!(!is_paused(client, "refresh_dag").await);
+    let approve = bot
+        .exec_cmd(fakes, "bob", "!deploy approve 1")
+        .env("SANDBOX_APPLY_SECONDS", "8")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("approve");
+    eventually(af, "apply running", 120, || async {
+        (bot.state(1).await == Some(DeployState::Apply)).then_some(())
+    })
+    .await;
+    assert!(
+        is_paused(client, "refresh_dag").await,
+        "paused during apply"
+    );
+    let (r, text) = json_result(&approve.wait_with_output().await.expect("approve"));
+    assert_eq!(r["outcome"], "ok", "{r}\n{text}");
+    assert!(
+        text.contains("▶️ Deploy #1 ended: unpaused `refresh_dag`"),
+        "{text}"
+    );
+    assert!(
+        !is_paused(client, "refresh_dag").await,
+        "unpaused after success"
+    );
+
+    // A failed apply (the plan drifted since approval: answered no).
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    std::fs::write(bot.infra_state().join("drift"), "").expect("drift");
+    let (r, text) = bot.exec(fakes, "bob", "!deploy approve 2").await;
+    assert_eq!(r["outcome"], "failed", "{r}");
+    assert!(
+        text.contains("paused `refresh_dag`") && text.contains("unpaused `refresh_dag`"),
+        "{text}"
+    );
+    assert!(
+        !is_paused(client, "refresh_dag").await,
+        "unpaused after a failed apply"
+    );
+    std::fs::remove_file(bot.infra_state().join("drift")).expect("no drift");
+
+    // Cancelled before apply: never paused.
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let (r, _) = bot.exec(fakes, "alice", "!deploy cancel 3").await;
+    assert_eq!(r["outcome"], "ok", "{r}");
+    assert!(!is_paused(client, "refresh_dag").await);
+
+    // The bot is SIGKILLed during apply; the restarted bot unpauses by itself.
+    let (r, _) = bot.exec(fakes, "alice", "!deploy catalog v1.5.1").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let mut approve = bot
+        .exec_cmd(fakes, "bob", "!deploy approve 4")
+        .env("SANDBOX_APPLY_SECONDS", "60")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("approve");
+    eventually(af, "apply running", 120, || async {
+        (bot.state(4).await == Some(DeployState::Apply)).then_some(())
+    })
+    .await;
+    assert!(is_paused(client, "refresh_dag").await);
+    let pid = approve.id().expect("pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the bot");
+    approve.wait().await.expect("reaped");
+    assert!(
+        is_paused(client, "refresh_dag").await,
+        "nobody recovered yet"
+    );
+    let (mut serve, _) = support::spawn_listening(bot.cmd(fakes, &[]), "serve").await;
+    eventually(
+        af,
+        "the restarted bot to unpause the refresh",
+        120,
+        || async { (!is_paused(client, "refresh_dag").await).then_some(()) },
+    )
+    .await;
+    serve.kill().await.ok();
+    assert_eq!(bot.state(4).await, Some(DeployState::Interrupted));
+    let (r, _) = bot.exec(fakes, "bob", "!deploy resolve 4 failed").await;
+    assert_eq!(r["outcome"], "ok", "{r}");
+}
+
+/// `--when-idle` against a real running run: the deploy waits with the lock and a running
+/// `serve` starts it when the run is over.
+async fn when_idle_waits_for_a_real_run(
+    af: &Airflow,
+    fakes: &sandbox::SandboxHandle,
+    bot: &Bot,
+    client: &AirflowClient,
+) {
+    assert_eq!(
+        client.set_paused_reporting("busy_dag", false).await,
+        PauseChange::Changed
+    );
+    af.trigger("busy_dag").await;
+    eventually(af, "busy_dag running", 180, || async {
+        let runs = client.active_runs().await.ok()?;
+        runs.iter()
+            .any(|r| r.dag_id == "busy_dag" && r.state == "running")
+            .then_some(())
+    })
+    .await;
+    let (r, _) = bot
+        .exec(
+            fakes,
+            "alice",
+            // Not v1.5.3: it is deployed already, so its plan would have nothing to apply.
+            "!deploy catalog v1.5.0 --when-idle --within 30m",
+        )
+        .await;
+    assert_eq!(r["outcome"], "waiting", "{r}");
+    let id = r["deploy_id"].as_i64().expect("deploy id");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("busy_dag run manual__") && msg.contains(", running for "),
+        "{msg}"
+    );
+    let (mut serve, _) = support::spawn_listening(bot.cmd(fakes, &[]), "serve").await;
+    let rested = eventually(
+        af,
+        "the waiting deploy started and planned",
+        240,
+        || async {
+            let d = bot.deploy(id).await?;
+            let moving = [
+                DeployState::WaitingForDags,
+                DeployState::Locked,
+                DeployState::Bump,
+                DeployState::Plan,
+            ];
+            (!moving.contains(&d.state)).then_some(d)
+        },
+    )
+    .await;
+    assert_eq!(rested.state, DeployState::AwaitingApproval, "{rested:?}");
+    serve.kill().await.ok();
+    let runs = client.active_runs().await.expect("runs");
+    assert!(
+        !runs.iter().any(|r| r.dag_id == "busy_dag"),
+        "started only after the run was over: {runs:?}"
+    );
+    let (r, _) = bot
+        .exec(fakes, "alice", &format!("!deploy cancel {id}"))
+        .await;
+    assert_eq!(r["outcome"], "ok", "{r}");
 }

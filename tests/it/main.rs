@@ -29,6 +29,7 @@ mod integrations_github;
 mod integrations_registry;
 mod migrations_catalog;
 mod ops;
+mod pause_and_wait;
 mod permissions;
 mod registry_real;
 mod replicas;

@@ -45,6 +45,15 @@ pub fn definitions() -> Vec<CreateCommand> {
             CommandOptionType::Boolean,
             "force",
             "deploy despite running DAGs (needs deploy.force)",
+        ))
+        .add_option(CreateCommandOption::new(
+            CommandOptionType::Boolean,
+            "when_idle",
+            "when only DAG runs block: hold the lock and start when they are over",
+        ))
+        .add_option(text(
+            "within",
+            "with when_idle: how long to wait, e.g. 6h (the default)",
         ));
     let mut all = vec![deploy];
     for name in command::command_words() {
@@ -100,6 +109,14 @@ pub fn slash_text(prefix: &str, name: &str, options: &[CommandDataOption]) -> St
         }
         if get("force").as_deref() == Some("true") {
             words.push("--force".into());
+        }
+        if get("when_idle").as_deref() == Some("true") {
+            words.push("--when-idle".into());
+        }
+        // Passed on even without when_idle: the grammar then says it needs it.
+        if let Some(w) = get("within") {
+            words.push("--within".into());
+            words.push(w);
         }
     } else if let Some(args) = get("args") {
         words.push(args);
