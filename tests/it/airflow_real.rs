@@ -1107,9 +1107,9 @@ async fn deploys_around_the_sensor(
     )
     .await;
     serve.kill().await.ok();
-    assert_eq!(bot.state(4).await, Some(DeployState::Interrupted));
-    let (r, _) = bot.exec(fakes, "bob", "!deploy resolve 4 failed").await;
-    assert_eq!(r["outcome"], "ok", "{r}");
+    // The apply outlived the bot (issue 16): the restarted process followed it to its end, and
+    // the deploy ended as it really ended before the refresh was unpaused.
+    assert_eq!(bot.state(4).await, Some(DeployState::Succeeded));
 }
 
 /// `--when-idle` against a real running run: the deploy waits with the lock and a running
