@@ -838,8 +838,9 @@ async fn story(major: Major, venv: &Path) {
     let bot = Bot::new(major, &af).await;
     deploys_around_the_sensor(&af, &fakes, &bot, &client).await;
     when_idle_waits_for_a_real_run(&af, &fakes, &bot, &client).await;
-    // A deploy planned while the sensor waits, approved after the copy started: see below.
-    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.1").await;
+    // A deploy planned while the sensor waits, approved after the copy started: see below. (v1.5.1
+    // is live after the deploys above, so another version: the plan must have changes.)
+    let (r, _) = bot.exec(&fakes, "alice", "!deploy catalog v1.5.0").await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     let late = r["deploy_id"].as_i64().expect("deploy id");
 
