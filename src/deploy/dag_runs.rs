@@ -414,7 +414,9 @@ impl PauseReport {
             PauseChange::Ignored => format!(
                 "`{id}` could not be {verb}: Airflow accepted the request but reports the old flag"
             ),
-            PauseChange::Failed { error } => format!("`{id}` could not be {verb}: {error}"),
+            PauseChange::Refused { error } | PauseChange::Failed { error } => {
+                format!("`{id}` could not be {verb}: {error}")
+            }
         }
     }
 }

@@ -92,10 +92,14 @@ impl Workflow<'_> {
         let ids: Vec<String> = gate.to_pause.iter().map(|p| p.dag_id.clone()).collect();
         let reports = dag_runs::pause_for_deploy(airflow, &ids).await;
         for r in &reports {
+            // Only a DAG this deploy may have paused stays on record for the end to unpause: one
+            // that was paused already (someone meant it), unknown to Airflow or refused is not.
             let ours = match r.change {
                 PauseChange::Changed => Some(true),
-                PauseChange::Unchanged => Some(false),
-                _ => None,
+                PauseChange::Unchanged | PauseChange::NotFound | PauseChange::Refused { .. } => {
+                    Some(false)
+                }
+                PauseChange::Ignored | PauseChange::Failed { .. } => None,
             };
             if let Err(e) = self
                 .ctx

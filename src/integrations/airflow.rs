@@ -164,7 +164,10 @@ pub enum PauseChange {
     NotFound,
     /// Airflow accepted the request but still reports the old flag.
     Ignored,
-    /// The request failed; the sentence says why.
+    /// Airflow answered with a refusal (401, 403, 4xx): the flag is as it was.
+    Refused { error: String },
+    /// The request failed without a definite answer (timeout, 5xx, garbage): the flag may or
+    /// may not have changed; the sentence says why.
     Failed { error: String },
 }
 
@@ -465,6 +468,11 @@ impl AirflowClient {
             Ok(None) => PauseChange::NotFound,
             Ok(Some(d)) if d.is_paused == paused => PauseChange::Changed,
             Ok(Some(_)) => PauseChange::Ignored,
+            Err(e @ (UpstreamError::Auth { .. } | UpstreamError::Unexpected { .. })) => {
+                PauseChange::Refused {
+                    error: e.to_string(),
+                }
+            }
             Err(e) => PauseChange::Failed {
                 error: e.to_string(),
             },

@@ -43,6 +43,10 @@ pub struct AirflowWorld {
     /// Task instances by (dag id, run id); a run without an entry has one task that follows
     /// the run's state.
     pub tasks: HashMap<(String, String), Vec<SimTask>>,
+    /// What one run's tasks become the moment its DAG is paused, once: `(dag id, run id,
+    /// tasks)`. It plays the race the bot must catch, a sensor that succeeds and lets the next
+    /// task start between the bot's check of the run and its pause.
+    pub tasks_on_pause: Option<(String, String, Vec<SimTask>)>,
     pub faults: Faults,
 }
 
@@ -106,6 +110,7 @@ impl Default for AirflowWorld {
             triggerer_running: true,
             read_only: false,
             tasks: HashMap::new(),
+            tasks_on_pause: None,
             faults: Faults::default(),
         }
     }
@@ -616,7 +621,17 @@ fn patch_dag(ctx: &Ctx, api: ApiVersion, dag_id: &str, body: &Value) -> Response
     match w.airflow.dags.iter_mut().find(|d| d.dag_id == dag_id) {
         Some(d) => {
             d.is_paused = paused;
-            super::json(200, d.to_json(api, false))
+            let answer = super::json(200, d.to_json(api, false));
+            if paused
+                && w.airflow
+                    .tasks_on_pause
+                    .as_ref()
+                    .is_some_and(|(dag, _, _)| dag == dag_id)
+                && let Some((dag, run, tasks)) = w.airflow.tasks_on_pause.take()
+            {
+                w.airflow.set_tasks(&dag, &run, tasks);
+            }
+            answer
         }
         None => {
             drop(w);

@@ -391,6 +391,91 @@ async fn a_refresh_waiting_on_its_sensor_is_paused_for_apply_and_unpaused_howeve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_leaves_its_sensor_while_being_paused_or_a_refused_pause_stops_the_deploy_before_apply()
+ {
+    if !require_just() {
+        return;
+    }
+    let mut s = Sbx::start(World::openverse_idle()).await;
+    s.set("SANDBOX_APPLY_SECONDS", "0");
+    let run = s.refresh_waits_on_sensor();
+    let store = s.store().await;
+
+    // 1. The sensor succeeds and the copy starts between the bot's check and its pause: only the
+    //    check after the pause sees it. The deploy stops before apply and unpauses the refresh.
+    s.world.world.lock().airflow.tasks_on_pause = Some((
+        REFRESH.to_string(),
+        run.clone(),
+        vec![
+            SimTask::new("wait_for_index", "HttpSensor", Some("success")),
+            SimTask::new("copy_data", "BashOperator", Some("running")),
+        ],
+    ));
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    let (r, text) = s.exec(BOB, "!deploy approve 1").await;
+    assert_eq!(r["outcome"], "failed", "{r}\n{text}");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(&format!(
+            "`{REFRESH}` run {run} (task copy_data (BashOperator) is running"
+        )) && msg.contains("left its sensor while it was being paused; nothing was applied"),
+        "{r}\n{text}"
+    );
+    assert!(
+        text.contains(&format!("⏸️ Deploy #1 before apply: paused `{REFRESH}`"))
+            && text.contains(&format!("▶️ Deploy #1 ended: unpaused `{REFRESH}`")),
+        "{text}"
+    );
+    assert!(!s.paused(REFRESH), "unpaused again");
+    assert!(
+        s.world.world.lock().airflow.tasks_on_pause.is_none(),
+        "the race was played"
+    );
+
+    // 2. Airflow refuses the pause (the bot's user may only read): the deploy stops before apply,
+    //    says why, and has nothing to unpause.
+    s.world.world.lock().airflow.set_tasks(
+        REFRESH,
+        &run,
+        vec![
+            SimTask::new("wait_for_index", "HttpSensor", Some("up_for_reschedule")),
+            SimTask::new("copy_data", "BashOperator", None),
+        ],
+    );
+    let (r, _) = s.exec(ALICE, "!deploy catalog v1.5.3").await;
+    assert_eq!(r["outcome"], "awaiting_approval", "{r}");
+    s.world.world.lock().airflow.read_only = true;
+    let (r, text) = s.exec(BOB, "!deploy approve 2").await;
+    assert_eq!(r["outcome"], "failed", "{r}\n{text}");
+    let msg = r["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains(&format!("`{REFRESH}` could not be paused: "))
+            && msg.contains("403")
+            && msg.contains("nothing was applied"),
+        "{r}\n{text}"
+    );
+    assert!(!text.contains("Deploy #2 ended: unpaused"), "{text}");
+    assert!(
+        !text.contains("🚨"),
+        "nothing was paused, so nothing is left paused: {text}"
+    );
+    assert!(!s.paused(REFRESH));
+    assert!(store.paused_dags(2).await.expect("paused").is_empty());
+    s.world.world.lock().airflow.read_only = false;
+
+    let steps = std::fs::read_to_string(s.state_dir().join("steps.log")).unwrap_or_default();
+    assert_eq!(steps.matches("apply start").count(), 0, "{steps}");
+    let audit = s.audit_kinds();
+    assert!(
+        audit.contains("\"incomplete\""),
+        "the refused pause is audited: {audit}"
+    );
+    let out = s.cmd(&["audit", "verify"]).output().await.expect("verify");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_idle_waits_with_the_lock_and_a_running_bot_starts_it_when_the_run_is_over() {
     if !require_just() {
         return;
