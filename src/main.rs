@@ -477,26 +477,9 @@ async fn run(cli: Cli) -> ExitCode {
                     "v1.5.3"
                 }
             );
-            let engine = match Engine::new(config, store.clone()) {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_SETUP);
-                }
-            };
-            let watcher = spawn_announcer(&engine);
-            spawn_reattach(&engine);
-            let result = console::run(&engine, actor, &banner).await;
-            watcher.cancel();
-            store.close().await;
+            let code = console_session(config, &store, actor, &banner).await;
             world.shutdown().await;
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            code
         }
         Cmd::Console { user, roles } => {
             let Some(store) = open_store(&config, true).await else {
@@ -508,30 +491,36 @@ async fn run(cli: Cli) -> ExitCode {
                 config_path.display(),
                 redact_url(&config.store.url)
             );
-            let engine = match Engine::new(config, store.clone()) {
-                Ok(e) => e,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_SETUP);
-                }
-            };
-            let watcher = spawn_announcer(&engine);
-            spawn_reattach(&engine);
-            let result = console::run(&engine, actor, &banner).await;
-            watcher.cancel();
-            store.close().await;
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            console_session(config, &store, actor, &banner).await
         }
     }
 }
 
 /// The new-DAG announcer in the background of a console: announcements print like messages.
+/// The interactive console (`console`, `sandbox`) until the person quits, with the announcers
+/// and the reattach sweep running beside it; closes the store afterwards.
+async fn console_session(config: Config, store: &Store, actor: Actor, banner: &str) -> ExitCode {
+    let engine = match Engine::new(config, store.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    let watcher = spawn_announcer(&engine);
+    spawn_reattach(&engine);
+    let result = console::run(&engine, actor, banner).await;
+    watcher.cancel();
+    store.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn spawn_announcer(engine: &Engine) -> CancellationToken {
     let cancel = CancellationToken::new();
     let conv: std::sync::Arc<dyn catalog_chatops::chat::Conversation> =

@@ -172,6 +172,21 @@ impl Workflow<'_> {
         Ok(())
     }
 
+    /// Keeps deploy `id`'s preflight report and the image digest it found: the card, the plan's
+    /// fingerprint and the approval read them from the store, whichever process runs them.
+    pub(super) async fn keep_preflight(
+        &self,
+        id: i64,
+        report: &super::preflight::Report,
+    ) -> Flow<()> {
+        let report_json = serde_json::to_value(report).unwrap_or_default();
+        self.ctx
+            .store
+            .set_deploy_facts(id, report.image_digest.as_deref(), Some(&report_json), None)
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+
     pub(super) async fn refresh_card(&self, id: i64) {
         let Ok(d) = self.ctx.store.get_deploy(id).await else {
             return;

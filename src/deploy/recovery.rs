@@ -9,7 +9,9 @@
 //! recorded end and goes on from there — verify, success or failure, the lock released — through
 //! the workflow's own functions. A deploy is marked `interrupted` (step `unknown`) only when its
 //! outcome is truly unknown ([`sweep`]): its step's supervisor and the step are gone without a
-//! recorded status, it ran attached (no supervisor), or it ran on another host.
+//! recorded status, it ran attached (no supervisor), or it ran on another host. The sweep also
+//! frees the lock of a deploy whose final state was written but whose process died before it
+//! released the lock.
 
 use std::time::Duration;
 
@@ -247,6 +249,15 @@ pub async fn reattach(ctx: &Ctx, conv: &dyn Conversation) -> crate::store::Resul
 /// conversations. Deploys a process on this host can carry on ([`orphan`]) are left to
 /// [`reattach`].
 pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(Deploy, String)>> {
+    // A process that died between writing a deploy's final state and releasing its lock left
+    // the lock behind; it is released here, or the target would stay locked for good.
+    for lock in store.release_locks_of_ended_deploys().await? {
+        tracing::warn!(
+            lock = %lock.key,
+            deploy_id = ?lock.deploy_id,
+            "released the lock of a deploy that had already ended"
+        );
+    }
     let me = Owner::current();
     let now = now_ms();
     let mut interrupted = Vec::new();

@@ -132,17 +132,7 @@ impl Workflow<'_> {
             Ok(d) => d,
             Err(held) => return Ok(self.lock_held(&held)),
         };
-        let report_json = serde_json::to_value(report).unwrap_or_default();
-        self.ctx
-            .store
-            .set_deploy_facts(
-                d.id,
-                report.image_digest.as_deref(),
-                Some(&report_json),
-                None,
-            )
-            .await
-            .map_err(|e| self.store_error(e))?;
+        self.keep_preflight(d.id, report).await?;
         self.refresh_card(d.id).await;
         let p = self.prefix();
         Ok(Reply::new(
@@ -206,17 +196,7 @@ impl Workflow<'_> {
         d.step = Some(crate::deploy::step::Step::Lock.as_str().to_string());
         let _beat =
             super::runner::heartbeat(&self.ctx.store, self.ctx.config.deploy.lease, d.id, &owner);
-        let report_json = serde_json::to_value(report).unwrap_or_default();
-        self.ctx
-            .store
-            .set_deploy_facts(
-                d.id,
-                report.image_digest.as_deref(),
-                Some(&report_json),
-                None,
-            )
-            .await
-            .map_err(|e| self.store_error(e))?;
+        self.keep_preflight(d.id, report).await?;
         self.conv
             .post(&format!(
                 "▶️ Deploy #{} of {} {} (requested by {} with --when-idle): the DAG runs are over, \

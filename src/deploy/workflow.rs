@@ -168,17 +168,7 @@ impl Workflow<'_> {
             Err(held) => return Ok(self.lock_held(&held)),
         };
         let _beat = self.heartbeat(d.id, &owner);
-        let report_json = serde_json::to_value(&report).unwrap_or_default();
-        self.ctx
-            .store
-            .set_deploy_facts(
-                d.id,
-                report.image_digest.as_deref(),
-                Some(&report_json),
-                None,
-            )
-            .await
-            .map_err(|e| self.store_error(e))?;
+        self.keep_preflight(d.id, &report).await?;
         let forced = if force && !report.blocking_runs.is_empty() {
             format!(
                 " Forced past {} active DAG run(s) (recorded in the audit log).",

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::waits::NewWait;
 use super::{Lock, NewAuditEvent, Result, Store, StoreError, now_ms};
 use crate::deploy::state::{self, DeployState};
 use crate::deploy::step::Step;
@@ -37,6 +38,13 @@ pub struct Deploy {
 
 /// The process that is running a deploy's current step: it holds a lease it renews by
 /// heartbeat, so other processes can tell a live owner from a dead one.
+/// How a new deploy starts: run by this process now, or waiting for DAG runs (`--when-idle`).
+#[derive(Clone, Copy)]
+pub(super) enum Start<'a> {
+    Locked(&'a Owner),
+    Waiting(&'a NewWait<'a>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
     pub host: String,
@@ -196,22 +204,63 @@ impl Store {
         owner: &Owner,
         locked_event: &NewAuditEvent,
     ) -> Result<std::result::Result<Deploy, Lock>> {
+        self.create_deploy_with_lock(d, lock_key, Start::Locked(owner), locked_event)
+            .await
+    }
+
+    /// The one way a deploy comes to be: the deploy, its target's lock, its first journal row,
+    /// its wait (if it waits) and `event` (its `deploy_id` filled in) in one transaction, so all
+    /// of them exist afterwards or none does and the lock's holder is returned.
+    pub(super) async fn create_deploy_with_lock(
+        &self,
+        d: &NewDeploy<'_>,
+        lock_key: &str,
+        start: Start<'_>,
+        event: &NewAuditEvent,
+    ) -> Result<std::result::Result<Deploy, Lock>> {
         let now = now_ms();
+        let (state, step, owner, reason, detail) = match start {
+            Start::Locked(owner) => (
+                DeployState::Locked,
+                Step::Lock,
+                Some(owner),
+                format!("deploy {} {}", d.target, d.version),
+                serde_json::json!({ "lock": lock_key }),
+            ),
+            Start::Waiting(wait) => (
+                DeployState::WaitingForDags,
+                Step::Wait,
+                None,
+                format!(
+                    "deploy {} {} waiting for DAG runs (--when-idle)",
+                    d.target, d.version
+                ),
+                serde_json::json!({
+                    "lock": lock_key,
+                    "deadline_ms": wait.deadline_ms,
+                    "reason": wait.waiting_for,
+                }),
+            ),
+        };
         let mut tx = self.pool.begin().await?;
+        // A locked deploy is owned by the process that runs it (its `step` is set by the first
+        // transition); a waiting one has no owner until a process starts it.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO deploys (target, environment, version, requested_by, requested_by_id, \
-             state, force, owner_host, owner_pid, heartbeat_ms, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING id",
+             state, step, force, owner_host, owner_pid, heartbeat_ms, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
         )
         .bind(d.target)
         .bind(d.environment)
         .bind(d.version)
         .bind(d.requested_by)
         .bind(d.requested_by_id)
-        .bind(DeployState::Locked.as_str())
+        .bind(state.as_str())
+        .bind(owner.is_none().then(|| step.as_str()))
         .bind(i64::from(d.force))
-        .bind(&owner.host)
-        .bind(owner.pid)
+        .bind(owner.map(|o| o.host.clone()))
+        .bind(owner.map(|o| o.pid))
+        .bind(owner.map(|_| now))
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -222,7 +271,7 @@ impl Store {
         .bind(lock_key)
         .bind(d.requested_by)
         .bind(id)
-        .bind(format!("deploy {} {}", d.target, d.version))
+        .bind(reason)
         .bind(now)
         .execute(&mut *tx)
         .await?
@@ -232,23 +281,26 @@ impl Store {
             return match self.get_lock(lock_key).await? {
                 Some(held) => Ok(Err(held)),
                 // Released in between: try again rather than report a holder that is gone.
-                None => Box::pin(self.create_locked_deploy(d, lock_key, owner, locked_event)).await,
+                None => Box::pin(self.create_deploy_with_lock(d, lock_key, start, event)).await,
             };
+        }
+        if let Start::Waiting(wait) = start {
+            super::waits::insert_wait(&mut tx, id, wait, now).await?;
         }
         sqlx::query(
             "INSERT INTO deploy_steps (deploy_id, step, state, detail, started_ms) \
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
-        .bind(Step::Lock.as_str())
-        .bind(DeployState::Locked.as_str())
-        .bind(serde_json::json!({ "lock": lock_key }).to_string())
+        .bind(step.as_str())
+        .bind(state.as_str())
+        .bind(detail.to_string())
         .bind(now)
         .execute(&mut *tx)
         .await?;
         let event = NewAuditEvent {
             deploy_id: Some(id),
-            ..locked_event.clone()
+            ..event.clone()
         };
         super::audit::append_in_tx(&mut tx, &[&event]).await?;
         tx.commit().await?;
@@ -541,6 +593,32 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(deploy_from_row).collect()
+    }
+}
+
+impl Store {
+    /// Releases every lock still held by a deploy that has ended (succeeded, failed, cancelled,
+    /// blocked, resolved) and returns them. A deploy's ending path releases its lock right after
+    /// the final state is written; a process that died between the two left the lock behind, and
+    /// nothing else would ever free it. An ended deploy never takes a lock again, so this cannot
+    /// take a lock from anyone working.
+    pub async fn release_locks_of_ended_deploys(&self) -> Result<Vec<Lock>> {
+        let finals = state_list(DeployState::ALL.into_iter().filter(|s| s.is_final()));
+        // The state names come from the enum, never from input, so formatting them is safe.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT l.lock_key, l.holder, l.deploy_id, l.reason, l.acquired_ms FROM locks l \
+             JOIN deploys d ON d.id = l.deploy_id WHERE d.state IN ({finals}) ORDER BY l.lock_key"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut released = Vec::new();
+        for row in &rows {
+            let lock = super::locks::lock_from_row(row)?;
+            if self.release_lock(&lock.key, lock.deploy_id).await? {
+                released.push(lock);
+            }
+        }
+        Ok(released)
     }
 }
 

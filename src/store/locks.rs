@@ -96,7 +96,7 @@ impl Store {
     }
 }
 
-fn lock_from_row(r: &sqlx::any::AnyRow) -> Result<Lock> {
+pub(super) fn lock_from_row(r: &sqlx::any::AnyRow) -> Result<Lock> {
     Ok(Lock {
         key: r.try_get("lock_key")?,
         holder: r.try_get("holder")?,

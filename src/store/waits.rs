@@ -7,10 +7,9 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::deploys::{Deploy, NewDeploy};
+use super::deploys::{Deploy, NewDeploy, Start};
 use super::{Lock, NewAuditEvent, Result, Store, StoreError, now_ms};
 use crate::deploy::state::DeployState;
-use crate::deploy::step::Step;
 
 /// One DAG a deploy paused (or asked Airflow to pause) for its apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,8 +94,9 @@ impl Store {
     }
 
     /// Records Airflow's answer to the pause: `Some(true)` paused by this deploy, `Some(false)`
-    /// it was already paused (the row goes: the deploy must not unpause a DAG someone paused on
-    /// purpose), `None` unknown (the row stays, so the end unpauses it to be safe).
+    /// not paused by it — already paused (the deploy must not unpause a DAG someone paused on
+    /// purpose), refused or unknown to Airflow — so the row goes; `None` unknown (the row stays,
+    /// so the end unpauses it to be safe).
     pub async fn record_pause_answer(
         &self,
         deploy_id: i64,
@@ -196,84 +196,8 @@ impl Store {
         wait: &NewWait<'_>,
         event: &NewAuditEvent,
     ) -> Result<std::result::Result<Deploy, Lock>> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO deploys (target, environment, version, requested_by, requested_by_id, \
-             state, step, force, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-        )
-        .bind(d.target)
-        .bind(d.environment)
-        .bind(d.version)
-        .bind(d.requested_by)
-        .bind(d.requested_by_id)
-        .bind(DeployState::WaitingForDags.as_str())
-        .bind(Step::Wait.as_str())
-        .bind(i64::from(d.force))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO locks (lock_key, holder, deploy_id, reason, acquired_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (lock_key) DO NOTHING",
-        )
-        .bind(lock_key)
-        .bind(d.requested_by)
-        .bind(id)
-        .bind(format!(
-            "deploy {} {} waiting for DAG runs (--when-idle)",
-            d.target, d.version
-        ))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return match self.get_lock(lock_key).await? {
-                Some(held) => Ok(Err(held)),
-                // Released in between: try again rather than report a holder that is gone.
-                None => Box::pin(self.create_waiting_deploy(d, lock_key, wait, event)).await,
-            };
-        }
-        sqlx::query(
-            "INSERT INTO deploy_waits (deploy_id, deadline_ms, waiting_for, checked_ms, roles, \
-             source) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(wait.deadline_ms)
-        .bind(wait.waiting_for)
-        .bind(now)
-        .bind(serde_json::to_string(wait.roles).unwrap_or_else(|_| "[]".into()))
-        .bind(wait.source)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO deploy_steps (deploy_id, step, state, detail, started_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(Step::Wait.as_str())
-        .bind(DeployState::WaitingForDags.as_str())
-        .bind(
-            serde_json::json!({ "lock": lock_key, "deadline_ms": wait.deadline_ms, "reason": wait.waiting_for })
-                .to_string(),
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let event = NewAuditEvent {
-            deploy_id: Some(id),
-            ..event.clone()
-        };
-        super::audit::append_in_tx(&mut tx, &[&event]).await?;
-        tx.commit().await?;
-        let deploy = self
-            .get_deploy(id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("deploy {id} vanished after insert")))?;
-        Ok(Ok(deploy))
+        self.create_deploy_with_lock(d, lock_key, Start::Waiting(wait), event)
+            .await
     }
 
     /// The wait of deploy `id`, if it was ever asked to wait.
@@ -319,4 +243,26 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Inserts deploy `id`'s wait inside the transaction that creates the deploy.
+pub(super) async fn insert_wait(
+    tx: &mut sqlx::AnyConnection,
+    id: i64,
+    wait: &NewWait<'_>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deploy_waits (deploy_id, deadline_ms, waiting_for, checked_ms, roles, \
+         source) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(wait.deadline_ms)
+    .bind(wait.waiting_for)
+    .bind(now)
+    .bind(serde_json::to_string(wait.roles).unwrap_or_else(|_| "[]".into()))
+    .bind(wait.source)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

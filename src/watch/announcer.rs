@@ -11,6 +11,7 @@
 
 use tokio_util::sync::CancellationToken;
 
+use super::poll::{self, Next};
 use crate::backfill::Backfill;
 use crate::context::Ctx;
 use crate::conversation::{Announcement, Conversation};
@@ -136,41 +137,14 @@ impl Announcer {
         }
     }
 
-    /// Polls every `[watch] poll_interval` until `cancel`; survives Airflow being down: the
-    /// first failure of an outage is logged as a warning, later ones at debug, and the wait
-    /// doubles up to ten intervals. Nothing is posted about the outage.
+    /// Polls every `[watch] poll_interval` until `cancel`; survives Airflow being down
+    /// ([`poll::every`]).
     pub async fn run(&self, conv: &dyn Conversation, cancel: CancellationToken) {
         let interval = self.ctx.config.watch.poll_interval;
-        let mut wait = interval;
-        let mut failing = false;
-        loop {
-            let polled = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = self.poll_once(conv) => r,
-            };
-            match polled {
-                Ok(report) => {
-                    if failing {
-                        tracing::info!(dags = report.dags, "DAG announcer: Airflow answers again");
-                    }
-                    failing = false;
-                    wait = interval;
-                }
-                Err(e) => {
-                    if failing {
-                        tracing::debug!(error = %e, "DAG announcer: poll failed again");
-                    } else {
-                        tracing::warn!(error = %e, "DAG announcer: poll failed; retrying with backoff");
-                    }
-                    failing = true;
-                    wait = (wait * 2).min(interval * 10).max(interval);
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        poll::every("DAG announcer", interval, &cancel, || async {
+            self.poll_once(conv).await.map(|_| Next::Again)
+        })
+        .await
     }
 }
 

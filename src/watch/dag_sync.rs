@@ -20,6 +20,7 @@ use std::collections::HashSet;
 
 use tokio_util::sync::CancellationToken;
 
+use super::poll::{self, Next};
 use crate::config::DagSyncConfig;
 use crate::context::Ctx;
 use crate::conversation::{Conversation, DeployedAnnouncement, EnableAction};
@@ -292,40 +293,18 @@ impl DagSyncAnnouncer {
     }
 
     /// Polls every `[watch] poll_interval` until `cancel`, backing off while something it needs
-    /// does not answer (logged once per outage; nothing is posted about it).
+    /// does not answer ([`poll::every`]); ends at once without `[dag_sync]`.
     pub async fn run(&self, conv: &dyn Conversation, cancel: CancellationToken) {
         let interval = self.ctx.config.watch.poll_interval;
-        let mut wait = interval;
-        let mut failing = false;
-        loop {
-            let polled = tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = self.poll_once(conv) => r,
-            };
-            match polled {
-                Ok(report) if report.disabled => return,
-                Ok(_) => {
-                    if failing {
-                        tracing::info!("dag-sync announcer: answers again");
-                    }
-                    failing = false;
-                    wait = interval;
-                }
-                Err(e) => {
-                    if failing {
-                        tracing::debug!(error = %e, "dag-sync announcer: poll failed again");
-                    } else {
-                        tracing::warn!(error = %e, "dag-sync announcer: poll failed; retrying with backoff");
-                    }
-                    failing = true;
-                    wait = (wait * 2).min(interval * 10).max(interval);
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        poll::every("dag-sync announcer", interval, &cancel, || async {
+            let report = self.poll_once(conv).await?;
+            Ok::<_, SyncPollError>(if report.disabled {
+                Next::Stop
+            } else {
+                Next::Again
+            })
+        })
+        .await
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod announcer;
 pub mod dag_sync;
+pub mod poll;
 pub mod waits;
 
 pub use announcer::{Announcer, PollReport};

@@ -104,33 +104,24 @@ fn denied_deploy_exits_1_and_is_in_the_audit_log_with_the_reason() {
     );
 }
 
-#[test]
-fn a_typo_is_invalid_exit_2_and_suggests_the_command() {
+/// `exec --json text` exits 2 with outcome `invalid` and a message that contains `says`.
+fn assert_invalid(text: &str, says: &str) {
     let env = Env::sqlite();
-    let out = env.run(&["exec", "--json", "!deplyo catalog v1.2.3"]);
+    let out = env.run(&["exec", "--json", text]);
     assert_eq!(out.status.code(), Some(2));
     let r = result(&out);
     assert_eq!(r["outcome"], "invalid");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Did you mean `!deploy`?"),
-        "{r}"
-    );
+    assert!(r["message"].as_str().unwrap_or("").contains(says), "{r}");
+}
+
+#[test]
+fn a_typo_is_invalid_exit_2_and_suggests_the_command() {
+    assert_invalid("!deplyo catalog v1.2.3", "Did you mean `!deploy`?");
 }
 
 #[test]
 fn an_unknown_target_is_invalid_and_names_the_known_ones() {
-    let env = Env::sqlite();
-    let out = env.run(&["exec", "--json", "!deploy catalgo v1.2.3"]);
-    assert_eq!(out.status.code(), Some(2));
-    let r = result(&out);
-    assert_eq!(r["outcome"], "invalid");
-    assert!(
-        r["message"].as_str().unwrap_or("").contains("`catalog`"),
-        "{r}"
-    );
+    assert_invalid("!deploy catalgo v1.2.3", "`catalog`");
 }
 
 #[test]

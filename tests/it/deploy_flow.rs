@@ -629,21 +629,13 @@ async fn deploy_every_case(dir: &std::path::Path) -> usize {
         let plan_file = dir.join(format!("{}.plan.txt", c.id));
         for (drift, apply_id) in [(false, &c.id), (true, &c.partner)] {
             let _ = std::fs::remove_file(&applied);
-            let out = s
-                .cmd(&[
-                    "exec",
-                    "--json",
-                    "--user",
-                    ALICE.0,
-                    "--role",
-                    ALICE.1[0],
+            let (r, lines, _) = s
+                .exec_env(
+                    ALICE,
                     "!deploy catalog v1.5.3",
-                ])
-                .env("SANDBOX_PLAN_FILE", &plan_file)
-                .output()
-                .await
-                .expect("exec");
-            let (r, lines, _) = parse_code(&out);
+                    &[("SANDBOX_PLAN_FILE", (&plan_file).into())],
+                )
+                .await;
             assert_eq!(
                 r["outcome"],
                 "awaiting_approval",
@@ -671,25 +663,19 @@ async fn deploy_every_case(dir: &std::path::Path) -> usize {
                     c.id
                 );
             }
-            let out = s
-                .cmd(&[
-                    "exec",
-                    "--json",
-                    "--user",
-                    BOB.0,
-                    "--role",
-                    BOB.1[0],
+            let (r, lines, _) = s
+                .exec_env(
+                    BOB,
                     &format!("!deploy approve {id}"),
-                ])
-                .env(
-                    "SANDBOX_APPLY_FILE",
-                    dir.join(format!("{apply_id}.apply.txt")),
+                    &[
+                        (
+                            "SANDBOX_APPLY_FILE",
+                            dir.join(format!("{apply_id}.apply.txt")).into(),
+                        ),
+                        ("SANDBOX_APPLY_RESULT", apply_complete(&c.summary).into()),
+                    ],
                 )
-                .env("SANDBOX_APPLY_RESULT", apply_complete(&c.summary))
-                .output()
-                .await
-                .expect("exec");
-            let (r, lines, _) = parse_code(&out);
+                .await;
             let answers = store
                 .deploy_steps(id)
                 .await
@@ -774,45 +760,21 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
     let s = Sbx::with_world(World::openverse_idle()).await;
     std::fs::write(s.workdir().join("infra.justfile"), CASES_JUSTFILE).expect("justfile");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform");
-    let out = s
-        .cmd(&[
-            "exec",
-            "--json",
-            "--user",
-            ALICE.0,
-            "--role",
-            ALICE.1[0],
+    let (r, _, _) = s
+        .exec_env(
+            ALICE,
             "!deploy catalog v1.5.3",
-        ])
-        .env("SANDBOX_PLAN_FILE", dir.join("tf14-update-action.plan.txt"))
-        .output()
-        .await
-        .expect("exec");
-    let (r, _, _) = parse_code(&out);
+            &[(
+                "SANDBOX_PLAN_FILE",
+                dir.join("tf14-update-action.plan.txt").into(),
+            )],
+        )
+        .await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
     // Terraform applies the approved plan, then reports one more change than it showed.
-    let out = s
-        .cmd(&[
-            "exec",
-            "--json",
-            "--user",
-            BOB.0,
-            "--role",
-            BOB.1[0],
-            "!deploy approve 1",
-        ])
-        .env(
-            "SANDBOX_APPLY_FILE",
-            dir.join("tf14-update-action.apply.txt"),
-        )
-        .env(
-            "SANDBOX_APPLY_RESULT",
-            "Apply complete! Resources: 1 added, 1 changed, 0 destroyed. Actions: 1 invoked.",
-        )
-        .output()
-        .await
-        .expect("exec");
-    let (r, lines, _) = parse_code(&out);
+    let (r, lines, _) = s
+        .exec_env(BOB, "!deploy approve 1", &[("SANDBOX_APPLY_FILE", dir.join("tf14-update-action.apply.txt").into()), ("SANDBOX_APPLY_RESULT", "Apply complete! Resources: 1 added, 1 changed, 0 destroyed. Actions: 1 invoked.".into())])
+        .await;
     let said = text(&lines);
     assert!(
         said.contains(
@@ -858,44 +820,34 @@ async fn an_apply_result_other_than_the_approved_plan_is_shown_loudly() {
     );
 
     // And the approved counts read as approved on the card.
-    let out = s
-        .cmd(&[
-            "exec",
-            "--json",
-            "--user",
-            ALICE.0,
-            "--role",
-            ALICE.1[0],
+    let (r, _, _) = s
+        .exec_env(
+            ALICE,
             "!deploy catalog v1.5.3",
-        ])
-        .env("SANDBOX_PLAN_FILE", dir.join("tf15-import-update.plan.txt"))
-        .output()
-        .await
-        .expect("exec");
-    let (r, _, _) = parse_code(&out);
+            &[(
+                "SANDBOX_PLAN_FILE",
+                dir.join("tf15-import-update.plan.txt").into(),
+            )],
+        )
+        .await;
     assert_eq!(r["outcome"], "awaiting_approval", "{r}");
-    let out = s
-        .cmd(&[
-            "exec",
-            "--json",
-            "--user",
-            BOB.0,
-            "--role",
-            BOB.1[0],
+    let (r, _, _) = s
+        .exec_env(
+            BOB,
             "!deploy approve 2",
-        ])
-        .env(
-            "SANDBOX_APPLY_FILE",
-            dir.join("tf15-import-update.apply.txt"),
+            &[
+                (
+                    "SANDBOX_APPLY_FILE",
+                    dir.join("tf15-import-update.apply.txt").into(),
+                ),
+                (
+                    "SANDBOX_APPLY_RESULT",
+                    "Apply complete! Resources: 1 imported, 0 added, 1 changed, 0 destroyed."
+                        .into(),
+                ),
+            ],
         )
-        .env(
-            "SANDBOX_APPLY_RESULT",
-            "Apply complete! Resources: 1 imported, 0 added, 1 changed, 0 destroyed.",
-        )
-        .output()
-        .await
-        .expect("exec");
-    let (r, _, _) = parse_code(&out);
+        .await;
     assert_eq!(r["outcome"], "ok", "{r}");
     let card = catalog_chatops::deploy::card::build(&store, 2, 1)
         .await

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use catalog_chatops::Engine;
 use catalog_chatops::chat::discord::{self, RunError};
 use catalog_chatops::config::Config;
-use catalog_chatops::sandbox::{self, SandboxHandle, World};
+use catalog_chatops::sandbox::SandboxHandle;
 use fake_discord::*;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -74,46 +74,11 @@ impl Drop for Harness {
     }
 }
 
-/// The sandbox's infra justfile, with `extra_plan_lines` more lines of plan output.
-fn justfile(extra_plan_lines: usize) -> String {
-    let base = sandbox::session::INFRA_JUSTFILE;
-    if extra_plan_lines == 0 {
-        return base.to_string();
-    }
-    let marker = "    echo \"        # (29 unchanged attributes hidden)\"\n";
-    assert!(base.contains(marker), "the infra justfile changed shape");
-    let padding = format!(
-        "{marker}    for i in $(seq 1 {extra_plan_lines}); do printf '        # tag_%03d = \"%s\"\\n' \"$i\" \"$(printf 'x%.0s' $(seq 1 60))\"; done\n"
-    );
-    base.replacen(marker, &padding, 1)
-}
-
 async fn harness(extra_plan_lines: usize) -> Harness {
     let fake = FakeDiscord::start().await;
     let store = support::sqlite().await;
     let mut config = support::config_with_store(&store.url);
-    let world = World::openverse_idle();
-    world.lock().airflow.password.clear();
-    let sb = sandbox::start(world).await.expect("sandbox");
-    sb.configure(&mut config);
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("infra.justfile"),
-        justfile(extra_plan_lines),
-    )
-    .expect("write justfile");
-    let target = config.targets.get_mut("catalog").expect("catalog target");
-    target.workdir = dir.path().display().to_string();
-    let just = |args: &[&str]| -> Vec<String> {
-        ["just", "--justfile", "infra.justfile"]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    target.bump = just(&["bump", "{version}"]);
-    target.plan = just(&["plan"]);
-    target.apply = just(&["apply"]);
+    let (sb, dir) = support::chat_sandbox(&mut config, extra_plan_lines).await;
     config.discord.guild_id = Some(GUILD_ID);
     config
         .discord

@@ -163,6 +163,24 @@ impl Sbx {
         parse_code(&out)
     }
 
+    /// As `exec_code`, with more environment for this one process (what the sandbox's infra
+    /// steps print, say).
+    pub async fn exec_env(
+        &self,
+        who: (&str, &[&str]),
+        text: &str,
+        env: &[(&str, std::ffi::OsString)],
+    ) -> (Value, Vec<Value>, i32) {
+        self.count_sent(who, text);
+        let out = self
+            .cmd(&Self::exec_args(who.0, who.1, text))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .await
+            .expect("exec");
+        parse_code(&out)
+    }
+
     /// Starts one command in a new bot process (stdout piped, JSON lines) without waiting.
     pub fn spawn(&self, who: (&str, &[&str]), text: &str, env: &[(&str, &str)]) -> Child {
         self.count_sent(who, text);

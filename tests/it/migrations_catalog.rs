@@ -44,31 +44,9 @@ async fn status_and_two_person_apply_against_real_postgres() {
     );
     std::fs::write(dir.path().join("README.md"), "not a migration").expect("write");
 
-    let t = support::sqlite().await;
-    let mut config = support::config_with_store(&t.url);
-    config.airflow.url = "http://127.0.0.1:9".into();
-    config.migrations.dags = vec![];
-    config.catalog_db = Some(CatalogDbConfig {
-        url: catalog_url.clone(),
-        migrations_dir: dir.path().display().to_string(),
-        ledger_table: "chatops_migrations".into(),
-        lock_timeout: std::time::Duration::from_secs(3),
-        statement_timeout: std::time::Duration::from_secs(60),
-    });
-    let engine = Engine::new(config, t.store.clone()).expect("engine");
-    let say = |who: &str, text: &str| {
-        let engine = engine.clone();
-        let who = maintainer(who);
-        let text = text.to_string();
-        async move {
-            engine
-                .handle(&who, &text, &Transcript::new())
-                .await
-                .expect("addressed")
-        }
-    };
+    let (t, engine) = engine_on(&catalog_url, dir.path()).await;
 
-    let status = say("alice", "!migrations status").await;
+    let status = say(&engine, "alice", "!migrations status").await;
     assert_eq!(status.outcome, Outcome::Ok, "{}", status.message);
     assert!(
         status.message.contains(&format!(
@@ -102,7 +80,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
     assert_eq!(tables(&catalog_url).await, Vec::<String>::new());
 
     // Unknown name: the pending ones are listed, nothing changes.
-    let unknown = say("alice", "!migrations apply 0009_nope").await;
+    let unknown = say(&engine, "alice", "!migrations apply 0009_nope").await;
     assert_eq!(unknown.outcome, Outcome::Invalid);
     assert!(
         unknown.message.contains(
@@ -113,7 +91,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
     );
 
     // No file runs before the ledger exists, and nothing is filed.
-    let early = say("alice", "!migrations apply 0001_create_image").await;
+    let early = say(&engine, "alice", "!migrations apply 0001_create_image").await;
     assert_eq!(early.outcome, Outcome::Blocked, "{}", early.message);
     assert!(
         early.message.contains(
@@ -125,7 +103,12 @@ async fn status_and_two_person_apply_against_real_postgres() {
     );
 
     // The ledger's own creation: requested, still pending, then approved by a second person.
-    let req = say("alice", "!migrations apply 0000_create_chatops_migrations").await;
+    let req = say(
+        &engine,
+        "alice",
+        "!migrations apply 0000_create_chatops_migrations",
+    )
+    .await;
     assert_eq!(req.outcome, Outcome::AwaitingApproval, "{}", req.message);
     assert!(
         req.message
@@ -133,7 +116,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
         "{}",
         req.message
     );
-    let status = say("carol", "!migrations status").await;
+    let status = say(&engine, "carol", "!migrations status").await;
     assert!(
         status
             .message
@@ -146,10 +129,15 @@ async fn status_and_two_person_apply_against_real_postgres() {
         Vec::<String>::new(),
         "still nothing"
     );
-    let made = say("bob", "!migrations apply 0000_create_chatops_migrations").await;
+    let made = say(
+        &engine,
+        "bob",
+        "!migrations apply 0000_create_chatops_migrations",
+    )
+    .await;
     assert_eq!(made.outcome, Outcome::Ok, "{}", made.message);
     assert_eq!(tables(&catalog_url).await, ["chatops_migrations"]);
-    let status = say("carol", "!migrations status").await;
+    let status = say(&engine, "carol", "!migrations status").await;
     assert!(
         status
             .message
@@ -159,17 +147,17 @@ async fn status_and_two_person_apply_against_real_postgres() {
     );
 
     // Alice requests; Alice again is still waiting; Bob approves and it runs.
-    let req = say("alice", "!migrations apply 0001_create_image").await;
+    let req = say(&engine, "alice", "!migrations apply 0001_create_image").await;
     assert_eq!(req.outcome, Outcome::AwaitingApproval, "{}", req.message);
     assert!(
         req.message.contains("second maintainer (not alice)"),
         "{}",
         req.message
     );
-    let again = say("alice", "!migrations apply 0001_create_image.sql").await;
+    let again = say(&engine, "alice", "!migrations apply 0001_create_image.sql").await;
     assert_eq!(again.outcome, Outcome::AwaitingApproval);
     assert!(again.message.contains("needs a second maintainer, not you"));
-    let status = say("carol", "!migrations status").await;
+    let status = say(&engine, "carol", "!migrations status").await;
     assert!(
         status
             .message
@@ -177,25 +165,25 @@ async fn status_and_two_person_apply_against_real_postgres() {
         "{}",
         status.message
     );
-    let run = say("bob", "!migrations apply 0001_create_image").await;
+    let run = say(&engine, "bob", "!migrations apply 0001_create_image").await;
     assert_eq!(run.outcome, Outcome::Ok, "{}", run.message);
     assert!(
         run.message.contains("requested by alice, approved by bob"),
         "{}",
         run.message
     );
-    let done = say("carol", "!migrations apply 0001_create_image").await;
+    let done = say(&engine, "carol", "!migrations apply 0001_create_image").await;
     assert!(done.message.contains("already applied"), "{}", done.message);
 
     // A failing file rolls back whole and uses the request up.
-    say("alice", "!migrations apply 0003_broken").await;
-    let failed = say("bob", "!migrations apply 0003_broken").await;
+    say(&engine, "alice", "!migrations apply 0003_broken").await;
+    let failed = say(&engine, "bob", "!migrations apply 0003_broken").await;
     assert_eq!(failed.outcome, Outcome::Failed, "{}", failed.message);
     assert!(failed.message.contains("rolled back"), "{}", failed.message);
 
     // The timeouts are set inside the transaction.
-    say("bob", "!migrations apply 0004_show_timeouts").await;
-    let ok = say("alice", "!migrations apply 0004_show_timeouts").await;
+    say(&engine, "bob", "!migrations apply 0004_show_timeouts").await;
+    let ok = say(&engine, "alice", "!migrations apply 0004_show_timeouts").await;
     assert_eq!(ok.outcome, Outcome::Ok, "{}", ok.message);
 
     let mut conn = sqlx::PgConnection::connect(&catalog_url)
@@ -233,7 +221,7 @@ async fn status_and_two_person_apply_against_real_postgres() {
             ("0004_show_timeouts".into(), "alice".into(), "bob".into()),
         ]
     );
-    let status = say("carol", "!migrations status").await;
+    let status = say(&engine, "carol", "!migrations status").await;
     assert!(
         status.message.contains("✅ 0001_create_image applied "),
         "{}",
@@ -262,6 +250,32 @@ async fn status_and_two_person_apply_against_real_postgres() {
 }
 
 /// The tables of the catalog database's `public` schema, by name.
+/// An engine on a SQLite store of its own whose catalog DB is `catalog_url` with the
+/// migrations in `dir` (no Airflow, no migration DAGs).
+async fn engine_on(catalog_url: &str, dir: &std::path::Path) -> (support::TestStore, Engine) {
+    let t = support::sqlite().await;
+    let mut config = support::config_with_store(&t.url);
+    config.airflow.url = "http://127.0.0.1:9".into();
+    config.migrations.dags = vec![];
+    config.catalog_db = Some(CatalogDbConfig {
+        url: catalog_url.to_string(),
+        migrations_dir: dir.display().to_string(),
+        ledger_table: "chatops_migrations".into(),
+        lock_timeout: std::time::Duration::from_secs(3),
+        statement_timeout: std::time::Duration::from_secs(60),
+    });
+    let engine = Engine::new(config, t.store.clone()).expect("engine");
+    (t, engine)
+}
+
+/// One command from maintainer `who`.
+async fn say(engine: &Engine, who: &str, text: &str) -> catalog_chatops::reply::Reply {
+    engine
+        .handle(&maintainer(who), text, &Transcript::new())
+        .await
+        .expect("addressed")
+}
+
 async fn tables(url: &str) -> Vec<String> {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let names: Vec<String> = sqlx::query_scalar(
@@ -306,40 +320,18 @@ async fn create_index_concurrently_runs_outside_a_transaction_with_its_own_timeo
     );
     write("0005_typo.sql", "-- chatops: no-transction\nSELECT 1;\n");
 
-    let t = support::sqlite().await;
-    let mut config = support::config_with_store(&t.url);
-    config.airflow.url = "http://127.0.0.1:9".into();
-    config.migrations.dags = vec![];
-    config.catalog_db = Some(CatalogDbConfig {
-        url: catalog_url.clone(),
-        migrations_dir: dir.path().display().to_string(),
-        ledger_table: "chatops_migrations".into(),
-        lock_timeout: std::time::Duration::from_secs(3),
-        statement_timeout: std::time::Duration::from_secs(60),
-    });
-    let engine = Engine::new(config, t.store.clone()).expect("engine");
-    let say = |who: &str, text: &str| {
-        let engine = engine.clone();
-        let who = maintainer(who);
-        let text = text.to_string();
-        async move {
-            engine
-                .handle(&who, &text, &Transcript::new())
-                .await
-                .expect("addressed")
-        }
-    };
+    let (_t, engine) = engine_on(&catalog_url, dir.path()).await;
     let both = |name: &'static str| {
-        let say = &say;
+        let engine = &engine;
         async move {
-            let first = say("alice", &format!("!migrations apply {name}")).await;
+            let first = say(engine, "alice", &format!("!migrations apply {name}")).await;
             assert_eq!(
                 first.outcome,
                 Outcome::AwaitingApproval,
                 "{}",
                 first.message
             );
-            say("bob", &format!("!migrations apply {name}")).await
+            say(engine, "bob", &format!("!migrations apply {name}")).await
         }
     };
     assert_eq!(
@@ -348,7 +340,7 @@ async fn create_index_concurrently_runs_outside_a_transaction_with_its_own_timeo
     );
     assert_eq!(both("0001_create_image").await.outcome, Outcome::Ok);
 
-    let status = say("carol", "!migrations status").await;
+    let status = say(&engine, "carol", "!migrations status").await;
     for needle in [
         "⏳ 0002_index_provider pending (no transaction, statement_timeout 2h)",
         "⏳ 0003_concurrently_in_a_transaction pending\n",
@@ -362,7 +354,7 @@ async fn create_index_concurrently_runs_outside_a_transaction_with_its_own_timeo
         );
     }
 
-    let first = say("alice", "!migrations apply 0002_index_provider").await;
+    let first = say(&engine, "alice", "!migrations apply 0002_index_provider").await;
     assert!(
         first
             .message
@@ -370,7 +362,7 @@ async fn create_index_concurrently_runs_outside_a_transaction_with_its_own_timeo
         "{}",
         first.message
     );
-    let ran = say("bob", "!migrations apply 0002_index_provider").await;
+    let ran = say(&engine, "bob", "!migrations apply 0002_index_provider").await;
     assert_eq!(ran.outcome, Outcome::Ok, "{}", ran.message);
 
     let mut conn = sqlx::PgConnection::connect(&catalog_url)
@@ -425,7 +417,7 @@ async fn create_index_concurrently_runs_outside_a_transaction_with_its_own_timeo
     assert_eq!(license.as_deref(), Some("license"));
 
     // A header with a typo is refused before anything is filed.
-    let typo = say("alice", "!migrations apply 0005_typo").await;
+    let typo = say(&engine, "alice", "!migrations apply 0005_typo").await;
     assert_eq!(typo.outcome, Outcome::Blocked, "{}", typo.message);
     assert!(
         typo.message.contains("Nothing was done."),

@@ -139,20 +139,6 @@ impl Harness {
     }
 }
 
-/// The sandbox's infra justfile, with `extra_plan_lines` more lines of plan output.
-fn justfile(extra_plan_lines: usize) -> String {
-    let base = sandbox::session::INFRA_JUSTFILE;
-    if extra_plan_lines == 0 {
-        return base.to_string();
-    }
-    let marker = "    echo \"        # (29 unchanged attributes hidden)\"\n";
-    assert!(base.contains(marker), "the infra justfile changed shape");
-    let padding = format!(
-        "{marker}    for i in $(seq 1 {extra_plan_lines}); do printf '        # tag_%03d = \"%s\"\\n' \"$i\" \"$(printf 'x%.0s' $(seq 1 60))\"; done\n"
-    );
-    base.replacen(marker, &padding, 1)
-}
-
 /// The config the tests run: the shipped one, the sandbox's fakes, the fake Slack.
 async fn config_for(
     fake: &FakeSlack,
@@ -160,28 +146,7 @@ async fn config_for(
     extra_plan_lines: usize,
 ) -> (Config, SandboxHandle, tempfile::TempDir) {
     let mut config = support::config_with_store(store_url);
-    let world = World::openverse_idle();
-    world.lock().airflow.password.clear();
-    let sb = sandbox::start(world).await.expect("sandbox");
-    sb.configure(&mut config);
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("infra.justfile"),
-        justfile(extra_plan_lines),
-    )
-    .expect("write justfile");
-    let target = config.targets.get_mut("catalog").expect("catalog target");
-    target.workdir = dir.path().display().to_string();
-    let just = |args: &[&str]| -> Vec<String> {
-        ["just", "--justfile", "infra.justfile"]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect()
-    };
-    target.bump = just(&["bump", "{version}"]);
-    target.plan = just(&["plan"]);
-    target.apply = just(&["apply"]);
+    let (sb, dir) = support::chat_sandbox(&mut config, extra_plan_lines).await;
     config.slack.api_url = fake.api_url.clone();
     config.slack.channel_id = Some(ANNOUNCE.to_string());
     config
@@ -231,6 +196,15 @@ fn updates_of(calls: &[Call], ts: &str) -> Vec<Call> {
 }
 
 /// Ephemeral messages to `user`.
+impl Harness {
+    /// Waits for the first answer only `p` sees.
+    async fn private_answer(&self, what: &str, p: Person) -> Call {
+        self.fake
+            .wait_for(what, |calls| ephemerals_to(calls, p.id).into_iter().next())
+            .await
+    }
+}
+
 fn ephemerals_to(calls: &[Call], user: &str) -> Vec<Call> {
     of(calls, "chat.postEphemeral")
         .into_iter()
@@ -363,12 +337,7 @@ async fn a_deploy_gets_a_thread_with_one_card_and_a_second_maintainer_approves_b
 
     // The requester's own Approve is refused to her alone.
     h.click(ALICE, "alice", &d.card_ts, "deploy:approve:1");
-    let refusal = h
-        .fake
-        .wait_for("the private refusal", |calls| {
-            ephemerals_to(calls, ALICE.id).into_iter().next()
-        })
-        .await;
+    let refusal = h.private_answer("the private refusal", ALICE).await;
     assert!(
         refusal
             .text()
@@ -432,12 +401,7 @@ async fn a_renamed_requester_cannot_approve_her_own_deploy() {
     let d = deploy_until_approval(&h).await;
     h.fake.rename(ALICE, "alice2");
     h.click(ALICE, "alice2", &d.card_ts, "deploy:approve:1");
-    let refusal = h
-        .fake
-        .wait_for("the private refusal", |calls| {
-            ephemerals_to(calls, ALICE.id).into_iter().next()
-        })
-        .await;
+    let refusal = h.private_answer("the private refusal", ALICE).await;
     assert!(
         refusal
             .text()
@@ -469,12 +433,7 @@ async fn a_renamed_requester_cannot_approve_her_own_deploy() {
 async fn a_contributor_is_refused_privately_and_nothing_happens() {
     let h = harness(0).await;
     h.type_message(CAROL, "!deploy catalog v1.5.3");
-    let refusal = h
-        .fake
-        .wait_for("the private refusal", |calls| {
-            ephemerals_to(calls, CAROL.id).into_iter().next()
-        })
-        .await;
+    let refusal = h.private_answer("the private refusal", CAROL).await;
     assert_eq!(
         refusal.text(),
         Some(
@@ -806,10 +765,7 @@ async fn a_new_paused_dag_is_announced_with_an_enable_button_that_works() {
     // A button the bot never issued does nothing and says so, privately.
     h.click(BOB, "bob", &ts, "deploy:apply:1");
     let answer = h
-        .fake
-        .wait_for("the answer to an unknown button", |calls| {
-            ephemerals_to(calls, BOB.id).into_iter().next()
-        })
+        .private_answer("the answer to an unknown button", BOB)
         .await;
     assert_eq!(
         answer.text(),

@@ -109,6 +109,18 @@ async fn audit_log_refuses_updates_and_deletes() {
     }
 }
 
+/// `events` audit events by alice, then the append-only guard dropped, as someone with database
+/// access could.
+async fn unguarded_log_of(store: &Store, backend: &str, events: usize) {
+    for n in 0..events {
+        store
+            .append_audit(&event("alice", n))
+            .await
+            .expect("append");
+    }
+    drop_append_only_guard(store, backend).await;
+}
+
 /// Someone with database access can drop the trigger; the chain still names the altered event.
 async fn drop_append_only_guard(store: &Store, backend: &str) {
     let stmts: &[&str] = if backend == "sqlite" {
@@ -130,13 +142,7 @@ async fn drop_append_only_guard(store: &Store, backend: &str) {
 #[tokio::test]
 async fn audit_verify_names_the_first_tampered_event() {
     for t in all_backends().await {
-        for n in 0..10 {
-            t.store
-                .append_audit(&event("alice", n))
-                .await
-                .expect("append");
-        }
-        drop_append_only_guard(&t.store, t.backend).await;
+        unguarded_log_of(&t.store, t.backend, 10).await;
         sqlx::query("UPDATE audit_events SET outcome = 'ok', decision = 'allowed', actor = 'mallory' WHERE seq = 4")
             .execute(t.store.pool())
             .await
@@ -152,13 +158,7 @@ async fn audit_verify_names_the_first_tampered_event() {
 #[tokio::test]
 async fn audit_verify_detects_removed_events() {
     for t in all_backends().await {
-        for n in 0..6 {
-            t.store
-                .append_audit(&event("alice", n))
-                .await
-                .expect("append");
-        }
-        drop_append_only_guard(&t.store, t.backend).await;
+        unguarded_log_of(&t.store, t.backend, 6).await;
         sqlx::query("DELETE FROM audit_events WHERE seq = 3")
             .execute(t.store.pool())
             .await
@@ -661,5 +661,89 @@ async fn step_runs_are_recorded_and_their_end_taken_once() {
         );
         assert!(run.finished_ms.is_some());
         assert_eq!(t.store.step_runs(d.id).await.expect("runs").len(), 2);
+    }
+}
+
+/// A process that died between writing a deploy's final state and releasing its lock left the
+/// lock behind; the recovery sweep (run before every deploy command and by the waits watcher)
+/// frees it, and only it: the lock of a deploy still working is kept.
+#[tokio::test]
+async fn the_recovery_sweep_frees_the_lock_an_ended_deploy_left_behind() {
+    use catalog_chatops::deploy::recovery;
+    use catalog_chatops::store::Owner;
+    for t in all_backends().await {
+        let owner = Owner::current();
+        let mut ids = Vec::new();
+        for (target, key) in [("catalog", "catalog:prod"), ("api", "api:prod")] {
+            let d = t
+                .store
+                .create_locked_deploy(
+                    &NewDeploy {
+                        target,
+                        environment: "prod",
+                        version: "v1.5.3",
+                        requested_by: "alice",
+                        requested_by_id: "discord:111",
+                        force: false,
+                    },
+                    key,
+                    &owner,
+                    &NewAuditEvent {
+                        kind: "deploy.locked".into(),
+                        ..NewAuditEvent::default()
+                    },
+                )
+                .await
+                .expect("create")
+                .expect("the lock is free");
+            ids.push(d.id);
+        }
+        // catalog's deploy fails, and its process dies before its ending path runs.
+        assert!(
+            t.store
+                .transition(
+                    ids[0],
+                    &[DeployState::Locked],
+                    DeployState::Failed,
+                    Some(Step::Lock),
+                    Some("the process died"),
+                    None,
+                )
+                .await
+                .expect("transition")
+        );
+        let held: Vec<_> = t.store.list_locks().await.expect("locks");
+        assert_eq!(held.len(), 2, "{}", t.backend);
+
+        let interrupted = recovery::sweep(&t.store, std::time::Duration::from_secs(60))
+            .await
+            .expect("sweep");
+        assert!(
+            interrupted.is_empty(),
+            "{}: the api deploy's owner is alive",
+            t.backend
+        );
+        let held: Vec<_> = t
+            .store
+            .list_locks()
+            .await
+            .expect("locks")
+            .into_iter()
+            .map(|l| (l.key, l.deploy_id))
+            .collect();
+        assert_eq!(
+            held,
+            vec![("api:prod".to_string(), Some(ids[1]))],
+            "{}: only the ended deploy's lock is released",
+            t.backend
+        );
+        // Idempotent: nothing more to release.
+        assert!(
+            t.store
+                .release_locks_of_ended_deploys()
+                .await
+                .expect("again")
+                .is_empty()
+        );
     }
 }

@@ -264,3 +264,51 @@ pub fn store_migrations() -> usize {
         })
         .count()
 }
+
+/// The sandbox's infra justfile, with `extra_plan_lines` more lines of plan output (a plan too
+/// long for one chat message).
+pub fn infra_justfile(extra_plan_lines: usize) -> String {
+    let base = catalog_chatops::sandbox::session::INFRA_JUSTFILE;
+    if extra_plan_lines == 0 {
+        return base.to_string();
+    }
+    let marker = "    echo \"        # (29 unchanged attributes hidden)\"\n";
+    assert!(base.contains(marker), "the infra justfile changed shape");
+    let padding = format!(
+        "{marker}    for i in $(seq 1 {extra_plan_lines}); do printf '        # tag_%03d = \"%s\"\\n' \"$i\" \"$(printf 'x%.0s' $(seq 1 60))\"; done\n"
+    );
+    base.replacen(marker, &padding, 1)
+}
+
+/// What the chat front-end tests run on: `config` pointed at a sandbox world (openverse, idle,
+/// Airflow without a password) and at a workdir of its own whose infra steps are the sandbox's
+/// justfile run by a real `just`. The world and the workdir live as long as the returned handles.
+pub async fn chat_sandbox(
+    config: &mut Config,
+    extra_plan_lines: usize,
+) -> (catalog_chatops::sandbox::SandboxHandle, tempfile::TempDir) {
+    use catalog_chatops::sandbox::{self, World};
+    let world = World::openverse_idle();
+    world.lock().airflow.password.clear();
+    let sb = sandbox::start(world).await.expect("sandbox");
+    sb.configure(config);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("infra.justfile"),
+        infra_justfile(extra_plan_lines),
+    )
+    .expect("write justfile");
+    let target = config.targets.get_mut("catalog").expect("catalog target");
+    target.workdir = dir.path().display().to_string();
+    let just = |args: &[&str]| -> Vec<String> {
+        ["just", "--justfile", "infra.justfile"]
+            .iter()
+            .chain(args)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    target.bump = just(&["bump", "{version}"]);
+    target.plan = just(&["plan"]);
+    target.apply = just(&["apply"]);
+    (sb, dir)
+}
