@@ -602,27 +602,45 @@ impl Checker<'_> {
 
     /// A list of role names; `*` (everyone) is one of them.
     fn role_list(&mut self, key: &str, v: &Value) -> Vec<String> {
+        self.string_list(
+            key,
+            v,
+            "a list of role names such as [\"core-maintainer\"] or [\"*\"]",
+            "a non-empty role name",
+            |s| Item::valid(!s.trim().is_empty()),
+        )
+    }
+
+    /// A list of strings at `key`, each judged by `check`; what is not kept is reported at
+    /// `key[i]` (an invalid item as "must be {item}, got …"). `list` says what the whole must be.
+    fn string_list(
+        &mut self,
+        key: &str,
+        v: &Value,
+        list: &str,
+        item: &str,
+        check: impl Fn(&str) -> Item,
+    ) -> Vec<String> {
         let Value::Array(_, items) = v else {
-            self.report(
-                key,
-                format!(
-                    "must be a list of role names such as [\"core-maintainer\"] or [\"*\"], got {}",
-                    show(v)
-                ),
-            );
+            self.report(key, format!("must be {list}, got {}", show(v)));
             return Vec::new();
         };
-        let mut roles = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match item {
-                Value::String(_, s) if !s.trim().is_empty() => roles.push(s.clone()),
-                other => self.report(
+        let mut out = Vec::new();
+        for (i, value) in items.iter().enumerate() {
+            let verdict = match value {
+                Value::String(_, s) => check(s),
+                _ => Item::Invalid,
+            };
+            match (verdict, value) {
+                (Item::Keep, Value::String(_, s)) => out.push(s.clone()),
+                (Item::Refused(why), _) => self.report(&format!("{key}[{i}]"), why),
+                _ => self.report(
                     &format!("{key}[{i}]"),
-                    format!("must be a non-empty role name, got {}", show(other)),
+                    format!("must be {item}, got {}", show(value)),
                 ),
             }
         }
-        roles
+        out
     }
 
     // ---- discord ---------------------------------------------------------------------------
@@ -1406,36 +1424,19 @@ impl Checker<'_> {
         let Some(v) = v else {
             return Vec::new();
         };
-        let Value::Array(_, items) = v else {
-            self.report(
-                key,
-                format!(
-                    "must be a list of DAG ids such as [\"image_data_refresh\"], got {}",
-                    show(v)
-                ),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match item {
-                Value::String(_, s)
-                    if !s.is_empty()
+        self.string_list(
+            key,
+            v,
+            "a list of DAG ids such as [\"image_data_refresh\"]",
+            "a DAG id (letters, digits, \"_\", \".\", \"-\")",
+            |s| {
+                Item::valid(
+                    !s.is_empty()
                         && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
-                {
-                    out.push(s.clone())
-                }
-                other => self.report(
-                    &format!("{key}[{i}]"),
-                    format!(
-                        "must be a DAG id (letters, digits, \"_\", \".\", \"-\"), got {}",
-                        show(other)
-                    ),
-                ),
-            }
-        }
-        out
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')),
+                )
+            },
+        )
     }
 
     /// `[deploy] journal_dir`: a path, `data/journal` when unset.
@@ -1554,41 +1555,25 @@ impl Checker<'_> {
         let Some(v) = v else {
             return Vec::new();
         };
-        let Value::Array(_, items) = v else {
-            self.report(
-                key,
-                format!(
-                    "must be a list of env var names or patterns such as [\"AWS_*\", \"TF_*\"], got {}",
-                    show(v)
-                ),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let item_key = format!("{key}[{i}]");
-            match item {
-                Value::String(_, s) if Secrets::ENV_VARS.contains(&s.as_str()) => self.report(
-                    &item_key,
-                    format!("{s} is one of the bot's own secrets, which steps never receive"),
-                ),
-                Value::String(_, s)
-                    if !s.is_empty()
-                        && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '*')) =>
-                {
-                    out.push(s.clone())
+        self.string_list(
+            key,
+            v,
+            "a list of env var names or patterns such as [\"AWS_*\", \"TF_*\"]",
+            "an env var name or a pattern such as \"AWS_*\"",
+            |s| {
+                if Secrets::ENV_VARS.contains(&s) {
+                    Item::Refused(format!(
+                        "{s} is one of the bot's own secrets, which steps never receive"
+                    ))
+                } else {
+                    Item::valid(
+                        !s.is_empty()
+                            && s.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '*')),
+                    )
                 }
-                other => self.report(
-                    &item_key,
-                    format!(
-                        "must be an env var name or a pattern such as \"AWS_*\", got {}",
-                        show(other)
-                    ),
-                ),
-            }
-        }
-        out
+            },
+        )
     }
 
     /// Fixed env for the steps. Keys keep their case; values must be text, and secret-looking
@@ -1796,6 +1781,21 @@ fn url_has_password(rest: &str) -> bool {
     in_userinfo || in_query
 }
 
+/// What [`Checker::string_list`] does with one item of a list.
+enum Item {
+    Keep,
+    /// Not what the list holds: "must be {item}, got …".
+    Invalid,
+    /// Of the right form but refused, for the reason given.
+    Refused(String),
+}
+
+impl Item {
+    fn valid(ok: bool) -> Item {
+        if ok { Item::Keep } else { Item::Invalid }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1900,6 +1900,37 @@ apply = ["just", "apply", "prod", "catalog-airflow"]
         assert!(only(&with("changes_path = 3")).starts_with(
             "targets.catalog.changes_path: must be a folder of the release repository"
         ));
+    }
+
+    /// Every list of names (roles, DAG ids, env var patterns) says what the whole must be when
+    /// it is not a list, and what each bad item must be, at that item's index; good items stay.
+    #[test]
+    fn lists_of_names_are_checked_as_a_whole_and_item_by_item() {
+        let toml = format!(
+            "[local]\nallowed_roles = [\"core-maintainer\", \" \"]\n[migrations]\ndags = \"x\"\n{}",
+            with("env_passthrough = [\"AWS_*\", 3, \"NO SPACES\", \"DISCORD_TOKEN\"]")
+        );
+        let p = problems(&toml);
+        let want = [
+            "local.allowed_roles[1]: must be a non-empty role name, got \" \"",
+            "migrations.dags: must be a list of DAG ids such as [\"image_data_refresh\"], got \"x\"",
+            "targets.catalog.env_passthrough[1]: must be an env var name or a pattern such as \"AWS_*\", got 3",
+            "targets.catalog.env_passthrough[2]: must be an env var name or a pattern such as \"AWS_*\", got \"NO SPACES\"",
+            "targets.catalog.env_passthrough[3]: DISCORD_TOKEN is one of the bot's own secrets, which steps never receive",
+        ];
+        for w in want {
+            assert!(p.iter().any(|e| e == w), "missing {w:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        let ok = load_from_str(
+            &format!(
+                "[local]\nallowed_roles = [\"*\"]\n{}",
+                with("env_passthrough = [\"AWS_*\", \"TF_VAR_x\"]")
+            ),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(ok.targets["catalog"].env_passthrough, ["AWS_*", "TF_VAR_x"]);
     }
 
     #[test]
