@@ -133,14 +133,11 @@ impl Runner<'_> {
             .await;
         let started = now_ms();
         let argv = spec.argv.clone();
-        let pending: Arc<Mutex<Vec<String>>> = Arc::default();
-        let done = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let outbox = Arc::new(Outbox::default());
         let run = {
-            let pending = pending.clone();
-            let done = done.clone();
-            let wake = wake.clone();
+            let outbox = outbox.clone();
             async move {
+                let sink = outbox.clone();
                 let result = infra::run_step(
                     &spec,
                     move |ev| {
@@ -156,44 +153,22 @@ impl Runner<'_> {
                                 return;
                             }
                         };
-                        if let Ok(mut p) = pending.lock() {
-                            p.push(line);
-                        }
+                        sink.push(line, 0);
                     },
                     prompt,
                 )
                 .await;
-                done.store(true, Ordering::SeqCst);
-                wake.notify_one();
+                outbox.close();
                 result
             }
         };
-        let post_batches = async {
-            loop {
-                let finished = done.load(Ordering::SeqCst);
-                let lines: Vec<String> = pending
-                    .lock()
-                    .map(|mut p| std::mem::take(&mut *p))
-                    .unwrap_or_default();
-                if !lines.is_empty() {
-                    self.conv.post(&batch_text(step, &lines)).await;
-                }
-                if finished {
-                    return;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(POST_INTERVAL) => {}
-                    _ = wake.notified() => {}
-                }
-            }
-        };
+        let post_batches = outbox.post_until_closed(self.conv, step, |_| async {});
         let grace = self.ctx.config.deploy.shutdown_grace;
         let guarded = async {
             let r = crate::shutdown::within_grace(run, &self.ctx.shutdown, grace).await;
             // When the grace ran out the step's future was dropped (killing its process group)
             // before it could say it was done.
-            done.store(true, Ordering::SeqCst);
-            wake.notify_one();
+            outbox.close();
             r
         };
         let (result, ()) = tokio::join!(guarded, post_batches);
@@ -316,16 +291,13 @@ impl Runner<'_> {
         };
         let started = run.started_ms;
         let posted_before = run.output_offset.max(0) as u64;
-        let pending: Arc<Mutex<(Vec<String>, u64)>> = Arc::default();
-        let done = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(tokio::sync::Notify::new());
+        let outbox = Arc::new(Outbox::default());
         let dir = std::path::PathBuf::from(&run.dir);
         let follow = {
-            let pending = pending.clone();
-            let done = done.clone();
-            let wake = wake.clone();
+            let outbox = outbox.clone();
             let spec = spec.clone();
             async move {
+                let sink = outbox.clone();
                 let result = detached::follow(
                     &spec,
                     &dir,
@@ -345,47 +317,28 @@ impl Runner<'_> {
                                 at,
                             ),
                         };
-                        if let Ok(mut p) = pending.lock() {
-                            p.0.push(line);
-                            p.1 = p.1.max(end);
-                        }
+                        sink.push(line, end);
                     },
                     prompt,
                 )
                 .await;
-                done.store(true, Ordering::SeqCst);
-                wake.notify_one();
+                outbox.close();
                 result
             }
         };
-        let post_batches = async {
-            loop {
-                let finished = done.load(Ordering::SeqCst);
-                let (lines, end) = pending
-                    .lock()
-                    .map(|mut p| (std::mem::take(&mut p.0), p.1))
-                    .unwrap_or_default();
-                if !lines.is_empty() {
-                    self.conv.post(&batch_text(step, &lines)).await;
-                    if let Err(e) = store.step_run_posted(run.id, end as i64).await {
-                        tracing::warn!(error = %e, "cannot record how far the step's output was posted");
-                    }
-                }
-                if finished {
-                    return;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(POST_INTERVAL) => {}
-                    _ = wake.notified() => {}
-                }
+        // How far the output was posted is recorded, so a process that follows the step later
+        // posts only the rest.
+        let run_id = run.id;
+        let post_batches = outbox.post_until_closed(self.conv, step, |end| async move {
+            if let Err(e) = store.step_run_posted(run_id, end as i64).await {
+                tracing::warn!(error = %e, "cannot record how far the step's output was posted");
             }
-        };
+        });
         let grace = self.ctx.config.deploy.shutdown_grace;
         let guarded = async {
             let r = crate::shutdown::within_grace(follow, &self.ctx.shutdown, grace).await;
             // When the grace ran out the follower was dropped (the step runs on).
-            done.store(true, Ordering::SeqCst);
-            wake.notify_one();
+            outbox.close();
             r
         };
         let (result, ()) = tokio::join!(guarded, post_batches);
@@ -470,6 +423,61 @@ pub(super) fn failure_reason(o: &StepOutcome) -> String {
     }
 }
 
+/// A step's output on its way to the conversation: the step's callback adds lines (with how far
+/// into the output they reach), and [`Outbox::post_until_closed`] posts them in batches at most
+/// every [`POST_INTERVAL`], so a chatty step costs one message per interval, not one per line.
+#[derive(Default)]
+struct Outbox {
+    /// Lines not posted yet, and the output offset the last of them reaches.
+    pending: Mutex<(Vec<String>, u64)>,
+    closed: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Outbox {
+    fn push(&self, line: String, end: u64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.0.push(line);
+            p.1 = p.1.max(end);
+        }
+    }
+
+    /// The step is over (or its future was dropped): what is left is posted, then posting stops.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // A stored permit if nobody waits yet, so the wake-up is never lost.
+        self.wake.notify_one();
+    }
+
+    /// Posts batches until [`Outbox::close`]; after each batch, `posted(end)` with the output
+    /// offset it reached.
+    async fn post_until_closed<F, Fut>(&self, conv: &dyn Conversation, step: Step, mut posted: F)
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        loop {
+            let finished = self.closed.load(Ordering::SeqCst);
+            let (lines, end) = self
+                .pending
+                .lock()
+                .map(|mut p| (std::mem::take(&mut p.0), p.1))
+                .unwrap_or_default();
+            if !lines.is_empty() {
+                conv.post(&batch_text(step, &lines)).await;
+                posted(end).await;
+            }
+            if finished {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POST_INTERVAL) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
 /// One post of a step's output: its last [`LINES_PER_POST`] lines, each tagged with the step.
 fn batch_text(step: Step, lines: &[String]) -> String {
     let skipped = lines.len().saturating_sub(LINES_PER_POST);
@@ -503,5 +511,32 @@ mod tests {
         assert_eq!(shown.last().copied(), Some("[plan] line 17"));
         assert_eq!(shown.len(), LINES_PER_POST + 1);
         assert_eq!(batch_text(Step::Bump, &["ok".into()]), "[bump] ok");
+    }
+
+    /// What the step printed before it ended is posted, in one batch, with how far it reached;
+    /// a close with nothing pending posts nothing and still ends the poster.
+    #[tokio::test]
+    async fn the_outbox_posts_what_is_left_when_the_step_ends_and_records_how_far() {
+        let conv = crate::conversation::Transcript::new();
+        let outbox = Outbox::default();
+        outbox.push("Plan: 1 to add".into(), 40);
+        outbox.push("done".into(), 12);
+        outbox.close();
+        let reached = Mutex::new(Vec::new());
+        outbox
+            .post_until_closed(&conv, Step::Plan, |end| {
+                reached.lock().expect("lock").push(end);
+                async {}
+            })
+            .await;
+        assert_eq!(conv.messages(), ["[plan] Plan: 1 to add\n[plan] done"]);
+        assert_eq!(*reached.lock().expect("lock"), [40]);
+
+        let empty = Outbox::default();
+        empty.close();
+        empty
+            .post_until_closed(&conv, Step::Apply, |_| async {})
+            .await;
+        assert_eq!(conv.messages().len(), 1);
     }
 }
