@@ -5,6 +5,7 @@ pub mod buttons;
 pub mod console;
 pub mod discord;
 pub mod exec;
+pub mod held;
 pub mod slack;
 pub mod text;
 

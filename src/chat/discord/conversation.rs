@@ -17,6 +17,7 @@ use serenity::http::Http;
 use tokio::sync::Mutex;
 
 use super::limits::{self, MAX_CONTENT, MAX_THREAD_NAME};
+use crate::chat::held::HeldBack;
 use crate::conversation::{Announcement, Button, Conversation, DeployCard};
 use crate::redact::Redactor;
 use crate::store::Store;
@@ -92,9 +93,7 @@ struct State {
     /// A slash command's deferred reply has been replaced by a first message.
     responded: bool,
     /// Button clicks: messages held back until the outcome is known (see [`Origin::Component`]).
-    held: Vec<String>,
-    /// Button clicks: something changed state, so messages are public from now on.
-    released: bool,
+    held: HeldBack,
 }
 
 impl DiscordConversation {
@@ -125,11 +124,7 @@ impl DiscordConversation {
     /// Button clicks: sends what was held back, to the clicker alone when the command was
     /// refused (nothing changed, so nobody else needs to see it), else to the channel.
     pub async fn finish_click(&self, refused: bool) {
-        let held = {
-            let mut st = self.state.lock().await;
-            st.released = true;
-            std::mem::take(&mut st.held)
-        };
+        let held = self.state.lock().await.held.release();
         for text in held {
             if refused {
                 self.ephemeral(&text).await;
@@ -368,8 +363,7 @@ impl Conversation for DiscordConversation {
     async fn post(&self, text: &str) {
         if let Origin::Component(_) = &self.origin {
             let mut st = self.state.lock().await;
-            if !st.released {
-                st.held.push(text.to_string());
+            if st.held.hold(text) {
                 return;
             }
         }

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use super::api::Api;
 use super::blocks::{self, MAX_TEXT, mrkdwn};
 use crate::chat::Conversation;
+use crate::chat::held::HeldBack;
 use crate::chat::text::{split, truncate};
 use crate::conversation::{Button, DeployCard};
 use crate::redact::Redactor;
@@ -88,11 +89,8 @@ struct State {
     deploy: Option<SlackThread>,
     /// The message a new deploy thread hangs off.
     anchor: Option<String>,
-    /// Messages held back until the outcome is known: a refusal is the engine's one and only
-    /// message, and goes to the person alone.
-    held: Vec<String>,
-    /// The command is under way (a second message, a card, long output): everything is public.
-    released: bool,
+    /// Messages held back until the outcome is known.
+    held: HeldBack,
 }
 
 impl SlackConversation {
@@ -126,11 +124,7 @@ impl SlackConversation {
     /// After the engine answered: sends what was held back, to the person alone when the
     /// command was refused (nothing changed, so nobody else needs to see it), else to everyone.
     pub async fn finish(&self, refused: bool) {
-        let held = {
-            let mut st = self.state.lock().await;
-            st.released = true;
-            std::mem::take(&mut st.held)
-        };
+        let held = self.state.lock().await.held.release();
         for text in held {
             if refused {
                 self.ephemeral(&text).await;
@@ -142,14 +136,7 @@ impl SlackConversation {
 
     /// Everything from now on is public, starting with what was held.
     async fn release(&self) {
-        let held = {
-            let mut st = self.state.lock().await;
-            if st.released {
-                return;
-            }
-            st.released = true;
-            std::mem::take(&mut st.held)
-        };
+        let held = self.state.lock().await.held.release();
         for text in held {
             self.send(&text).await;
         }
@@ -285,16 +272,11 @@ impl Conversation for SlackConversation {
         if self.origin.user().is_some() {
             let held = {
                 let mut st = self.state.lock().await;
-                if st.released {
-                    Vec::new()
-                } else if st.held.is_empty() {
-                    st.held.push(text.to_string());
+                if st.held.hold_first(text) {
                     return;
-                } else {
-                    // A second message: the command is under way, so it was not refused.
-                    st.released = true;
-                    std::mem::take(&mut st.held)
                 }
+                // A second message: the command is under way, so it was not refused.
+                st.held.release()
             };
             for h in held {
                 self.send(&h).await;
