@@ -412,6 +412,17 @@ impl Workflow<'_> {
         }
     }
 
+    /// The deploy just created, or (as the answer) that its target's lock is held by another.
+    pub(super) fn created(
+        &self,
+        created: crate::store::Result<std::result::Result<Deploy, Lock>>,
+    ) -> Flow<Deploy> {
+        match created.map_err(|e| self.store_error(e))? {
+            Ok(d) => Ok(d),
+            Err(held) => Err(self.lock_held(&held)),
+        }
+    }
+
     pub(super) fn lock_held(&self, held: &Lock) -> Reply {
         let deploy = held
             .deploy_id

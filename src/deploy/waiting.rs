@@ -122,16 +122,12 @@ impl Workflow<'_> {
             roles: &self.actor.roles,
             source: self.actor.source.name(),
         };
-        let created = self
-            .ctx
-            .store
-            .create_waiting_deploy(&new, &key, &wait, &event)
-            .await
-            .map_err(|e| self.store_error(e))?;
-        let d = match created {
-            Ok(d) => d,
-            Err(held) => return Ok(self.lock_held(&held)),
-        };
+        let d = self.created(
+            self.ctx
+                .store
+                .create_waiting_deploy(&new, &key, &wait, &event)
+                .await,
+        )?;
         self.keep_preflight(d.id, report).await?;
         self.refresh_card(d.id).await;
         let p = self.prefix();

@@ -157,16 +157,12 @@ impl Workflow<'_> {
             requested_by_id: &self.actor.id,
             force,
         };
-        let created = self
-            .ctx
-            .store
-            .create_locked_deploy(&new, &key, &owner, &locked_event)
-            .await
-            .map_err(|e| self.store_error(e))?;
-        let d = match created {
-            Ok(d) => d,
-            Err(held) => return Ok(self.lock_held(&held)),
-        };
+        let d = self.created(
+            self.ctx
+                .store
+                .create_locked_deploy(&new, &key, &owner, &locked_event)
+                .await,
+        )?;
         let _beat = self.heartbeat(d.id, &owner);
         self.keep_preflight(d.id, &report).await?;
         let forced = if force && !report.blocking_runs.is_empty() {

@@ -544,6 +544,23 @@ async fn when_idle_waits_with_the_lock_and_a_running_bot_starts_it_when_the_run_
             .contains("flickr_workflow run"),
         "{r}"
     );
+    // A second waiting deploy of the same target is refused while the first holds the lock,
+    // and creates nothing.
+    let (r, _) = s
+        .exec(BOB, "!deploy catalog v1.5.3 --when-idle --within 1h")
+        .await;
+    assert_eq!(r["outcome"], "blocked", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`catalog/prod` is locked by alice for deploy #1"),
+        "{r}"
+    );
+    assert!(
+        store.get_deploy(2).await.expect("read").is_none(),
+        "no second deploy"
+    );
 
     // The first bot process is killed while it waits; the wait is in the store.
     let bind = |c: &mut Command| {
