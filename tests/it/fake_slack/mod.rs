@@ -12,7 +12,7 @@
 pub mod objects;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,6 +134,11 @@ struct Shared {
     live: Mutex<Option<u64>>,
     pending: Mutex<VecDeque<Value>>,
     wake: Notify,
+    /// Asked of the live connection and kept until one takes it: a `Notify` alone loses a
+    /// request made while no connection task is waiting (just after hello, or between two
+    /// frames), and the test then waits for a refresh that never comes.
+    refresh_asked: AtomicBool,
+    drop_asked: AtomicBool,
     refresh: Notify,
     drop_socket: Notify,
     /// method → Retry-After seconds of the 429s still to answer.
@@ -239,11 +244,13 @@ impl FakeSlack {
     /// Sends `disconnect` (`refresh_requested`) on the newest connection and keeps it open, as
     /// Slack does before it closes a connection.
     pub fn refresh(&self) {
+        self.shared.refresh_asked.store(true, Ordering::SeqCst);
         self.shared.refresh.notify_waiters();
     }
 
     /// Drops the newest connection without a close frame.
     pub fn drop_socket(&self) {
+        self.shared.drop_asked.store(true, Ordering::SeqCst);
         self.shared.drop_socket.notify_waiters();
     }
 
@@ -690,6 +697,25 @@ async fn socket_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
             }
         }
         let live = *s.live.lock().unwrap() == Some(conn);
+        // The requests are checked after the wake-ups are enabled, so none falls in between.
+        if live && s.refresh_asked.swap(false, Ordering::SeqCst) {
+            let d = json!({
+                "type": "disconnect", "reason": "refresh_requested",
+                "debug_info": { "host": "applink-fake" }
+            });
+            // Logged first: the bot may act on it before this send returns.
+            log(&s, SocketLog::AskedToRefresh(conn));
+            if ws.send(WsMessage::Text(d.to_string())).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if live && s.drop_asked.swap(false, Ordering::SeqCst) {
+            log(&s, SocketLog::Dropped(conn));
+            *s.live.lock().unwrap() = None;
+            // Dropping the stream ends the TCP connection without a close frame.
+            return;
+        }
         tokio::select! {
             incoming = ws.next() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => {
@@ -709,23 +735,9 @@ async fn socket_connection(stream: tokio::net::TcpStream, s: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
             _ = &mut wake => {}
-            _ = &mut refresh, if live => {
-                let d = json!({
-                    "type": "disconnect", "reason": "refresh_requested",
-                    "debug_info": { "host": "applink-fake" }
-                });
-                // Logged first: the bot may act on it before this send returns.
-                log(&s, SocketLog::AskedToRefresh(conn));
-                if ws.send(WsMessage::Text(d.to_string())).await.is_err() {
-                    return;
-                }
-            }
-            _ = &mut dropped, if live => {
-                log(&s, SocketLog::Dropped(conn));
-                *s.live.lock().unwrap() = None;
-                // Dropping the stream ends the TCP connection without a close frame.
-                return;
-            }
+            // Taken at the top of the loop.
+            _ = &mut refresh, if live => {}
+            _ = &mut dropped, if live => {}
         }
     }
 }
