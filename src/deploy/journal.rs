@@ -321,7 +321,20 @@ impl Workflow<'_> {
 
     /// Fails the deploy at its current step with `reason`, releases its lock and lease.
     pub(super) async fn fail(&self, d: &Deploy, reason: &str, owner: &Owner) -> Reply {
-        let step = d.state.step().map_or("its start", Step::as_str);
+        self.fail_at(d, d.state.step(), reason, owner).await
+    }
+
+    /// [`Workflow::fail`] naming the step that failed where the state does not: the pause and
+    /// the Ansible flow's second dry run run while the deploy is `approved`, and "failed at
+    /// approval" would send a reader to the approvals.
+    pub(super) async fn fail_at(
+        &self,
+        d: &Deploy,
+        step: Option<Step>,
+        reason: &str,
+        owner: &Owner,
+    ) -> Reply {
+        let step = step.map_or("its start", Step::as_str);
         let moved = match self
             .transition(d, &[d.state], Event::Failed, Some(reason))
             .await

@@ -63,7 +63,7 @@ impl Workflow<'_> {
                  nothing was applied",
                 gate.check.summary
             );
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::Pause), &reason, owner).await);
         }
         let busy = busy_refreshes(&gate, target);
         if !busy.is_empty() && !d.force {
@@ -72,7 +72,7 @@ impl Workflow<'_> {
                  nothing was applied. Deploy again when the run is over or waits on its sensor",
                 busy.join("; ")
             );
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::Pause), &reason, owner).await);
         }
         if gate.to_pause.is_empty() {
             return Ok(());
@@ -123,7 +123,7 @@ impl Workflow<'_> {
         self.refresh_card(d.id).await;
         if let Some(bad) = reports.iter().find(|r| !r.holds()) {
             let reason = format!("{}; nothing was applied", bad.describe(true));
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::Pause), &reason, owner).await);
         }
         // Between the check and the pause the sensor may have succeeded and the next task
         // started: only a check after the pause tells (a paused DAG starts no new task).
@@ -133,7 +133,7 @@ impl Workflow<'_> {
                 "cannot re-check the paused DAGs' runs before apply ({}); nothing was applied",
                 after.check.summary
             );
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::Pause), &reason, owner).await);
         }
         let busy = busy_refreshes(&after, target);
         if !busy.is_empty() && !d.force {
@@ -142,7 +142,7 @@ impl Workflow<'_> {
                  when the run is over or waits on its sensor",
                 busy.join("; ")
             );
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::Pause), &reason, owner).await);
         }
         Ok(())
     }

@@ -609,18 +609,18 @@ impl Workflow<'_> {
             let reason = ansible_failure(target, &outcome.output)
                 .unwrap_or_else(|| failure_reason(&outcome));
             let reason = format!("the dry run after approval failed ({nothing}): {reason}");
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::DryRun), &reason, owner).await);
         }
         if outcome.output_truncated {
             let reason =
                 format!("the dry run after approval is too long to fingerprint safely; {nothing}");
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::DryRun), &reason, owner).await);
         }
         let run = DryRun::parse(&outcome.output);
         if let Some(problem) = run.problem() {
             let reason =
                 format!("the dry run after approval cannot be checked: {problem}; {nothing}");
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::DryRun), &reason, owner).await);
         }
         let seen = run.fingerprint();
         if seen != approved {
@@ -641,7 +641,7 @@ impl Workflow<'_> {
                     &outcome.output,
                 )
                 .await;
-            return Err(self.fail(d, &reason, owner).await);
+            return Err(self.fail_at(d, Some(Step::DryRun), &reason, owner).await);
         }
         self.conv
             .post(&format!(

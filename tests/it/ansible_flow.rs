@@ -326,7 +326,10 @@ async fn a_variable_changed_after_approval_fails_before_apply_and_changes_nothin
     let (r, text, code) = o.exec(BOB, "!deploy approve 1").await;
     assert_eq!((outcome(&r), code), ("failed", 1), "{r}\n{text}");
     let msg = r["message"].as_str().unwrap_or("");
-    assert!(msg.contains("plan changed since approval"), "{msg}");
+    assert!(
+        msg.contains("failed at dry_run: plan changed since approval"),
+        "{msg}"
+    );
     assert!(msg.contains("nothing was applied"), "{msg}");
     assert!(
         text.contains("+AIRFLOW__CELERY__WORKER_CONCURRENCY=8"),

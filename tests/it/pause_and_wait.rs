@@ -417,9 +417,11 @@ async fn a_refresh_that_leaves_its_sensor_while_being_paused_or_a_refused_pause_
     assert_eq!(r["outcome"], "failed", "{r}\n{text}");
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
-        msg.contains(&format!(
-            "`{REFRESH}` run {run} (task copy_data (BashOperator) is running"
-        )) && msg.contains("left its sensor while it was being paused; nothing was applied"),
+        msg.contains("failed at pause: ")
+            && msg.contains(&format!(
+                "`{REFRESH}` run {run} (task copy_data (BashOperator) is running"
+            ))
+            && msg.contains("left its sensor while it was being paused; nothing was applied"),
         "{r}\n{text}"
     );
     assert!(
@@ -450,8 +452,9 @@ async fn a_refresh_that_leaves_its_sensor_while_being_paused_or_a_refused_pause_
     assert_eq!(r["outcome"], "failed", "{r}\n{text}");
     let msg = r["message"].as_str().unwrap_or("");
     assert!(
-        msg.contains(&format!("`{REFRESH}` could not be paused: "))
-            && msg.contains("403")
+        msg.contains(&format!(
+            "failed at pause: `{REFRESH}` could not be paused: "
+        )) && msg.contains("403")
             && msg.contains("nothing was applied"),
         "{r}\n{text}"
     );
