@@ -74,6 +74,13 @@ pub fn owner_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<S
     if !d.state.is_working() {
         return None;
     }
+    holder_gone(d, me, lease, now)
+}
+
+/// Why the process holding `d`'s lease is gone (nobody holds it; on this host its pid is dead or
+/// now names a later process; on another host its lease expired), or `None` while it may still
+/// be working on `d`, whatever `d`'s state.
+fn holder_gone(d: &Deploy, me: &Owner, lease: Duration, now: i64) -> Option<String> {
     let step = d.step.as_deref().unwrap_or(d.state.as_str());
     match &d.owner {
         None => Some(format!(
@@ -249,17 +256,29 @@ pub async fn reattach(ctx: &Ctx, conv: &dyn Conversation) -> crate::store::Resul
 /// conversations. Deploys a process on this host can carry on ([`orphan`]) are left to
 /// [`reattach`].
 pub async fn sweep(store: &Store, lease: Duration) -> crate::store::Result<Vec<(Deploy, String)>> {
-    // A process that died between writing a deploy's final state and releasing its lock left
-    // the lock behind; it is released here, or the target would stay locked for good.
-    for lock in store.release_locks_of_ended_deploys().await? {
-        tracing::warn!(
-            lock = %lock.key,
-            deploy_id = ?lock.deploy_id,
-            "released the lock of a deploy that had already ended"
-        );
-    }
     let me = Owner::current();
     let now = now_ms();
+    // A process that died between writing a deploy's final state and releasing its lock left
+    // the lock behind; it is released here, or the target would stay locked for good. Not while
+    // the deploy's process lives: after `succeeded` it still commits the bump for `infra_pr`
+    // under the lock, and releases the lock itself right after.
+    for lock in store.locks_of_ended_deploys().await? {
+        let Some(id) = lock.deploy_id else { continue };
+        let Some(d) = store.get_deploy(id).await? else {
+            continue;
+        };
+        let Some(why) = holder_gone(&d, &me, lease, now) else {
+            continue;
+        };
+        if store.release_lock(&lock.key, Some(id)).await? {
+            tracing::warn!(
+                lock = %lock.key,
+                deploy_id = id,
+                reason = %why,
+                "released the lock of a deploy that had already ended"
+            );
+        }
+    }
     let mut interrupted = Vec::new();
     for d in store.active_deploys().await? {
         let Some(owner_reason) = owner_gone(&d, &me, lease, now) else {

@@ -597,12 +597,10 @@ impl Store {
 }
 
 impl Store {
-    /// Releases every lock still held by a deploy that has ended (succeeded, failed, cancelled,
-    /// blocked, resolved) and returns them. A deploy's ending path releases its lock right after
-    /// the final state is written; a process that died between the two left the lock behind, and
-    /// nothing else would ever free it. An ended deploy never takes a lock again, so this cannot
-    /// take a lock from anyone working.
-    pub async fn release_locks_of_ended_deploys(&self) -> Result<Vec<Lock>> {
+    /// The locks still held by deploys that have ended (succeeded, failed, cancelled, blocked,
+    /// resolved). A deploy's ending path releases its lock right after the final state is
+    /// written; the recovery sweep frees what a process that died in between left behind.
+    pub async fn locks_of_ended_deploys(&self) -> Result<Vec<Lock>> {
         let finals = state_list(DeployState::ALL.into_iter().filter(|s| s.is_final()));
         // The state names come from the enum, never from input, so formatting them is safe.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -611,14 +609,7 @@ impl Store {
         )))
         .fetch_all(&self.pool)
         .await?;
-        let mut released = Vec::new();
-        for row in &rows {
-            let lock = super::locks::lock_from_row(row)?;
-            if self.release_lock(&lock.key, lock.deploy_id).await? {
-                released.push(lock);
-            }
-        }
-        Ok(released)
+        rows.iter().map(super::locks::lock_from_row).collect()
     }
 }
 

@@ -666,11 +666,14 @@ async fn step_runs_are_recorded_and_their_end_taken_once() {
 
 /// A process that died between writing a deploy's final state and releasing its lock left the
 /// lock behind; the recovery sweep (run before every deploy command and by the waits watcher)
-/// frees it, and only it: the lock of a deploy still working is kept.
+/// frees it, and only it: not the lock of a deploy still working, and not the lock of an ended
+/// deploy whose process still lives (after `succeeded` it commits the bump for `infra_pr` under
+/// the lock, then releases it itself).
 #[tokio::test]
 async fn the_recovery_sweep_frees_the_lock_an_ended_deploy_left_behind() {
     use catalog_chatops::deploy::recovery;
     use catalog_chatops::store::Owner;
+    let lease = std::time::Duration::from_secs(60);
     for t in all_backends().await {
         let owner = Owner::current();
         let mut ids = Vec::new();
@@ -698,7 +701,7 @@ async fn the_recovery_sweep_frees_the_lock_an_ended_deploy_left_behind() {
                 .expect("the lock is free");
             ids.push(d.id);
         }
-        // catalog's deploy fails, and its process dies before its ending path runs.
+        // catalog's deploy fails; its process (this one) still holds the lease.
         assert!(
             t.store
                 .transition(
@@ -712,35 +715,39 @@ async fn the_recovery_sweep_frees_the_lock_an_ended_deploy_left_behind() {
                 .await
                 .expect("transition")
         );
-        let held: Vec<_> = t.store.list_locks().await.expect("locks");
-        assert_eq!(held.len(), 2, "{}", t.backend);
-
-        let interrupted = recovery::sweep(&t.store, std::time::Duration::from_secs(60))
-            .await
-            .expect("sweep");
-        assert!(
-            interrupted.is_empty(),
-            "{}: the api deploy's owner is alive",
+        let keys = |locks: Vec<catalog_chatops::store::Lock>| -> Vec<(String, Option<i64>)> {
+            locks.into_iter().map(|l| (l.key, l.deploy_id)).collect()
+        };
+        let both = vec![
+            ("api:prod".to_string(), Some(ids[1])),
+            ("catalog:prod".to_string(), Some(ids[0])),
+        ];
+        let interrupted = recovery::sweep(&t.store, lease).await.expect("sweep");
+        assert!(interrupted.is_empty(), "{}: the owner is alive", t.backend);
+        assert_eq!(
+            keys(t.store.list_locks().await.expect("locks")),
+            both,
+            "{}: the ended deploy's process lives, so its lock stays",
             t.backend
         );
-        let held: Vec<_> = t
-            .store
-            .list_locks()
-            .await
-            .expect("locks")
-            .into_iter()
-            .map(|l| (l.key, l.deploy_id))
-            .collect();
+
+        // Now its process is gone (the lease is no longer held) without releasing the lock.
+        t.store.release_lease(ids[0], &owner).await.expect("lease");
+        let interrupted = recovery::sweep(&t.store, lease).await.expect("sweep");
+        assert!(
+            interrupted.is_empty(),
+            "{}: api's owner is alive",
+            t.backend
+        );
         assert_eq!(
-            held,
+            keys(t.store.list_locks().await.expect("locks")),
             vec![("api:prod".to_string(), Some(ids[1]))],
             "{}: only the ended deploy's lock is released",
             t.backend
         );
-        // Idempotent: nothing more to release.
         assert!(
             t.store
-                .release_locks_of_ended_deploys()
+                .locks_of_ended_deploys()
                 .await
                 .expect("again")
                 .is_empty()
