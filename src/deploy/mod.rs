@@ -9,6 +9,7 @@
 //! floor, so the store below can persist them.
 
 pub mod ansible;
+mod ansible_steps;
 pub mod approval;
 pub mod bump_check;
 pub mod card;
@@ -21,6 +22,7 @@ pub mod pauses;
 mod planned;
 pub mod preflight;
 pub mod recovery;
+mod rollback;
 mod runner;
 mod settle;
 pub mod state;
