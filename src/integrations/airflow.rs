@@ -164,11 +164,35 @@ pub enum PauseChange {
     NotFound,
     /// Airflow accepted the request but still reports the old flag.
     Ignored,
-    /// Airflow answered with a refusal (401, 403, 4xx): the flag is as it was.
+    /// Airflow refused the request (401, 403, another 4xx): the flag is as it was.
     Refused { error: String },
     /// The request failed without a definite answer (timeout, 5xx, garbage): the flag may or
     /// may not have changed; the sentence says why.
     Failed { error: String },
+}
+
+impl PauseChange {
+    /// Airflow's answer to the PATCH that set `is_paused` to `paused`.
+    fn of(answer: Result<Option<Dag>, UpstreamError>, paused: bool) -> PauseChange {
+        match answer {
+            Ok(None) => PauseChange::NotFound,
+            Ok(Some(d)) if d.is_paused == paused => PauseChange::Changed,
+            Ok(Some(_)) => PauseChange::Ignored,
+            // Only a 4xx is a definite "no"; an unexpected 5xx (501, 505) or 3xx says nothing
+            // about whether the flag changed, so it stays `Failed` and the end unpauses to be safe.
+            Err(e @ UpstreamError::Auth { .. }) => PauseChange::Refused {
+                error: e.to_string(),
+            },
+            Err(e @ UpstreamError::Unexpected { status, .. }) if (400..500).contains(&status) => {
+                PauseChange::Refused {
+                    error: e.to_string(),
+                }
+            }
+            Err(e) => PauseChange::Failed {
+                error: e.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -464,19 +488,7 @@ impl AirflowClient {
                 };
             }
         }
-        match self.set_paused(dag_id, paused).await {
-            Ok(None) => PauseChange::NotFound,
-            Ok(Some(d)) if d.is_paused == paused => PauseChange::Changed,
-            Ok(Some(_)) => PauseChange::Ignored,
-            Err(e @ (UpstreamError::Auth { .. } | UpstreamError::Unexpected { .. })) => {
-                PauseChange::Refused {
-                    error: e.to_string(),
-                }
-            }
-            Err(e) => PauseChange::Failed {
-                error: e.to_string(),
-            },
-        }
+        PauseChange::of(self.set_paused(dag_id, paused).await, paused)
     }
 
     /// Files Airflow failed to import, all pages read.
@@ -916,6 +928,56 @@ impl From<Dag> for DagDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal is only a definite "no" (401/403, another 4xx); anything that leaves the flag
+    /// unknown (a 5xx Airflow did not mean to retry, a timeout) is `Failed`, which the deploy's
+    /// end unpauses to be safe.
+    #[test]
+    fn a_pause_answer_is_refused_only_when_airflow_said_no() {
+        let dag = |is_paused| Dag {
+            dag_id: "image_data_refresh".into(),
+            is_paused,
+            schedule: None,
+            catchup: None,
+            tags: Vec::new(),
+            fileloc: None,
+        };
+        let unexpected = |status| UpstreamError::Unexpected {
+            service: Service::Airflow,
+            status,
+            path: "/api/v1/dags/image_data_refresh".into(),
+        };
+        assert_eq!(
+            PauseChange::of(Ok(Some(dag(true))), true),
+            PauseChange::Changed
+        );
+        assert_eq!(
+            PauseChange::of(Ok(Some(dag(false))), true),
+            PauseChange::Ignored
+        );
+        assert_eq!(PauseChange::of(Ok(None), true), PauseChange::NotFound);
+        let auth = UpstreamError::Auth {
+            service: Service::Airflow,
+            detail: "403 Forbidden".into(),
+        };
+        for e in [auth, unexpected(400), unexpected(422)] {
+            assert!(
+                matches!(PauseChange::of(Err(e), true), PauseChange::Refused { .. }),
+                "refused"
+            );
+        }
+        let timeout = UpstreamError::Timeout {
+            service: Service::Airflow,
+            after: std::time::Duration::from_secs(5),
+            attempts: 3,
+        };
+        for e in [unexpected(501), unexpected(302), timeout] {
+            assert!(
+                matches!(PauseChange::of(Err(e), true), PauseChange::Failed { .. }),
+                "not known"
+            );
+        }
+    }
 
     #[test]
     fn only_a_dag_with_catchup_and_a_past_start_date_has_a_backfill() {
