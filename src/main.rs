@@ -496,7 +496,6 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// The new-DAG announcer in the background of a console: announcements print like messages.
 /// The interactive console (`console`, `sandbox`) until the person quits, with the announcers
 /// and the reattach sweep running beside it; closes the store afterwards.
 async fn console_session(config: Config, store: &Store, actor: Actor, banner: &str) -> ExitCode {
@@ -521,6 +520,7 @@ async fn console_session(config: Config, store: &Store, actor: Actor, banner: &s
     }
 }
 
+/// The new-DAG announcer in the background of a console: announcements print like messages.
 fn spawn_announcer(engine: &Engine) -> CancellationToken {
     let cancel = CancellationToken::new();
     let conv: std::sync::Arc<dyn catalog_chatops::chat::Conversation> =

@@ -623,11 +623,10 @@ fn patch_dag(ctx: &Ctx, api: ApiVersion, dag_id: &str, body: &Value) -> Response
             d.is_paused = paused;
             let answer = super::json(200, d.to_json(api, false));
             if paused
-                && w.airflow
+                && let Some((dag, run, tasks)) = w
+                    .airflow
                     .tasks_on_pause
-                    .as_ref()
-                    .is_some_and(|(dag, _, _)| dag == dag_id)
-                && let Some((dag, run, tasks)) = w.airflow.tasks_on_pause.take()
+                    .take_if(|(dag, _, _)| dag == dag_id)
             {
                 w.airflow.set_tasks(&dag, &run, tasks);
             }

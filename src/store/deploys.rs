@@ -36,8 +36,6 @@ pub struct Deploy {
     pub finished_ms: Option<i64>,
 }
 
-/// The process that is running a deploy's current step: it holds a lease it renews by
-/// heartbeat, so other processes can tell a live owner from a dead one.
 /// How a new deploy starts: run by this process now, or waiting for DAG runs (`--when-idle`).
 #[derive(Clone, Copy)]
 pub(super) enum Start<'a> {
@@ -45,6 +43,8 @@ pub(super) enum Start<'a> {
     Waiting(&'a NewWait<'a>),
 }
 
+/// The process that is running a deploy's current step: it holds a lease it renews by
+/// heartbeat, so other processes can tell a live owner from a dead one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
     pub host: String,

@@ -154,13 +154,7 @@ impl Sbx {
 
     /// As `exec`, with the process's exit code.
     pub async fn exec_code(&self, who: (&str, &[&str]), text: &str) -> (Value, Vec<Value>, i32) {
-        self.count_sent(who, text);
-        let out = self
-            .cmd(&Self::exec_args(who.0, who.1, text))
-            .output()
-            .await
-            .expect("exec");
-        parse_code(&out)
+        self.exec_env(who, text, &[]).await
     }
 
     /// As `exec_code`, with more environment for this one process (what the sandbox's infra
