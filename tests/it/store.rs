@@ -709,7 +709,7 @@ async fn the_recovery_sweep_frees_the_lock_an_ended_deploy_left_behind() {
                     &[DeployState::Locked],
                     DeployState::Failed,
                     Some(Step::Lock),
-                    Some("the process died"),
+                    Some("the bump failed"),
                     None,
                 )
                 .await
